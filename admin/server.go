@@ -1,0 +1,186 @@
+package admin
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// ErrInvalidConfig is wrapped by every configuration error.
+var ErrInvalidConfig = errors.New("invalid admin config")
+
+// Config configures the admin listener.
+type Config struct {
+	// Addr is the listener's address.
+	Addr string
+	// Tokens are the bearer tokens accepted on /v1/; several may be set at
+	// once so that a token can be rotated without downtime.
+	Tokens []string
+	// Logger receives notable events.
+	Logger *slog.Logger
+}
+
+// Validate refuses an API without a token on an address other than
+// loopback: the session API decides who gets connected to whom.
+func (c *Config) Validate() error {
+	host, _, err := net.SplitHostPort(c.Addr)
+	if err != nil {
+		return fmt.Errorf("%w: address %q: %v", ErrInvalidConfig, c.Addr, err)
+	}
+	for _, t := range c.Tokens {
+		if t == "" {
+			return fmt.Errorf("%w: an admin token cannot be empty", ErrInvalidConfig)
+		}
+	}
+	if len(c.Tokens) == 0 && !isLoopback(host) {
+		return fmt.Errorf("%w: admin address %s is not loopback, so an admin token is required", ErrInvalidConfig, c.Addr)
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Check is a readiness check: nil when ready, else the reason it is not.
+type Check func(ctx context.Context) error
+
+// Server is the admin listener.
+type Server struct {
+	cfg    Config
+	mux    *http.ServeMux
+	srv    *http.Server
+	checks []namedCheck
+}
+
+type namedCheck struct {
+	name     string
+	check    Check
+	advisory bool
+}
+
+// New builds the admin listener with /healthz and /readyz.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, mux: http.NewServeMux()}
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	s.mux.HandleFunc("GET /readyz", s.ready)
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not found: "+r.URL.Path)
+	})
+	s.srv = &http.Server{
+		Handler:           s.mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      10 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+	}
+	return s, nil
+}
+
+// AddCheck adds a readiness check. An advisory check is reported in
+// /readyz but does not make it fail.
+func (s *Server) AddCheck(name string, advisory bool, c Check) {
+	s.checks = append(s.checks, namedCheck{name, c, advisory})
+}
+
+// Handle mounts h on pattern (http.ServeMux syntax).
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+// Protect wraps h so that it requires one of the configured bearer tokens
+// (compared in constant time). Without tokens, h is served as it is: New
+// has made sure that only happens on loopback.
+func (s *Server) Protect(h http.Handler) http.Handler {
+	if len(s.cfg.Tokens) == 0 {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || !s.tokenOK(got) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="callflow"`)
+			writeError(w, http.StatusUnauthorized, "a valid bearer token is required")
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) tokenOK(got string) bool {
+	ok := 0
+	for _, t := range s.cfg.Tokens {
+		ok |= subtle.ConstantTimeCompare([]byte(got), []byte(t))
+	}
+	return ok == 1
+}
+
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	checks := map[string]string{}
+	ready := true
+	for _, c := range s.checks {
+		if err := c.check(ctx); err != nil {
+			checks[c.name] = err.Error()
+			if !c.advisory {
+				ready = false
+			}
+			continue
+		}
+		checks[c.name] = "ok"
+	}
+	status, code := "ready", http.StatusOK
+	if !ready {
+		status, code = "not ready", http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, map[string]any{"status": status, "checks": checks})
+}
+
+// Serve serves on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	s.cfg.Logger.Info("admin listener started", "addr", ln.Addr().String(), "auth", len(s.cfg.Tokens) > 0)
+	if err := s.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// Listen opens the configured address.
+func (s *Server) Listen() (net.Listener, error) {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("admin listener: %w", err)
+	}
+	return ln, nil
+}
+
+// Shutdown stops the listener, letting requests in flight finish within ctx.
+func (s *Server) Shutdown(ctx context.Context) error { return s.srv.Shutdown(ctx) }
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}

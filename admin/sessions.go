@@ -1,0 +1,132 @@
+package admin
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/callflow/callflow/session"
+	"github.com/callflow/callflow/wire"
+)
+
+// maxSessionBody bounds a session request body.
+const maxSessionBody = 16 << 10
+
+// MountSessions serves the session API on s under /v1/sessions:
+//
+//	POST   /v1/sessions                        create (201, 400, 409)
+//	GET    /v1/sessions?virtualNumber=...      list the open sessions on a number
+//	GET    /v1/sessions/{id}                   read (200, 404)
+//	DELETE /v1/sessions/{id}                   end (204, 404)
+func (s *Server) MountSessions(store *session.Store) {
+	h := &sessionsAPI{store: store, s: s}
+	s.Handle("POST /v1/sessions", s.Protect(http.HandlerFunc(h.create)))
+	s.Handle("GET /v1/sessions", s.Protect(http.HandlerFunc(h.list)))
+	s.Handle("GET /v1/sessions/{id}", s.Protect(http.HandlerFunc(h.get)))
+	s.Handle("DELETE /v1/sessions/{id}", s.Protect(http.HandlerFunc(h.delete)))
+	s.Handle("/v1/", s.Protect(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not found: "+r.Method+" "+r.URL.Path)
+	})))
+}
+
+type sessionsAPI struct {
+	store *session.Store
+	s     *Server
+}
+
+func (h *sessionsAPI) create(w http.ResponseWriter, r *http.Request) {
+	req, err := ParseSessionRequest(http.MaxBytesReader(w, r.Body, maxSessionBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, "body larger than 16 KiB")
+			return
+		}
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	sess, err := h.store.Create(r.Context(), req)
+	switch {
+	case errors.Is(err, session.ErrInvalid):
+		writeError(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, session.ErrConflict):
+		writeError(w, http.StatusConflict, err.Error())
+	case err != nil:
+		h.s.cfg.Logger.Error("create session failed", "error", err)
+		writeError(w, http.StatusServiceUnavailable, "session store unavailable")
+	default:
+		w.Header().Set("Location", "/v1/sessions/"+sess.ID)
+		writeJSON(w, http.StatusCreated, sess)
+	}
+}
+
+// ParseSessionRequest decodes a create request strictly: one JSON object,
+// no unknown fields, so that a typo ("participant") is an error rather than
+// a session silently made without it.
+func ParseSessionRequest(body io.Reader) (session.Request, error) {
+	var req session.Request
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return req, badJSON(err)
+	}
+	if dec.More() {
+		return req, errors.New("body: more than one JSON value")
+	}
+	return req, nil
+}
+
+func badJSON(err error) error {
+	var typ *json.UnmarshalTypeError
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return err
+	case errors.As(err, &typ) && typ.Field != "":
+		return errors.New(typ.Field + ": wrong type, got " + typ.Value)
+	case errors.Is(err, io.EOF):
+		return errors.New("body: empty; expected a JSON object")
+	default:
+		return errors.New("body: " + err.Error())
+	}
+}
+
+func (h *sessionsAPI) get(w http.ResponseWriter, r *http.Request) {
+	sess, err := h.store.Get(r.Context(), r.PathValue("id"))
+	h.answer(w, sess, err, http.StatusOK)
+}
+
+func (h *sessionsAPI) delete(w http.ResponseWriter, r *http.Request) {
+	sess, err := h.store.Delete(r.Context(), r.PathValue("id"))
+	h.answer(w, sess, err, http.StatusNoContent)
+}
+
+func (h *sessionsAPI) answer(w http.ResponseWriter, sess session.Session, err error, status int) {
+	switch {
+	case errors.Is(err, session.ErrNotFound):
+		writeError(w, http.StatusNotFound, "session not found")
+	case err != nil:
+		h.s.cfg.Logger.Error("session store failed", "error", err)
+		writeError(w, http.StatusServiceUnavailable, "session store unavailable")
+	case status == http.StatusNoContent:
+		w.WriteHeader(status)
+	default:
+		writeJSON(w, status, sess)
+	}
+}
+
+func (h *sessionsAPI) list(w http.ResponseWriter, r *http.Request) {
+	raw := r.URL.Query().Get("virtualNumber")
+	if raw == "" {
+		writeError(w, http.StatusBadRequest, "virtualNumber: required query parameter")
+		return
+	}
+	vn, err := wire.CleanNumber(raw)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "virtualNumber: "+raw+" is not a phone number (8 to 15 digits, optional +)")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"sessions": h.store.List(vn, time.Now())})
+}

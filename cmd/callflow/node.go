@@ -1,0 +1,267 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/callflow/callflow/admin"
+	"github.com/callflow/callflow/broker"
+	"github.com/callflow/callflow/decider"
+	"github.com/callflow/callflow/ingest"
+	"github.com/callflow/callflow/session"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
+	var o options
+	fs := newFlagSet("serve", "serve [flags]", stderr)
+	o.registerNATS(fs, true)
+	o.registerStream(fs)
+	o.registerBucket(fs)
+	o.registerIngest(fs)
+	o.registerDeciders(fs, 2)
+	o.registerAdmin(fs, "127.0.0.1:8081", true)
+	o.registerProcess(fs)
+	if err := parseFlags(fs, args, false); err != nil {
+		return err
+	}
+	return runNode(ctx, &o, nodeRoles{name: "serve", embedded: o.natsURL == "", ingest: true}, stderr)
+}
+
+func runIngest(ctx context.Context, args []string, _, stderr io.Writer) error {
+	var o options
+	fs := newFlagSet("ingest", "ingest [flags]", stderr)
+	o.registerNATS(fs, false)
+	o.registerStream(fs)
+	o.registerBucket(fs)
+	o.registerIngest(fs)
+	o.registerAdmin(fs, "127.0.0.1:8081", true)
+	o.registerProcess(fs)
+	if err := parseFlags(fs, args, false); err != nil {
+		return err
+	}
+	return runNode(ctx, &o, nodeRoles{name: "ingest", ingest: true}, stderr)
+}
+
+func runDecider(ctx context.Context, args []string, _, stderr io.Writer) error {
+	var o options
+	fs := newFlagSet("decider", "decider [flags]", stderr)
+	o.registerNATS(fs, false)
+	o.registerBucket(fs)
+	o.registerDeciders(fs, 2)
+	o.registerAdmin(fs, "127.0.0.1:8082", false)
+	o.registerProcess(fs)
+	if err := parseFlags(fs, args, false); err != nil {
+		return err
+	}
+	if o.deciders < 1 {
+		return fmt.Errorf("--deciders must be >= 1 for the decider role, got %d", o.deciders)
+	}
+	return runNode(ctx, &o, nodeRoles{name: "decider"}, stderr)
+}
+
+// nodeRoles says which parts a process runs.
+type nodeRoles struct {
+	name     string
+	embedded bool // start an embedded NATS server
+	ingest   bool // run the webhook listener and the session API
+}
+
+// node is a running process: whatever its roles, it is started and stopped
+// in the same order.
+type node struct {
+	log      *slog.Logger
+	ns       *server.Server
+	nc       *nats.Conn
+	store    *session.Store
+	deciders []*decider.Service
+	ingest   *ingest.Server
+	admin    *admin.Server
+}
+
+// runNode starts the parts r names, serves until ctx ends or a listener
+// fails, then stops gracefully within --shutdown-timeout.
+func runNode(ctx context.Context, o *options, r nodeRoles, stderr io.Writer) error {
+	if err := o.validate(); err != nil {
+		return err
+	}
+	log, err := o.logger(stderr)
+	if err != nil {
+		return err
+	}
+	adminCfg := o.adminConfig(log.With("component", "admin"))
+	if err := adminCfg.Validate(); err != nil {
+		return err
+	}
+	if err := o.streamConfig().Validate(); r.ingest && err != nil {
+		return err
+	}
+
+	n := &node{log: log}
+	defer n.close()
+	if err := n.start(ctx, o, r, adminCfg); err != nil {
+		return err
+	}
+
+	errc := make(chan error, 2)
+	adminLn, err := n.admin.Listen()
+	if err != nil {
+		return err
+	}
+	go func() { errc <- n.admin.Serve(adminLn) }()
+	if n.ingest != nil {
+		ln, err := net.Listen("tcp", o.httpAddr)
+		if err != nil {
+			return fmt.Errorf("webhook listener: %w", err)
+		}
+		go func() { errc <- n.ingest.Serve(ln) }()
+	}
+	log.Info("callflow running", "role", r.name, "version", buildVersion(), "deciders", len(n.deciders), "ingest", n.ingest != nil)
+
+	var failed error
+	select {
+	case <-ctx.Done():
+		log.Info("stopping: draining in-flight calls", "timeout", o.shutdownTimeout)
+	case failed = <-errc:
+		log.Error("listener failed; stopping", "error", failed)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
+	defer cancel()
+	if err := errors.Join(failed, n.shutdown(sctx)); err != nil {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func (n *node) start(ctx context.Context, o *options, r nodeRoles, adminCfg admin.Config) error {
+	log := n.log
+	var err error
+	conn := broker.ConnConfig{URLs: o.natsURL, Name: "callflow-" + r.name, Logger: log.With("component", "nats")}
+	if r.embedded {
+		n.ns, err = broker.StartEmbedded(broker.EmbeddedConfig{Listen: o.natsListen, DataDir: o.dataDir, Logger: log.With("component", "nats-server")})
+		if err != nil {
+			return err
+		}
+		conn.Embedded = n.ns
+		log.Info("embedded NATS server started", "url", n.ns.ClientURL(), "store", o.dataDir)
+	}
+	if n.nc, err = broker.Connect(conn); err != nil {
+		return err
+	}
+	js, err := jetstream.New(n.nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	setup, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+
+	if n.admin, err = admin.New(adminCfg); err != nil {
+		return err
+	}
+	n.admin.AddCheck("nats", false, func(context.Context) error {
+		if !n.nc.IsConnected() {
+			return fmt.Errorf("not connected (%s)", n.nc.Status())
+		}
+		return nil
+	})
+	if r.ingest {
+		stream, err := broker.EnsureStream(setup, js, o.streamConfig(), log)
+		if err != nil {
+			return err
+		}
+		n.admin.AddCheck("stream", false, func(ctx context.Context) error {
+			_, err := stream.Info(ctx)
+			return err
+		})
+	}
+	if n.store, err = session.Open(setup, js, o.sessionConfig(log.With("component", "sessions"))); err != nil {
+		return err
+	}
+	n.admin.AddCheck("sessions_bucket", false, n.store.Check)
+
+	dcfg := o.deciderConfig(log.With("component", "decider"))
+	for range o.deciders {
+		d, err := decider.Start(n.nc, n.store, dcfg)
+		if err != nil {
+			return err
+		}
+		n.deciders = append(n.deciders, d)
+	}
+	if len(n.deciders) > 0 {
+		n.admin.AddCheck("deciders", r.ingest, func(context.Context) error {
+			for _, d := range n.deciders {
+				if d.Stopped() {
+					return errors.New("a decider service stopped")
+				}
+			}
+			return nil
+		})
+	}
+	if r.ingest {
+		if n.ingest, err = ingest.New(n.nc, o.ingestConfig(log.With("component", "ingest"))); err != nil {
+			return err
+		}
+		n.admin.MountSessions(n.store)
+		n.admin.AddCheck("breaker", true, func(context.Context) error {
+			if n.ingest.BreakerOpen() {
+				return errors.New("open: calls get the fallback answer")
+			}
+			return nil
+		})
+	}
+	return nil
+}
+
+// shutdown stops in dependency order: stop taking webhooks and answer the
+// calls in flight (their deciders still serve), wait for their records'
+// acks, then the deciders, the admin listener, the session watch, NATS.
+func (n *node) shutdown(ctx context.Context) error {
+	var errs []error
+	if n.ingest != nil {
+		if err := n.ingest.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("ingest: %w", err))
+		}
+		st := n.ingest.Stats()
+		n.log.Info("ingest drained", "requests", st.Requests, "decided", st.Decided, "fallbacks", st.Fallbacks, "recorded", st.Recorded, "unacked", st.Unacked)
+	}
+	for _, d := range n.deciders {
+		if err := d.Stop(); err != nil {
+			errs = append(errs, fmt.Errorf("decider: %w", err))
+		}
+	}
+	n.deciders = nil
+	if n.admin != nil {
+		if err := n.admin.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("admin: %w", err))
+		}
+	}
+	n.close()
+	return errors.Join(errs...)
+}
+
+// close releases what is still held; after shutdown it only closes NATS.
+func (n *node) close() {
+	if n.store != nil {
+		n.store.Close()
+		n.store = nil
+	}
+	if n.nc != nil {
+		if err := broker.Drain(n.nc, 5*time.Second); err != nil {
+			n.log.Warn("nats drain incomplete", "error", err)
+		}
+		n.nc = nil
+	}
+	if n.ns != nil {
+		n.ns.Shutdown()
+		n.ns.WaitForShutdown()
+		n.ns = nil
+	}
+}

@@ -1,0 +1,197 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/callflow/callflow/admin"
+	"github.com/callflow/callflow/broker"
+	"github.com/callflow/callflow/decider"
+	"github.com/callflow/callflow/ingest"
+	"github.com/callflow/callflow/session"
+)
+
+// options are the flags of the long-running roles. Each role registers the
+// groups it uses; defaults live in the packages' Default* constants.
+type options struct {
+	// NATS
+	natsURL    string
+	natsListen string // serve only: the embedded server's listener
+	dataDir    string
+
+	// records stream and sessions bucket
+	stream           string
+	streamMaxAge     time.Duration
+	streamDuplicates time.Duration
+	streamReplicas   int
+	bucket           string
+	bucketReplicas   int
+
+	// ingest
+	httpAddr       string
+	maxBody        int
+	decideTimeout  time.Duration
+	recordTimeout  time.Duration
+	breakerFails   uint
+	breakerOpenFor time.Duration
+	breakerProbes  uint
+	fallbackText   string
+	fallbackVoice  string
+	instance       string
+
+	// deciders
+	deciders          int
+	outOfSessionText  string
+	outOfSessionVoice string
+
+	// admin
+	adminAddr  string
+	adminToken string
+
+	// process
+	logLevel        string
+	logFormat       string
+	shutdownTimeout time.Duration
+}
+
+func (o *options) registerNATS(fs *flag.FlagSet, embedded bool) {
+	if embedded {
+		fs.StringVar(&o.natsURL, "nats-url", "", "NATS server URLs, comma-separated; empty runs an embedded server")
+		fs.StringVar(&o.natsListen, "nats-listen", "127.0.0.1:4222", "listen address of the embedded NATS server, for more deciders and the nats CLI")
+	} else {
+		fs.StringVar(&o.natsURL, "nats-url", "nats://127.0.0.1:4222", "NATS server URLs, comma-separated")
+	}
+	fs.StringVar(&o.dataDir, "data-dir", "./data", "directory for the embedded JetStream store and records JetStream did not acknowledge")
+}
+
+func (o *options) registerStream(fs *flag.FlagSet) {
+	fs.StringVar(&o.stream, "stream", broker.DefaultStream, "JetStream stream of call records")
+	fs.DurationVar(&o.streamMaxAge, "stream-max-age", broker.DefaultMaxAge, "how long records are kept in the stream (bounds a survivable archiver outage)")
+	fs.DurationVar(&o.streamDuplicates, "stream-duplicates", broker.DefaultDuplicates, "window in which a webhook sent twice is stored once")
+	fs.IntVar(&o.streamReplicas, "stream-replicas", 1, "replicas of the stream when created (3 on a three-node cluster)")
+}
+
+func (o *options) registerBucket(fs *flag.FlagSet) {
+	fs.StringVar(&o.bucket, "sessions-bucket", session.DefaultBucket, "JetStream key-value bucket of masking sessions")
+	fs.IntVar(&o.bucketReplicas, "sessions-replicas", 1, "replicas of the sessions bucket when created (3 on a three-node cluster)")
+}
+
+func (o *options) registerIngest(fs *flag.FlagSet) {
+	fs.StringVar(&o.httpAddr, "http-addr", ingest.DefaultAddr, "webhook listener address (serves POST /vca)")
+	fs.IntVar(&o.maxBody, "max-body", ingest.DefaultMaxBody, "largest webhook body accepted, in bytes (larger is 413)")
+	fs.DurationVar(&o.decideTimeout, "decide-timeout", ingest.DefaultDecideTimeout, "how long a call waits for a decider before the fallback")
+	fs.DurationVar(&o.recordTimeout, "record-timeout", ingest.DefaultRecordTimeout, "how long a call waits for JetStream to acknowledge its record")
+	fs.UintVar(&o.breakerFails, "breaker-failures", 5, "consecutive decider failures that open the circuit breaker")
+	fs.DurationVar(&o.breakerOpenFor, "breaker-open-for", 5*time.Second, "how long the breaker stays open before probing the deciders again")
+	fs.UintVar(&o.breakerProbes, "breaker-half-open-probes", 3, "calls let through to probe the deciders while half open")
+	fs.StringVar(&o.fallbackText, "fallback-text", ingest.DefaultFallback.Text, "said to callers when no decider can answer")
+	fs.StringVar(&o.fallbackVoice, "fallback-voice", ingest.DefaultFallback.VoiceProfile, "voice profile of the fallback message")
+	fs.StringVar(&o.instance, "instance", "", "name of this ingestor in records (default: host name)")
+}
+
+func (o *options) registerDeciders(fs *flag.FlagSet, def int) {
+	fs.IntVar(&o.deciders, "deciders", def, "decider instances in this process")
+	fs.StringVar(&o.outOfSessionText, "out-of-session-text", decider.DefaultOutOfSession.Text, "said to callers who are not in a session on the number they called")
+	fs.StringVar(&o.outOfSessionVoice, "out-of-session-voice", decider.DefaultOutOfSession.VoiceProfile, "voice profile of the out-of-session message")
+}
+
+func (o *options) registerAdmin(fs *flag.FlagSet, addr string, api bool) {
+	fs.StringVar(&o.adminAddr, "admin-addr", addr, "admin listener address (/healthz, /readyz"+map[bool]string{true: ", session API under /v1/)", false: ")"}[api])
+	if api {
+		fs.StringVar(&o.adminToken, "admin-token", "", "bearer tokens for /v1/, comma-separated to rotate; required unless --admin-addr is loopback")
+	}
+}
+
+func (o *options) registerProcess(fs *flag.FlagSet) {
+	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&o.logFormat, "log-format", "auto", "log format: json, text, or auto (text on a terminal, else json)")
+	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a graceful stop may take before the process exits anyway")
+}
+
+func (o *options) streamConfig() broker.StreamConfig {
+	return broker.StreamConfig{Name: o.stream, MaxAge: o.streamMaxAge, Duplicates: o.streamDuplicates, Replicas: o.streamReplicas}
+}
+
+func (o *options) sessionConfig(log *slog.Logger) session.Config {
+	return session.Config{Bucket: o.bucket, Replicas: o.bucketReplicas, Logger: log}
+}
+
+func (o *options) ingestConfig(log *slog.Logger) ingest.Config {
+	c := ingest.Config{
+		Addr:          o.httpAddr,
+		MaxBody:       o.maxBody,
+		DecideTimeout: o.decideTimeout,
+		RecordTimeout: o.recordTimeout,
+		DataDir:       o.dataDir,
+		Instance:      o.instance,
+		Logger:        log,
+	}
+	c.Breaker.Failures = uint32(min(o.breakerFails, 1<<31))
+	c.Breaker.OpenFor = o.breakerOpenFor
+	c.Breaker.HalfOpenProbes = uint32(min(o.breakerProbes, 1<<31))
+	c.Fallback.Text, c.Fallback.VoiceProfile = o.fallbackText, o.fallbackVoice
+	return c
+}
+
+func (o *options) deciderConfig(log *slog.Logger) decider.Config {
+	c := decider.Config{Version: buildVersion(), Logger: log}
+	c.OutOfSession.Text, c.OutOfSession.VoiceProfile = o.outOfSessionText, o.outOfSessionVoice
+	return c
+}
+
+func (o *options) adminConfig(log *slog.Logger) admin.Config {
+	var tokens []string
+	for _, t := range strings.Split(o.adminToken, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			tokens = append(tokens, t)
+		}
+	}
+	return admin.Config{Addr: o.adminAddr, Tokens: tokens, Logger: log}
+}
+
+// validate checks what no package config covers: the process settings and
+// the flags that only exist here.
+func (o *options) validate() error {
+	if o.deciders < 0 {
+		return fmt.Errorf("--deciders must be >= 0, got %d", o.deciders)
+	}
+	if o.shutdownTimeout <= 0 {
+		return fmt.Errorf("--shutdown-timeout must be > 0")
+	}
+	if o.breakerFails == 0 {
+		return fmt.Errorf("--breaker-failures must be >= 1")
+	}
+	if o.breakerProbes == 0 {
+		return fmt.Errorf("--breaker-half-open-probes must be >= 1")
+	}
+	return nil
+}
+
+// logger builds the process logger: JSON by default, text on a terminal.
+func (o *options) logger(w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", o.logLevel)
+	}
+	hopts := &slog.HandlerOptions{Level: level}
+	switch o.logFormat {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, hopts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, hopts)), nil
+	case "auto":
+		if f, ok := w.(*os.File); ok {
+			if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+				return slog.New(slog.NewTextHandler(w, hopts)), nil
+			}
+		}
+		return slog.New(slog.NewJSONHandler(w, hopts)), nil
+	default:
+		return nil, fmt.Errorf("--log-format %q: want json, text or auto", o.logFormat)
+	}
+}

@@ -1,0 +1,56 @@
+package decider
+
+import (
+	"time"
+
+	"github.com/callflow/callflow/session"
+	"github.com/callflow/callflow/wire"
+)
+
+// Sessions is what the policy needs of the session store.
+type Sessions interface {
+	Lookup(virtual, caller string, now time.Time) (*session.Session, bool)
+}
+
+// Policy decides calls by number masking.
+type Policy struct {
+	sessions     Sessions
+	outOfSession []byte // pre-encoded: the same bytes for every such call
+}
+
+// ClientActionOutOfSession is the clientActionId of the out-of-session answer.
+const ClientActionOutOfSession = "out-of-session"
+
+// NewPolicy returns a policy over sessions that answers outOfSession to
+// callers who are not in one.
+func NewPolicy(sessions Sessions, outOfSession wire.Say) *Policy {
+	r := wire.SayThenHangup(ClientActionOutOfSession, outOfSession)
+	return &Policy{sessions: sessions, outOfSession: r.JSON()}
+}
+
+// Decide appends the callflow for req to dst and returns it with the
+// outcome. A caller who is a participant of an open session on the number
+// dialled is connected to the other participant (after the session's
+// greeting, if any); every other call, including one from a number that is
+// not usable, gets the out-of-session answer.
+func (p *Policy) Decide(dst []byte, req *wire.DecideRequest, now time.Time) ([]byte, string) {
+	virtual, err := wire.NormalizeNumber(req.Destination)
+	if err != nil {
+		return append(dst, p.outOfSession...), wire.OutcomeOutOfSession
+	}
+	caller, err := wire.NormalizeNumber(req.Source)
+	if err != nil {
+		return append(dst, p.outOfSession...), wire.OutcomeOutOfSession
+	}
+	s, ok := p.sessions.Lookup(virtual, caller, now)
+	if !ok {
+		return append(dst, p.outOfSession...), wire.OutcomeOutOfSession
+	}
+	other, _ := s.Other(caller)
+	resp := wire.Response{ClientActionID: s.ID, Callflow: make([]wire.Action, 0, 2)}
+	if s.Greeting != nil {
+		resp.Callflow = append(resp.Callflow, wire.SayAction(*s.Greeting))
+	}
+	resp.Callflow = append(resp.Callflow, wire.MakeCall(s.VirtualNumber, other, s.CallRecording))
+	return resp.AppendJSON(dst), wire.OutcomeConnect
+}

@@ -1,0 +1,75 @@
+package decider
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/callflow/callflow/wire"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+)
+
+// Service is one decider: a micro service instance whose endpoint is in
+// the deciders' queue group. A micro endpoint handles its requests one at a
+// time, so a process that wants more parallelism runs several instances.
+type Service struct {
+	svc    micro.Service
+	policy *Policy
+	bufs   sync.Pool
+}
+
+// Start registers a decider on nc. The session store behind sessions must
+// hold its initial snapshot already (session.Open guarantees it), or the
+// first calls would wrongly be out of session.
+func Start(nc *nats.Conn, sessions Sessions, cfg Config) (*Service, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Service{policy: NewPolicy(sessions, cfg.OutOfSession)}
+	s.bufs.New = func() any { b := make([]byte, 0, 512); return &b }
+	svc, err := micro.AddService(nc, micro.Config{
+		Name:        cfg.ServiceName,
+		Version:     cfg.Version,
+		Description: "callflow number-masking decisions for 8x8 call actions",
+		QueueGroup:  cfg.QueueGroup,
+		Endpoint: &micro.EndpointConfig{
+			Subject: cfg.Subject,
+			Handler: micro.HandlerFunc(s.handle),
+		},
+		ErrorHandler: func(_ micro.Service, err *micro.NATSError) {
+			cfg.Logger.Error("decider service error", "subject", err.Subject, "error", err.Description)
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("register decider service: %w", err)
+	}
+	s.svc = svc
+	cfg.Logger.Info("decider started", "service", cfg.ServiceName, "id", svc.Info().ID, "subject", cfg.Subject, "queue_group", cfg.QueueGroup)
+	return s, nil
+}
+
+func (s *Service) handle(req micro.Request) {
+	dr, err := wire.ParseDecideRequest(req.Data())
+	if err != nil {
+		_ = req.Error("400", "bad decide request", nil)
+		return
+	}
+	bp := s.bufs.Get().(*[]byte)
+	body, outcome := s.policy.Decide((*bp)[:0], &dr, time.Now())
+	// Respond copies body into the connection's buffer before returning.
+	_ = req.Respond(body, micro.WithHeaders(micro.Headers{wire.OutcomeHeader: []string{outcome}}))
+	*bp = body
+	s.bufs.Put(bp)
+}
+
+// ID is the service instance id, as `nats micro info` shows it.
+func (s *Service) ID() string { return s.svc.Info().ID }
+
+// Stop unregisters the decider; requests in flight are answered first.
+func (s *Service) Stop() error { return s.svc.Stop() }
+
+// Stopped reports whether the service has stopped (also when its
+// connection closed).
+func (s *Service) Stopped() bool { return s.svc.Stopped() }

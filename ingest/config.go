@@ -1,0 +1,140 @@
+package ingest
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/callflow/callflow/wire"
+)
+
+// ErrInvalidConfig is wrapped by every configuration error.
+var ErrInvalidConfig = errors.New("invalid ingest config")
+
+// Config configures the ingestor.
+type Config struct {
+	// Addr is the webhook listener's address.
+	Addr string
+	// Path is the webhook path 8x8 is configured with.
+	Path string
+	// MaxBody is the largest webhook body accepted, in bytes.
+	MaxBody int
+	// ReadTimeout and WriteTimeout bound one request's read and the
+	// answer's write; IdleTimeout bounds a kept-alive connection's idleness.
+	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+
+	// DecideSubject is where the deciders listen.
+	DecideSubject string
+	// DecideTimeout is how long a call waits for a decider.
+	DecideTimeout time.Duration
+	// Breaker configures the circuit breaker in front of the deciders.
+	Breaker BreakerConfig
+	// Fallback is said before hanging up when no decider answers.
+	Fallback wire.Say
+
+	// RecordTimeout is how long a call waits for JetStream to acknowledge
+	// its record before it is answered anyway and the record goes to the
+	// unacknowledged file.
+	RecordTimeout time.Duration
+	// DataDir holds the file of records JetStream did not acknowledge.
+	DataDir string
+	// Instance names this ingestor in records (default: the host name).
+	Instance string
+
+	// Logger receives notable events; never one line per call.
+	Logger *slog.Logger
+}
+
+// BreakerConfig configures the circuit breaker.
+type BreakerConfig struct {
+	// Failures is the number of consecutive failures that opens it.
+	Failures uint32
+	// OpenFor is how long it stays open before letting probes through.
+	OpenFor time.Duration
+	// HalfOpenProbes is how many calls may probe the deciders while half
+	// open; that many successes in a row close it again.
+	HalfOpenProbes uint32
+}
+
+// Defaults for Config.
+const (
+	DefaultAddr          = ":8080"
+	DefaultPath          = "/vca"
+	DefaultMaxBody       = 64 << 10
+	DefaultDecideTimeout = 500 * time.Millisecond
+	DefaultRecordTimeout = time.Second
+)
+
+// DefaultFallback is what callers hear when no decider can answer.
+var DefaultFallback = wire.Say{
+	Text:         "Sorry, we cannot connect your call right now. Please try again later.",
+	VoiceProfile: "en-US-ZiraRUS",
+}
+
+func (c *Config) setDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	if c.Addr == "" {
+		c.Addr = DefaultAddr
+	}
+	if c.Path == "" {
+		c.Path = DefaultPath
+	}
+	if c.MaxBody == 0 {
+		c.MaxBody = DefaultMaxBody
+	}
+	def(&c.ReadTimeout, 5*time.Second)
+	def(&c.WriteTimeout, 5*time.Second)
+	def(&c.IdleTimeout, 60*time.Second)
+	if c.DecideSubject == "" {
+		c.DecideSubject = "callflow.decide"
+	}
+	def(&c.DecideTimeout, DefaultDecideTimeout)
+	if c.Breaker.Failures == 0 {
+		c.Breaker.Failures = 5
+	}
+	def(&c.Breaker.OpenFor, 5*time.Second)
+	if c.Breaker.HalfOpenProbes == 0 {
+		c.Breaker.HalfOpenProbes = 3
+	}
+	if c.Fallback.Text == "" {
+		c.Fallback = DefaultFallback
+	}
+	def(&c.RecordTimeout, DefaultRecordTimeout)
+	if c.DataDir == "" {
+		c.DataDir = "data"
+	}
+	if c.Instance == "" {
+		c.Instance, _ = os.Hostname()
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Validate checks the configuration after defaults are applied.
+func (c *Config) Validate() error {
+	switch {
+	case c.Path == "" || c.Path[0] != '/':
+		return fmt.Errorf("%w: webhook path must start with /", ErrInvalidConfig)
+	case c.MaxBody < 1024:
+		return fmt.Errorf("%w: max body must be at least 1024 bytes, got %d", ErrInvalidConfig, c.MaxBody)
+	case c.ReadTimeout < 0 || c.WriteTimeout < 0 || c.IdleTimeout < 0:
+		return fmt.Errorf("%w: HTTP timeouts cannot be negative", ErrInvalidConfig)
+	case c.DecideTimeout <= 0:
+		return fmt.Errorf("%w: decide timeout must be > 0", ErrInvalidConfig)
+	case c.RecordTimeout <= 0:
+		return fmt.Errorf("%w: record timeout must be > 0", ErrInvalidConfig)
+	case c.Breaker.OpenFor <= 0:
+		return fmt.Errorf("%w: breaker open interval must be > 0", ErrInvalidConfig)
+	}
+	if err := c.Fallback.Validate(); err != nil {
+		return fmt.Errorf("%w: fallback say: %v", ErrInvalidConfig, err)
+	}
+	return nil
+}

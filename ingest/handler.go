@@ -1,0 +1,131 @@
+package ingest
+
+import (
+	"errors"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/callflow/callflow/wire"
+	"github.com/valyala/fasthttp"
+)
+
+// ClientActionFallback is the clientActionId of the fallback answer.
+const ClientActionFallback = "fallback"
+
+func fallbackResponse(say wire.Say) wire.Response {
+	return wire.SayThenHangup(ClientActionFallback, say)
+}
+
+// buffers are reused across calls to keep the hot path free of garbage.
+type buffers struct {
+	req, rec, ack []byte
+}
+
+const contentTypeJSON = "application/json"
+
+// route dispatches a request: only POST on the webhook path is served.
+func (s *Server) route(ctx *fasthttp.RequestCtx) {
+	s.stats.requests.Add(1)
+	if string(ctx.Path()) != s.cfg.Path {
+		s.reject(ctx, fasthttp.StatusNotFound, "not found: "+string(ctx.Path())+"; webhooks go to POST "+s.cfg.Path)
+		return
+	}
+	if !ctx.IsPost() {
+		ctx.Response.Header.Set("Allow", "POST")
+		s.reject(ctx, fasthttp.StatusMethodNotAllowed, "method "+string(ctx.Method())+" not allowed; use POST")
+		return
+	}
+	s.webhook(ctx)
+}
+
+// webhook handles one 8x8 event: parse, decide (CALL_ACTION only), record,
+// answer. The answer goes out only after JetStream has acknowledged the
+// record, or after the record budget ran out and the record was kept on
+// disk: a caller is never left without an answer because of storage.
+func (s *Server) webhook(ctx *fasthttp.RequestCtx) {
+	received := time.Now()
+	body := ctx.PostBody()
+	ev, err := wire.ParseEvent(body)
+	if err != nil {
+		s.reject(ctx, fasthttp.StatusBadRequest, err.Error())
+		return
+	}
+	b := s.bufs.Get().(*buffers)
+	defer s.bufs.Put(b)
+
+	rec := wire.Record{
+		Version:    wire.RecordVersion,
+		ID:         ev.RecordID(body),
+		EventType:  ev.EventType,
+		ReceivedAt: received,
+		Instance:   s.cfg.Instance,
+		Event:      body,
+	}
+	var answer []byte
+	if ev.EventType == wire.EventCallAction {
+		var d wire.Decision
+		answer, d = s.decide(ev, b)
+		rec.Decision = &d
+	} else {
+		b.ack = appendAck(b.ack[:0], rec.ID)
+		answer = b.ack
+	}
+	b.rec = rec.AppendJSON(b.rec[:0])
+	if err := s.rec.record(wire.Subject(ev.EventType, ev.Payload.SubAccountID), rec.ID, b.rec); err == nil {
+		s.stats.recorded.Add(1)
+	}
+	ctx.SetStatusCode(fasthttp.StatusOK)
+	ctx.SetContentType(contentTypeJSON)
+	ctx.SetBody(answer)
+}
+
+// decide asks the deciders, or falls back, and says which happened.
+func (s *Server) decide(ev *wire.Event, b *buffers) ([]byte, wire.Decision) {
+	req := ev.DecideRequest()
+	b.req = req.AppendJSON(b.req[:0])
+	start := time.Now()
+	dec, why := s.deciders.decide(b.req)
+	d := wire.Decision{LatencyMicros: time.Since(start).Microseconds()}
+	if why != "" {
+		s.stats.fallbacks.Add(1)
+		d.Source, d.Outcome, d.FallbackReason, d.Callflow = wire.SourceFallback, wire.OutcomeFallback, why, s.fallback
+		return s.fallback, d
+	}
+	s.stats.decided.Add(1)
+	d.Source, d.Outcome, d.Callflow = wire.SourceDecider, dec.outcome, dec.callflow
+	return dec.callflow, d
+}
+
+// appendAck is the answer to events that need no callflow.
+func appendAck(dst []byte, id string) []byte {
+	dst = append(dst, `{"status":"received","id":`...)
+	dst = wire.AppendString(dst, id)
+	return append(dst, '}')
+}
+
+// reject answers status with a JSON error body naming the problem.
+func (s *Server) reject(ctx *fasthttp.RequestCtx, status int, msg string) {
+	s.stats.rejected.Add(1)
+	ctx.SetStatusCode(status)
+	ctx.SetContentType(contentTypeJSON)
+	ctx.SetBody(append(wire.AppendString([]byte(`{"error":`), msg), '}'))
+}
+
+// transportError answers requests fasthttp could not read, in the same
+// JSON shape as every other error.
+func (s *Server) transportError(ctx *fasthttp.RequestCtx, err error) {
+	s.stats.requests.Add(1)
+	var status int
+	var msg string
+	var netErr net.Error
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		status, msg = fasthttp.StatusRequestEntityTooLarge, "body larger than the limit of "+strconv.Itoa(s.cfg.MaxBody)+" bytes"
+	case errors.As(err, &netErr) && netErr.Timeout():
+		status, msg = fasthttp.StatusRequestTimeout, "request not received in time"
+	default:
+		status, msg = fasthttp.StatusBadRequest, "malformed HTTP request: "+err.Error()
+	}
+	s.reject(ctx, status, msg)
+}

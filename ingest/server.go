@@ -1,0 +1,113 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sony/gobreaker/v2"
+	"github.com/valyala/fasthttp"
+)
+
+// Server is the ingestor: the webhook listener and what it needs to decide
+// and record calls.
+type Server struct {
+	cfg      Config
+	http     *fasthttp.Server
+	deciders *deciders
+	rec      *recorder
+	fallback []byte // pre-encoded fallback callflow
+	bufs     sync.Pool
+	stats    stats
+}
+
+// New builds an ingestor on nc. The records stream must exist (see
+// broker.EnsureStream) for records to be acknowledged.
+func New(nc *nats.Conn, cfg Config) (*Server, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(16384))
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	log := cfg.Logger
+	s := &Server{
+		cfg:      cfg,
+		deciders: newDeciders(nc, &cfg, log),
+		rec:      newRecorder(js, &cfg, log),
+	}
+	fb := fallbackResponse(cfg.Fallback)
+	s.fallback = fb.JSON()
+	s.bufs.New = func() any { return &buffers{} }
+	s.http = &fasthttp.Server{
+		Name:                  "callflow",
+		Handler:               s.route,
+		ErrorHandler:          s.transportError,
+		MaxRequestBodySize:    cfg.MaxBody,
+		ReadTimeout:           cfg.ReadTimeout,
+		WriteTimeout:          cfg.WriteTimeout,
+		IdleTimeout:           cfg.IdleTimeout,
+		NoDefaultServerHeader: true,
+		NoDefaultDate:         true,
+		CloseOnShutdown:       true,
+		Logger:                debugLogger{log},
+	}
+	return s, nil
+}
+
+// Serve answers webhooks on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	s.cfg.Logger.Info("webhook listener started", "addr", ln.Addr().String(), "path", s.cfg.Path)
+	return s.http.Serve(ln)
+}
+
+// ListenAndServe listens on the configured address and serves.
+func (s *Server) ListenAndServe() error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("webhook listener: %w", err)
+	}
+	return s.Serve(ln)
+}
+
+// Shutdown stops accepting webhooks, waits for the calls in flight to be
+// answered and their records acknowledged, all within ctx.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.http.ShutdownWithContext(ctx)
+	if ferr := s.rec.flush(ctx); ferr != nil {
+		err = errors.Join(err, ferr)
+	}
+	if cerr := s.rec.unacked.close(); cerr != nil {
+		err = errors.Join(err, cerr)
+	}
+	return err
+}
+
+// BreakerOpen reports whether the circuit breaker in front of the deciders
+// is open (calls get the fallback without asking).
+func (s *Server) BreakerOpen() bool { return s.deciders.state() == gobreaker.StateOpen }
+
+// BreakerState is the breaker's state: "closed", "half-open" or "open".
+func (s *Server) BreakerState() string { return s.deciders.state().String() }
+
+// Stats returns counters of what the ingestor did since it started.
+func (s *Server) Stats() Stats { return s.stats.snapshot(s.rec.failed.Load()) }
+
+// debugLogger takes fasthttp's per-connection error lines (a client that
+// sent garbage, a body over the limit) at debug level: they are answered
+// and counted, and at the default level one line per bad request would let
+// any client flood the log.
+type debugLogger struct{ log *slog.Logger }
+
+func (l debugLogger) Printf(format string, args ...any) {
+	if l.log.Enabled(context.Background(), slog.LevelDebug) {
+		l.log.Debug(fmt.Sprintf(format, args...))
+	}
+}

@@ -1,0 +1,61 @@
+package wire
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// DecideRequest is what the ingestor asks a decider about a CALL_ACTION.
+// Numbers are passed as 8x8 sent them; the decider normalizes them.
+type DecideRequest struct {
+	EventID        string `json:"eventId"`
+	CallID         string `json:"callId"`
+	SessionID      string `json:"sessionId"`
+	SubAccountID   string `json:"subAccountId"`
+	CallStatus     string `json:"callStatus,omitempty"`
+	Source         string `json:"source"`
+	Destination    string `json:"destination"`
+	ClientActionID string `json:"clientActionId,omitempty"`
+}
+
+// AppendJSON appends the request as JSON.
+func (r *DecideRequest) AppendJSON(dst []byte) []byte {
+	dst = append(dst, '{')
+	dst = appendField(dst, true, "eventId", r.EventID)
+	dst = appendField(dst, false, "callId", r.CallID)
+	dst = appendField(dst, false, "sessionId", r.SessionID)
+	dst = appendField(dst, false, "subAccountId", r.SubAccountID)
+	if r.CallStatus != "" {
+		dst = appendField(dst, false, "callStatus", r.CallStatus)
+	}
+	dst = appendField(dst, false, "source", r.Source)
+	dst = appendField(dst, false, "destination", r.Destination)
+	if r.ClientActionID != "" {
+		dst = appendField(dst, false, "clientActionId", r.ClientActionID)
+	}
+	return append(dst, '}')
+}
+
+// ParseDecideRequest decodes a request sent by AppendJSON.
+func ParseDecideRequest(b []byte) (DecideRequest, error) {
+	var r DecideRequest
+	if err := json.Unmarshal(b, &r); err != nil {
+		return r, fmt.Errorf("decide request: %w", err)
+	}
+	return r, nil
+}
+
+// Outcomes of a decision, recorded with every CALL_ACTION.
+const (
+	// OutcomeConnect: the caller is connected to the other participant.
+	OutcomeConnect = "connect"
+	// OutcomeOutOfSession: the caller is not a participant of an open
+	// session on the number dialled.
+	OutcomeOutOfSession = "out_of_session"
+	// OutcomeFallback: no decider answered; the fallback was played.
+	OutcomeFallback = "fallback"
+)
+
+// OutcomeHeader is the NATS header in which a decider states the outcome of
+// its reply.
+const OutcomeHeader = "Callflow-Outcome"

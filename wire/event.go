@@ -1,0 +1,238 @@
+package wire
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"math"
+	"reflect"
+	"time"
+)
+
+// Event types 8x8 sends to the webhook. Others are accepted and recorded.
+const (
+	EventCallAction          = "CALL_ACTION"
+	EventCallStatus          = "CALL_STATUS"
+	EventSessionSummary      = "SESSION_SUMMARY"
+	EventVirtualNumberUpdate = "VIRTUAL_NUMBER_UPDATE"
+)
+
+// Event is the envelope 8x8 POSTs for every voice webhook.
+type Event struct {
+	Namespace   string   `json:"namespace"`
+	EventType   string   `json:"eventType"`
+	Description string   `json:"description"`
+	Payload     *Payload `json:"payload"`
+}
+
+// Payload holds the fields of every voice event type that callflow reads.
+// Fields it does not know stay in the raw body, which is recorded whole.
+type Payload struct {
+	EventID                string `json:"eventId"`
+	CallID                 string `json:"callId"`
+	SessionID              string `json:"sessionId"`
+	SubAccountID           string `json:"subAccountId"`
+	CallStatus             string `json:"callStatus"`
+	CallDirection          string `json:"callDirection"`
+	CallType               string `json:"callType"`
+	Source                 string `json:"source"`
+	Destination            string `json:"destination"`
+	SourceFormat           string `json:"sourceFormat"`
+	DestinationFormat      string `json:"destinationFormat"`
+	SourceCountryCode      string `json:"sourceCountryCode"`
+	DestinationCountryCode string `json:"destinationCountryCode"`
+	DestinationRefID       string `json:"destinationRefId"`
+	CallDuration           int64  `json:"callDuration"`
+	SipCode                int64  `json:"sipCode"`
+	Timestamp              string `json:"timestamp"`
+
+	// ClientActionID is echoed by 8x8 on a CALL_ACTION that follows an
+	// action of ours (callStatus ACTION_COMPLETED).
+	ClientActionID string `json:"clientActionId"`
+
+	// Session summary fields.
+	SessionStatus string        `json:"sessionStatus"`
+	StartTime     string        `json:"startTime"`
+	EndTime       string        `json:"endTime"`
+	LastAction    string        `json:"lastAction"`
+	CallCount     int64         `json:"callCount"`
+	ErrorDetails  *ErrorDetails `json:"errorDetails"`
+}
+
+// ErrorDetails is the optional error block of a session summary.
+type ErrorDetails struct {
+	ErrorMsg  string    `json:"errorMsg"`
+	ErrorCode FlexiCode `json:"errorCode"`
+}
+
+// FlexiCode is an error code 8x8 may send as a JSON string or number; it is
+// kept as text either way.
+type FlexiCode string
+
+// UnmarshalJSON accepts a string, a number or null.
+func (c *FlexiCode) UnmarshalJSON(b []byte) error {
+	switch {
+	case len(b) > 0 && b[0] == '"':
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*c = FlexiCode(s)
+	case bytes.Equal(b, []byte("null")):
+	default:
+		var n json.Number
+		if err := json.Unmarshal(b, &n); err != nil {
+			return &json.UnmarshalTypeError{Value: "non-scalar value", Type: reflect.TypeFor[string]()}
+		}
+		*c = FlexiCode(n)
+	}
+	return nil
+}
+
+// Ranges of the integer fields: a value outside them is the wrong type.
+var intRanges = []struct {
+	field    string
+	get      func(*Payload) int64
+	min, max int64
+}{
+	{"payload.callDuration", func(p *Payload) int64 { return p.CallDuration }, 0, math.MaxInt32},
+	{"payload.sipCode", func(p *Payload) int64 { return p.SipCode }, 0, 699},
+	{"payload.callCount", func(p *Payload) int64 { return p.CallCount }, 0, math.MaxInt32},
+}
+
+// ParseEvent parses and validates a webhook body. The error, when not nil, is
+// a *FieldError matching ErrInvalidEvent that names the offending field.
+//
+// Only what makes a body not an 8x8 event is refused: malformed JSON, a
+// missing or non-object payload, a missing namespace or eventType, a field of
+// the wrong JSON type (an integer field holding a fraction or a value outside
+// its range counts), and a missing id that the event type needs. Unknown
+// event types, fields and enum values are accepted.
+func ParseEvent(body []byte) (*Event, error) {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, fieldErr("body", "empty; expected a JSON object")
+	}
+	var ev Event
+	if err := json.Unmarshal(body, &ev); err != nil {
+		return nil, decodeError(err)
+	}
+	if ev.Payload == nil {
+		return nil, fieldErr("payload", "required")
+	}
+	if ev.Namespace == "" {
+		return nil, fieldErr("namespace", "required")
+	}
+	if ev.EventType == "" {
+		return nil, fieldErr("eventType", "required")
+	}
+	for _, r := range intRanges {
+		if v := r.get(ev.Payload); v < r.min || v > r.max {
+			return nil, fieldErr(r.field, "must be an integer from %d to %d", r.min, r.max)
+		}
+	}
+	for _, f := range requiredIDs(ev.EventType) {
+		if *f.value(ev.Payload) == "" {
+			return nil, fieldErr("payload."+f.name, "required for %s", ev.EventType)
+		}
+	}
+	return &ev, nil
+}
+
+type idField struct {
+	name  string
+	value func(*Payload) *string
+}
+
+var (
+	fEventID      = idField{"eventId", func(p *Payload) *string { return &p.EventID }}
+	fCallID       = idField{"callId", func(p *Payload) *string { return &p.CallID }}
+	fSessionID    = idField{"sessionId", func(p *Payload) *string { return &p.SessionID }}
+	fSubAccountID = idField{"subAccountId", func(p *Payload) *string { return &p.SubAccountID }}
+	fSource       = idField{"source", func(p *Payload) *string { return &p.Source }}
+	fDestination  = idField{"destination", func(p *Payload) *string { return &p.Destination }}
+
+	required = map[string][]idField{
+		EventCallAction:     {fEventID, fCallID, fSessionID, fSubAccountID, fSource, fDestination},
+		EventCallStatus:     {fEventID, fCallID, fSessionID},
+		EventSessionSummary: {fSessionID},
+	}
+)
+
+func requiredIDs(eventType string) []idField { return required[eventType] }
+
+// decodeError turns an encoding/json error into a FieldError.
+func decodeError(err error) error {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return fieldErr("body", "malformed JSON at offset %d: %s", syn.Offset, syn.Error())
+	case errors.As(err, &typ):
+		field := typ.Field
+		if field == "" {
+			return fieldErr("body", "must be a JSON object")
+		}
+		return fieldErr(field, "must be %s, got %s", describeKind(typ.Type.Kind().String()), typ.Value)
+	default:
+		return fieldErr("body", "%s", err.Error())
+	}
+}
+
+func describeKind(kind string) string {
+	switch kind {
+	case "string":
+		return "a string"
+	case "int64", "int", "int32":
+		return "an integer"
+	case "struct", "ptr", "map":
+		return "an object"
+	default:
+		return "a " + kind
+	}
+}
+
+// RecordID is the id under which the event is recorded: the 8x8 eventId
+// when there is one, otherwise a deterministic hash of the event type, the
+// ids the event carries and the body, so that a webhook sent twice gets the
+// same id either way. It serves as Nats-Msg-Id and as event_id in ClickHouse.
+func (e *Event) RecordID(body []byte) string {
+	if e.Payload.EventID != "" {
+		return e.Payload.EventID
+	}
+	h := sha256.New()
+	for _, s := range []string{e.EventType, e.Payload.SessionID, e.Payload.CallID, e.Payload.SubAccountID} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	h.Write(body)
+	var sum [sha256.Size]byte
+	return hex.EncodeToString(h.Sum(sum[:0])[:16])
+}
+
+// Time is the event's own timestamp (timestamp, else startTime), or the zero
+// time when it carries none that parses as RFC 3339.
+func (e *Event) Time() time.Time {
+	for _, s := range []string{e.Payload.Timestamp, e.Payload.StartTime} {
+		if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+			return t
+		}
+	}
+	return time.Time{}
+}
+
+// DecideRequest builds the question a decider answers for a CALL_ACTION.
+func (e *Event) DecideRequest() DecideRequest {
+	p := e.Payload
+	return DecideRequest{
+		EventID:        p.EventID,
+		CallID:         p.CallID,
+		SessionID:      p.SessionID,
+		SubAccountID:   p.SubAccountID,
+		CallStatus:     p.CallStatus,
+		Source:         p.Source,
+		Destination:    p.Destination,
+		ClientActionID: p.ClientActionID,
+	}
+}

@@ -1,0 +1,154 @@
+package wire
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// RecordVersion is the version of the record format written by this build.
+// Readers accept every version up to their own and refuse newer ones.
+const RecordVersion = 1
+
+// SubjectPrefix is the first token of every record subject; the stream
+// captures SubjectPrefix + ".>".
+const SubjectPrefix = "calls"
+
+// Record is the message written to JetStream for every accepted webhook:
+// the original body, the decision taken for it, and ingest metadata. It is
+// written by the ingestor and read by the archiver.
+type Record struct {
+	// Version is the record format version (RecordVersion when written).
+	Version int `json:"v"`
+	// ID is the event's record id (see Event.RecordID), also its Nats-Msg-Id.
+	ID string `json:"id"`
+	// EventType is the event's eventType, as sent.
+	EventType string `json:"eventType"`
+	// ReceivedAt is when the ingestor received the webhook.
+	ReceivedAt time.Time `json:"receivedAt"`
+	// Instance names the ingestor that received it.
+	Instance string `json:"instance"`
+	// Decision is set for events that needed one (CALL_ACTION).
+	Decision *Decision `json:"decision,omitempty"`
+	// Event is the webhook body exactly as received.
+	Event json.RawMessage `json:"event"`
+}
+
+// Decision is how a CALL_ACTION was answered.
+type Decision struct {
+	// Source is "decider" or "fallback".
+	Source string `json:"source"`
+	// Outcome is one of the Outcome constants.
+	Outcome string `json:"outcome"`
+	// FallbackReason says why the fallback was played: breaker_open,
+	// timeout, no_responders, bad_reply, decider_error or unavailable.
+	FallbackReason string `json:"fallbackReason,omitempty"`
+	// LatencyMicros is how long getting the decision took.
+	LatencyMicros int64 `json:"latencyUs"`
+	// Callflow is the JSON answered to 8x8.
+	Callflow json.RawMessage `json:"callflow"`
+}
+
+// Decision sources.
+const (
+	SourceDecider  = "decider"
+	SourceFallback = "fallback"
+)
+
+// AppendJSON appends the record as JSON. Event and Decision.Callflow must
+// already be valid JSON; they are copied verbatim.
+func (r *Record) AppendJSON(dst []byte) []byte {
+	dst = append(dst, `{"v":`...)
+	dst = strconv.AppendInt(dst, int64(r.Version), 10)
+	dst = appendField(dst, false, "id", r.ID)
+	dst = appendField(dst, false, "eventType", r.EventType)
+	dst = append(dst, `,"receivedAt":"`...)
+	dst = r.ReceivedAt.UTC().AppendFormat(dst, time.RFC3339Nano)
+	dst = append(dst, '"')
+	dst = appendField(dst, false, "instance", r.Instance)
+	if d := r.Decision; d != nil {
+		dst = append(dst, `,"decision":{`...)
+		dst = appendField(dst, true, "source", d.Source)
+		dst = appendField(dst, false, "outcome", d.Outcome)
+		if d.FallbackReason != "" {
+			dst = appendField(dst, false, "fallbackReason", d.FallbackReason)
+		}
+		dst = appendIntField(dst, "latencyUs", d.LatencyMicros)
+		dst = append(dst, `,"callflow":`...)
+		dst = append(dst, d.Callflow...)
+		dst = append(dst, '}')
+	}
+	dst = append(dst, `,"event":`...)
+	dst = append(dst, r.Event...)
+	return append(dst, '}')
+}
+
+// ParseRecord decodes a record written by any version up to RecordVersion.
+func ParseRecord(b []byte) (*Record, error) {
+	var r Record
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidRecord, err)
+	}
+	switch {
+	case r.Version < 1 || r.Version > RecordVersion:
+		return nil, fmt.Errorf("%w: version %d, this build reads 1 to %d", ErrInvalidRecord, r.Version, RecordVersion)
+	case r.ID == "":
+		return nil, fmt.Errorf("%w: no id", ErrInvalidRecord)
+	case len(r.Event) == 0:
+		return nil, fmt.Errorf("%w: no event", ErrInvalidRecord)
+	}
+	return &r, nil
+}
+
+// Subject is the subject a record is published on:
+// calls.<event type>.<sub-account>, each token sanitized with SubjectToken.
+func Subject(eventType, subAccountID string) string {
+	return SubjectPrefix + "." + SubjectToken(eventType) + "." + SubjectToken(subAccountID)
+}
+
+// SubjectToken makes s safe as one NATS subject token: '.', '*', '>',
+// whitespace, control characters and anything outside ASCII become '_', and
+// an empty token becomes "_". Tokens are capped at 128 bytes.
+func SubjectToken(s string) string {
+	if s == "" {
+		return "_"
+	}
+	if len(s) > 128 {
+		s = s[:128]
+	}
+	clean := true
+	for i := 0; i < len(s); i++ {
+		if !tokenByteOK(s[i]) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			_, size := utf8.DecodeRuneInString(s[i:])
+			b.WriteByte('_')
+			i += size
+			continue
+		}
+		if tokenByteOK(c) {
+			b.WriteByte(c)
+		} else {
+			b.WriteByte('_')
+		}
+		i++
+	}
+	return b.String()
+}
+
+func tokenByteOK(c byte) bool {
+	return c > ' ' && c < 0x7f && c != '.' && c != '*' && c != '>'
+}
