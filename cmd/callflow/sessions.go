@@ -140,4 +140,3 @@ func (c *apiClient) do(ctx context.Context, method, path string, body any, stdou
 	_, err = fmt.Fprintln(stdout, strings.TrimRight(pretty.String(), "\n"))
 	return err
 }
-
