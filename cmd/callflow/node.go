@@ -89,7 +89,7 @@ type node struct {
 // runNode starts the parts r names, serves until ctx ends or a listener
 // fails, then stops gracefully within --shutdown-timeout.
 func runNode(ctx context.Context, o *options, r nodeRoles, stderr io.Writer) error {
-	if err := o.validate(); err != nil {
+	if err := o.validate(r); err != nil {
 		return err
 	}
 	log, err := o.logger(stderr)

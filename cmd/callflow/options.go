@@ -156,12 +156,15 @@ func (o *options) adminConfig(log *slog.Logger) admin.Config {
 
 // validate checks what no package config covers: the process settings and
 // the flags that only exist here.
-func (o *options) validate() error {
+func (o *options) validate(r nodeRoles) error {
 	if o.deciders < 0 {
 		return fmt.Errorf("--deciders must be >= 0, got %d", o.deciders)
 	}
 	if o.shutdownTimeout <= 0 {
 		return fmt.Errorf("--shutdown-timeout must be > 0")
+	}
+	if !r.ingest {
+		return nil
 	}
 	if o.breakerFails == 0 {
 		return fmt.Errorf("--breaker-failures must be >= 1")
