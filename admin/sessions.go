@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/callflow/callflow/session"
@@ -26,9 +27,23 @@ func (s *Server) MountSessions(store *session.Store) {
 	s.Handle("GET /v1/sessions", s.Protect(http.HandlerFunc(h.list)))
 	s.Handle("GET /v1/sessions/{id}", s.Protect(http.HandlerFunc(h.get)))
 	s.Handle("DELETE /v1/sessions/{id}", s.Protect(http.HandlerFunc(h.delete)))
-	s.Handle("/v1/", s.Protect(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s.Handle("/v1/", s.Protect(http.HandlerFunc(notAllowed)))
+}
+
+// notAllowed answers what the routes above do not match, in JSON: 405 with
+// Allow for a known path, 404 otherwise.
+func notAllowed(w http.ResponseWriter, r *http.Request) {
+	rest, isItem := strings.CutPrefix(r.URL.Path, "/v1/sessions/")
+	switch {
+	case r.URL.Path == "/v1/sessions":
+		w.Header().Set("Allow", "GET, POST")
+	case isItem && rest != "" && !strings.Contains(rest, "/"):
+		w.Header().Set("Allow", "GET, DELETE")
+	default:
 		writeError(w, http.StatusNotFound, "not found: "+r.Method+" "+r.URL.Path)
-	})))
+		return
+	}
+	writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed on "+r.URL.Path)
 }
 
 type sessionsAPI struct {

@@ -1,0 +1,187 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/callflow/callflow/internal/natstest"
+	"github.com/callflow/callflow/session"
+)
+
+func newTestServer(t *testing.T, tokens ...string) (*httptest.Server, *Server) {
+	t.Helper()
+	ns := natstest.RunServer(t)
+	_, js := natstest.Connect(t, ns)
+	store, err := session.Open(context.Background(), js, session.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(store.Close)
+	s, err := New(Config{Addr: "127.0.0.1:0", Tokens: tokens})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.MountSessions(store)
+	s.AddCheck("sessions_bucket", false, store.Check)
+	hs := httptest.NewServer(s.mux)
+	t.Cleanup(hs.Close)
+	return hs, s
+}
+
+func do(t *testing.T, hs *httptest.Server, method, path, token, body string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(method, hs.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := hs.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	if len(b) > 0 {
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatalf("%s %s answered non-JSON %q", method, path, b)
+		}
+	}
+	return resp.StatusCode, m
+}
+
+const validSession = `{"virtualNumber":"+65987654321","participants":["+65123456789","+6587654321"]}`
+
+func TestSessionAPI(t *testing.T) {
+	hs, _ := newTestServer(t)
+
+	code, created := do(t, hs, "POST", "/v1/sessions", "", `{"virtualNumber":"+65 9876 54321","participants":["(65) 1234-56789","6587654321"],"ttlSeconds":3600,"greeting":{"text":"Hello"}}`)
+	if code != http.StatusCreated {
+		t.Fatalf("create: %d %v", code, created)
+	}
+	id, _ := created["id"].(string)
+	if !session.ValidID(id) || created["expiresAt"] == nil || created["virtualNumber"] != "+65987654321" {
+		t.Fatalf("create answered %v", created)
+	}
+	if ps := created["participants"].([]any); ps[0] != "+65123456789" || ps[1] != "+6587654321" {
+		t.Errorf("participants not normalized: %v", ps)
+	}
+
+	tests := []struct {
+		name, method, path, body string
+		want                     int
+		wantErr                  string
+	}{
+		{"get", "GET", "/v1/sessions/" + id, "", 200, ""},
+		{"get unknown", "GET", "/v1/sessions/0123456789abcdef0123456789abcdef", "", 404, "not found"},
+		{"get malformed id", "GET", "/v1/sessions/s.*", "", 404, "not found"},
+		{"list", "GET", "/v1/sessions?virtualNumber=%2B65987654321", "", 200, ""},
+		{"list without number", "GET", "/v1/sessions", "", 400, "virtualNumber"},
+		{"list bad number", "GET", "/v1/sessions?virtualNumber=abc", "", 400, "virtualNumber"},
+		{"conflict", "POST", "/v1/sessions", validSession, 409, "open session"},
+		{"bad json", "POST", "/v1/sessions", `{"virtualNumber":`, 400, "body"},
+		{"empty body", "POST", "/v1/sessions", ``, 400, "empty"},
+		{"unknown field", "POST", "/v1/sessions", `{"virtualNumber":"+6598765432","participant":["+6512345678"]}`, 400, "participant"},
+		{"wrong type", "POST", "/v1/sessions", `{"virtualNumber":6598765432,"participants":[]}`, 400, "virtualNumber"},
+		{"bad number", "POST", "/v1/sessions", `{"virtualNumber":"+6598765432","participants":["+6512345678","12ab"]}`, 400, "participants[1]"},
+		{"one participant", "POST", "/v1/sessions", `{"virtualNumber":"+6598765432","participants":["+6512345678"]}`, 400, "participants"},
+		{"negative ttl", "POST", "/v1/sessions", `{"virtualNumber":"+6598765432","participants":["+6512345678","+6512345679"],"ttlSeconds":-1}`, 400, "ttlSeconds"},
+		{"two values", "POST", "/v1/sessions", validSession + validSession, 400, "more than one"},
+		{"huge body", "POST", "/v1/sessions", `{"virtualNumber":"` + strings.Repeat("1", 20<<10) + `"}`, 413, "16 KiB"},
+		{"unknown route", "GET", "/v1/nothing", "", 404, "not found"},
+		{"wrong method", "PUT", "/v1/sessions/" + id, "", 405, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, body := do(t, hs, tt.method, tt.path, "", tt.body)
+			if code != tt.want {
+				t.Fatalf("%s %s: %d %v, want %d", tt.method, tt.path, code, body, tt.want)
+			}
+			if tt.wantErr != "" && !strings.Contains(body["error"].(string), tt.wantErr) {
+				t.Errorf("error %q does not mention %q", body["error"], tt.wantErr)
+			}
+		})
+	}
+
+	if code, _ := do(t, hs, "DELETE", "/v1/sessions/"+id, "", ""); code != http.StatusNoContent {
+		t.Fatalf("delete: %d", code)
+	}
+	if code, _ := do(t, hs, "DELETE", "/v1/sessions/"+id, "", ""); code != http.StatusNotFound {
+		t.Errorf("second delete: %d, want 404", code)
+	}
+	// The participants are free again.
+	if code, body := do(t, hs, "POST", "/v1/sessions", "", validSession); code != http.StatusCreated {
+		t.Errorf("create after delete: %d %v", code, body)
+	}
+}
+
+func TestSessionAPIAuth(t *testing.T) {
+	hs, _ := newTestServer(t, "old-token", "new-token")
+	tests := []struct {
+		name, path, token string
+		want              int
+	}{
+		{"no token", "/v1/sessions?virtualNumber=6598765432", "", 401},
+		{"wrong token", "/v1/sessions?virtualNumber=6598765432", "guess", 401},
+		{"prefix of a token", "/v1/sessions?virtualNumber=6598765432", "old", 401},
+		{"old token during rotation", "/v1/sessions?virtualNumber=6598765432", "old-token", 200},
+		{"new token", "/v1/sessions?virtualNumber=6598765432", "new-token", 200},
+		{"unknown route still needs auth", "/v1/other", "", 401},
+		{"probes need none", "/healthz", "", 200},
+		{"readiness needs none", "/readyz", "", 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if code, body := do(t, hs, "GET", tt.path, tt.token, ""); code != tt.want {
+				t.Errorf("GET %s with %q: %d %v, want %d", tt.path, tt.token, code, body, tt.want)
+			}
+		})
+	}
+}
+
+func TestReadiness(t *testing.T) {
+	hs, s := newTestServer(t)
+	s.AddCheck("archive", true, func(context.Context) error { return errors.New("clickhouse down") })
+	code, body := do(t, hs, "GET", "/readyz", "", "")
+	if code != 200 || body["checks"].(map[string]any)["archive"] != "clickhouse down" {
+		t.Errorf("advisory failure: %d %v, want 200 reporting it", code, body)
+	}
+	s.AddCheck("nats", false, func(context.Context) error { return errors.New("not connected") })
+	code, body = do(t, hs, "GET", "/readyz", "", "")
+	if code != 503 || body["status"] != "not ready" {
+		t.Errorf("failing check: %d %v, want 503", code, body)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		cfg     Config
+		wantErr bool
+	}{
+		{"loopback without token", Config{Addr: "127.0.0.1:8081"}, false},
+		{"localhost without token", Config{Addr: "localhost:8081"}, false},
+		{"ipv6 loopback without token", Config{Addr: "[::1]:8081"}, false},
+		{"all interfaces without token", Config{Addr: ":8081"}, true},
+		{"public without token", Config{Addr: "0.0.0.0:8081"}, true},
+		{"public with token", Config{Addr: "0.0.0.0:8081", Tokens: []string{"t"}}, false},
+		{"empty token", Config{Addr: "127.0.0.1:8081", Tokens: []string{""}}, true},
+		{"bad address", Config{Addr: "8081"}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.cfg.Validate()
+			if (err != nil) != tt.wantErr || (err != nil && !errors.Is(err, ErrInvalidConfig)) {
+				t.Errorf("Validate() = %v, wantErr %v", err, tt.wantErr)
+			}
+		})
+	}
+}
