@@ -3,6 +3,7 @@ package wire
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"strconv"
 )
 
@@ -101,10 +102,19 @@ func (a *Action) appendJSON(dst []byte) []byte {
 	}
 	dst = append(dst, `,"params":{`...)
 	first := true
-	str := func(key, v string) {
+	key := func(k string) {
+		if !first {
+			dst = append(dst, ',')
+		}
+		first = false
+		dst = append(dst, '"')
+		dst = append(dst, k...)
+		dst = append(dst, '"', ':')
+	}
+	str := func(k, v string) {
 		if v != "" {
-			dst = appendField(dst, first, key, v)
-			first = false
+			key(k)
+			dst = AppendString(dst, v)
 		}
 	}
 	switch a.Action {
@@ -112,17 +122,19 @@ func (a *Action) appendJSON(dst []byte) []byte {
 		str("source", p.Source)
 		str("destination", p.Destination)
 		if p.CallRecording {
-			dst = append(dst, `,"callRecording":true`...)
+			key("callRecording")
+			dst = append(dst, "true"...)
 		}
 	default:
 		str("text", p.Text)
 		str("voiceProfile", p.VoiceProfile)
 		str("language", p.Language)
 		if p.Repetition > 0 {
-			dst = appendIntField(dst, "repetition", int64(p.Repetition))
+			key("repetition")
+			dst = strconv.AppendInt(dst, int64(p.Repetition), 10)
 		}
-		if p.Speed > 0 {
-			dst = append(dst, `,"speed":`...)
+		if p.Speed > 0 && !math.IsInf(p.Speed, 0) {
+			key("speed")
 			dst = strconv.AppendFloat(dst, p.Speed, 'f', -1, 64)
 		}
 	}
@@ -174,8 +186,8 @@ func (s Say) Validate() error {
 		return fmt.Errorf("text is required")
 	case s.Repetition < 0:
 		return fmt.Errorf("repetition must be >= 0")
-	case s.Speed < 0:
-		return fmt.Errorf("speed must be >= 0")
+	case s.Speed < 0 || math.IsNaN(s.Speed) || math.IsInf(s.Speed, 0):
+		return fmt.Errorf("speed must be a finite number >= 0")
 	}
 	return nil
 }

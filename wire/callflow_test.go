@@ -283,6 +283,9 @@ func TestAppendStringEscaping(t *testing.T) {
 				t.Errorf("AppendString(%q) = %s, want %s", tt.in, got, tt.want)
 			}
 			checkStringEncoding(t, tt.in, got)
+			if appended := AppendString([]byte(`{"k":`), tt.in); string(appended) != `{"k":`+tt.want {
+				t.Errorf("AppendString does not append to dst: %s", appended)
+			}
 		})
 	}
 }

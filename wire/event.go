@@ -8,6 +8,8 @@ import (
 	"errors"
 	"math"
 	"reflect"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -44,8 +46,8 @@ type Payload struct {
 	SourceCountryCode      string `json:"sourceCountryCode"`
 	DestinationCountryCode string `json:"destinationCountryCode"`
 	DestinationRefID       string `json:"destinationRefId"`
-	CallDuration           int64  `json:"callDuration"`
-	SipCode                int64  `json:"sipCode"`
+	CallDuration           Int    `json:"callDuration"`
+	SipCode                Int    `json:"sipCode"`
 	Timestamp              string `json:"timestamp"`
 
 	// ClientActionID is echoed by 8x8 on a CALL_ACTION that follows an
@@ -57,7 +59,7 @@ type Payload struct {
 	StartTime     string        `json:"startTime"`
 	EndTime       string        `json:"endTime"`
 	LastAction    string        `json:"lastAction"`
-	CallCount     int64         `json:"callCount"`
+	CallCount     Int           `json:"callCount"`
 	ErrorDetails  *ErrorDetails `json:"errorDetails"`
 }
 
@@ -91,15 +93,58 @@ func (c *FlexiCode) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// Int is an integer field of an event. It accepts a JSON number with no
+// fractional part, also when written as 200.0 or 2e2; a fraction, a string
+// or a value beyond int64 is the wrong type.
+type Int int64
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (n *Int) UnmarshalJSON(b []byte) error {
+	s := string(b)
+	if s == "null" {
+		return nil
+	}
+	if v, err := strconv.ParseInt(s, 10, 64); err == nil {
+		*n = Int(v)
+		return nil
+	}
+	if len(s) > 0 && (s[0] == '-' || (s[0] >= '0' && s[0] <= '9')) {
+		if f, err := strconv.ParseFloat(s, 64); err == nil && f == math.Trunc(f) && math.Abs(f) < 1<<53 {
+			*n = Int(f)
+			return nil
+		}
+	}
+	return &json.UnmarshalTypeError{Value: describeValue(s), Type: reflect.TypeFor[int64]()}
+}
+
+func describeValue(s string) string {
+	switch {
+	case s == "":
+		return "nothing"
+	case s[0] == '"':
+		return "string"
+	case s[0] == '{':
+		return "object"
+	case s[0] == '[':
+		return "array"
+	case s == "true" || s == "false":
+		return "bool"
+	case len(s) > 32:
+		return "number " + s[:32] + "..."
+	default:
+		return "number " + s
+	}
+}
+
 // Ranges of the integer fields: a value outside them is the wrong type.
 var intRanges = []struct {
 	field    string
-	get      func(*Payload) int64
+	get      func(*Payload) Int
 	min, max int64
 }{
-	{"payload.callDuration", func(p *Payload) int64 { return p.CallDuration }, 0, math.MaxInt32},
-	{"payload.sipCode", func(p *Payload) int64 { return p.SipCode }, 0, 699},
-	{"payload.callCount", func(p *Payload) int64 { return p.CallCount }, 0, math.MaxInt32},
+	{"payload.callDuration", func(p *Payload) Int { return p.CallDuration }, 0, math.MaxInt32},
+	{"payload.sipCode", func(p *Payload) Int { return p.SipCode }, 0, 699},
+	{"payload.callCount", func(p *Payload) Int { return p.CallCount }, 0, math.MaxInt32},
 }
 
 // ParseEvent parses and validates a webhook body. The error, when not nil, is
@@ -128,12 +173,12 @@ func ParseEvent(body []byte) (*Event, error) {
 		return nil, fieldErr("eventType", "required")
 	}
 	for _, r := range intRanges {
-		if v := r.get(ev.Payload); v < r.min || v > r.max {
+		if v := int64(r.get(ev.Payload)); v < r.min || v > r.max {
 			return nil, fieldErr(r.field, "must be an integer from %d to %d", r.min, r.max)
 		}
 	}
 	for _, f := range requiredIDs(ev.EventType) {
-		if *f.value(ev.Payload) == "" {
+		if strings.TrimSpace(*f.value(ev.Payload)) == "" {
 			return nil, fieldErr("payload."+f.name, "required for %s", ev.EventType)
 		}
 	}

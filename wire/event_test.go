@@ -809,7 +809,7 @@ func FuzzParseEvent(f *testing.F) {
 			t.Fatalf("accepted an incomplete event: %+v", ev)
 		}
 		p := ev.Payload
-		for _, v := range []int64{p.SipCode, p.CallDuration, p.CallCount} {
+		for _, v := range []Int{p.SipCode, p.CallDuration, p.CallCount} {
 			if v < 0 {
 				t.Fatalf("accepted a negative integer: %+v", p)
 			}
@@ -853,5 +853,37 @@ func BenchmarkRecordIDHash(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = ev.RecordID(body)
+	}
+}
+
+// TestIntWholeNumbers: an integer written as a whole decimal (200.0, 2e2)
+// is still an integer; a real fraction is the wrong type.
+func TestIntWholeNumbers(t *testing.T) {
+	tests := []struct {
+		raw     string
+		want    Int
+		wantErr bool
+	}{
+		{"200", 200, false},
+		{"200.0", 200, false},
+		{"2e2", 200, false},
+		{"-0", 0, false},
+		{"1.5", 0, true},
+		{`"200"`, 0, true},
+		{"1e40", 0, true},
+		{"true", 0, true},
+	}
+	for _, tt := range tests {
+		body := `{"namespace":"VOICE","eventType":"X","payload":{"sipCode":` + tt.raw + `}}`
+		ev, err := ParseEvent([]byte(body))
+		if tt.wantErr {
+			if err == nil || !strings.Contains(err.Error(), "payload.sipCode") {
+				t.Errorf("sipCode %s: err = %v, want one naming payload.sipCode", tt.raw, err)
+			}
+			continue
+		}
+		if err != nil || ev.Payload.SipCode != tt.want {
+			t.Errorf("sipCode %s: %v, %v; want %d", tt.raw, ev, err, tt.want)
+		}
 	}
 }

@@ -97,7 +97,7 @@ func ParseRecord(b []byte) (*Record, error) {
 		return nil, fmt.Errorf("%w: version %d, this build reads 1 to %d", ErrInvalidRecord, r.Version, RecordVersion)
 	case r.ID == "":
 		return nil, fmt.Errorf("%w: no id", ErrInvalidRecord)
-	case len(r.Event) == 0:
+	case len(r.Event) == 0 || string(r.Event) == "null":
 		return nil, fmt.Errorf("%w: no event", ErrInvalidRecord)
 	}
 	return &r, nil
