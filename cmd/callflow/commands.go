@@ -20,6 +20,7 @@ var commands = map[string]command{
 	"serve":    {"run everything in one process: embedded NATS, ingestor, deciders, admin API", runServe},
 	"ingest":   {"run the webhook ingestor and session API against --nats-url", runIngest},
 	"decider":  {"run deciders against --nats-url; start more anywhere to scale out", runDecider},
+	"archiver": {"archive the records stream into ClickHouse; 'archiver replay' re-archives a range", runArchiver},
 	"sessions": {"create, get, list or delete number-masking sessions through the admin API", runSessions},
 	"version":  {"print the version", runVersion},
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/callflow/callflow/admin"
+	"github.com/callflow/callflow/archiver"
 	"github.com/callflow/callflow/broker"
 	"github.com/callflow/callflow/decider"
 	"github.com/callflow/callflow/ingest"
@@ -27,12 +28,13 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	o.registerBucket(fs)
 	o.registerIngest(fs)
 	o.registerDeciders(fs, 2)
+	o.registerArchiver(fs, true)
 	o.registerAdmin(fs, "127.0.0.1:8081", true)
 	o.registerProcess(fs)
 	if err := parseFlags(fs, args, false); err != nil {
 		return err
 	}
-	return runNode(ctx, &o, nodeRoles{name: "serve", embedded: o.natsURL == "", ingest: true}, stderr)
+	return runNode(ctx, &o, nodeRoles{name: "serve", embedded: o.natsURL == "", ingest: true, archiver: o.clickhouseAddr != ""}, stderr)
 }
 
 func runIngest(ctx context.Context, args []string, _, stderr io.Writer) error {
@@ -72,12 +74,19 @@ type nodeRoles struct {
 	name     string
 	embedded bool // start an embedded NATS server
 	ingest   bool // run the webhook listener and the session API
+	archiver bool // archive the records stream into ClickHouse
+	// archiveRequired makes ClickHouse part of readiness (the archiver
+	// role); in serve, answering calls never depends on ClickHouse.
+	archiveRequired bool
 }
 
 // node is a running process: whatever its roles, it is started and stopped
 // in the same order.
 type node struct {
 	log      *slog.Logger
+	archiver *archiver.Archiver
+	archStop context.CancelFunc
+	archDone chan struct{}
 	ns       *server.Server
 	nc       *nats.Conn
 	store    *session.Store
@@ -123,7 +132,7 @@ func runNode(ctx context.Context, o *options, r nodeRoles, stderr io.Writer) err
 		}
 		go func() { errc <- n.ingest.Serve(ln) }()
 	}
-	log.Info("callflow running", "role", r.name, "version", buildVersion(), "deciders", len(n.deciders), "ingest", n.ingest != nil)
+	log.Info("callflow running", "role", r.name, "version", buildVersion(), "deciders", len(n.deciders), "ingest", n.ingest != nil, "archiver", n.archiver != nil)
 
 	var failed error
 	select {
@@ -172,7 +181,7 @@ func (n *node) start(ctx context.Context, o *options, r nodeRoles, adminCfg admi
 		}
 		return nil
 	})
-	if r.ingest {
+	if r.ingest || r.archiver {
 		stream, err := broker.EnsureStream(setup, js, o.streamConfig(), log)
 		if err != nil {
 			return err
@@ -181,6 +190,14 @@ func (n *node) start(ctx context.Context, o *options, r nodeRoles, adminCfg admi
 			_, err := stream.Info(ctx)
 			return err
 		})
+	}
+	if r.archiver {
+		if err := n.startArchiver(js, o, r); err != nil {
+			return err
+		}
+	}
+	if !r.ingest && o.deciders == 0 {
+		return nil // the archiver role needs no sessions
 	}
 	if n.store, err = session.Open(setup, js, o.sessionConfig(log.With("component", "sessions"))); err != nil {
 		return err
@@ -220,6 +237,44 @@ func (n *node) start(ctx context.Context, o *options, r nodeRoles, adminCfg admi
 	return nil
 }
 
+// startArchiver runs the archiver in the background until shutdown.
+func (n *node) startArchiver(js jetstream.JetStream, o *options, r nodeRoles) error {
+	a, err := archiver.Open(js, o.archiverConfig(n.log.With("component", "archiver")))
+	if err != nil {
+		return err
+	}
+	n.archiver = a
+	n.admin.AddCheck("clickhouse", !r.archiveRequired, a.Check)
+	ctx, cancel := context.WithCancel(context.Background())
+	n.archStop, n.archDone = cancel, make(chan struct{})
+	go func() {
+		defer close(n.archDone)
+		if err := a.Run(ctx, o.shutdownTimeout/2); err != nil {
+			n.log.Error("archiver stopped", "error", err)
+		}
+	}()
+	return nil
+}
+
+// stopArchiver lets the archiver send the batch in hand, then closes it.
+func (n *node) stopArchiver(ctx context.Context) error {
+	if n.archiver == nil {
+		return nil
+	}
+	n.archStop()
+	var err error
+	select {
+	case <-n.archDone:
+	case <-ctx.Done():
+		err = fmt.Errorf("archiver did not finish its last batch: %w", ctx.Err())
+	}
+	st := n.archiver.Stats()
+	n.log.Info("archiver stopped", "rows", st.Rows, "batches", st.Batches, "rejected", st.Rejected)
+	_ = n.archiver.Close()
+	n.archiver = nil
+	return err
+}
+
 // shutdown stops in dependency order: stop taking webhooks and answer the
 // calls in flight (their deciders still serve), wait for their records'
 // acks, then the deciders, the admin listener, the session watch, NATS.
@@ -238,6 +293,9 @@ func (n *node) shutdown(ctx context.Context) error {
 		}
 	}
 	n.deciders = nil
+	if err := n.stopArchiver(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	if n.admin != nil {
 		if err := n.admin.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("admin: %w", err))
@@ -249,6 +307,11 @@ func (n *node) shutdown(ctx context.Context) error {
 
 // close releases what is still held; after shutdown it only closes NATS.
 func (n *node) close() {
+	if n.archiver != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = n.stopArchiver(ctx)
+		cancel()
+	}
 	if n.store != nil {
 		n.store.Close()
 		n.store = nil

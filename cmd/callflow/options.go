@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/callflow/callflow/admin"
+	"github.com/callflow/callflow/archiver"
 	"github.com/callflow/callflow/broker"
 	"github.com/callflow/callflow/decider"
 	"github.com/callflow/callflow/ingest"
@@ -48,6 +49,16 @@ type options struct {
 	deciders          int
 	outOfSessionText  string
 	outOfSessionVoice string
+
+	// archiver
+	clickhouseAddr     string
+	clickhouseDatabase string
+	clickhouseUser     string
+	clickhousePassword string
+	batchMaxRows       int
+	batchMaxBytes      int
+	batchMaxAge        time.Duration
+	archiverDurable    string
 
 	// admin
 	adminAddr  string
@@ -98,6 +109,37 @@ func (o *options) registerDeciders(fs *flag.FlagSet, def int) {
 	fs.IntVar(&o.deciders, "deciders", def, "decider instances in this process")
 	fs.StringVar(&o.outOfSessionText, "out-of-session-text", decider.DefaultOutOfSession.Text, "said to callers who are not in a session on the number they called")
 	fs.StringVar(&o.outOfSessionVoice, "out-of-session-voice", decider.DefaultOutOfSession.VoiceProfile, "voice profile of the out-of-session message")
+}
+
+func (o *options) registerArchiver(fs *flag.FlagSet, optional bool) {
+	usage := "ClickHouse native-protocol addresses, comma-separated"
+	if optional {
+		usage += "; empty runs without an archiver"
+	}
+	fs.StringVar(&o.clickhouseAddr, "clickhouse-addr", archiver.DefaultAddr, usage)
+	fs.StringVar(&o.clickhouseDatabase, "clickhouse-database", archiver.DefaultDatabase, "ClickHouse database of the call tables (created when missing)")
+	fs.StringVar(&o.clickhouseUser, "clickhouse-user", "default", "ClickHouse user")
+	fs.StringVar(&o.clickhousePassword, "clickhouse-password", "", "ClickHouse password")
+	fs.IntVar(&o.batchMaxRows, "batch-max-rows", archiver.DefaultMaxRows, "archiver: rows that fill a batch")
+	fs.IntVar(&o.batchMaxBytes, "batch-max-bytes", archiver.DefaultMaxBytes, "archiver: record bytes that fill a batch")
+	fs.DurationVar(&o.batchMaxAge, "batch-max-age", archiver.DefaultMaxAge, "archiver: the longest a record waits in a batch")
+	fs.StringVar(&o.archiverDurable, "archiver-durable", archiver.DefaultDurable, "archiver: durable consumer shared by every archiver")
+}
+
+func (o *options) archiverConfig(log *slog.Logger) archiver.Config {
+	var addrs []string
+	for _, a := range strings.Split(o.clickhouseAddr, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			addrs = append(addrs, a)
+		}
+	}
+	return archiver.Config{
+		ClickHouse: archiver.ClickHouseConfig{Addrs: addrs, Database: o.clickhouseDatabase, Username: o.clickhouseUser, Password: o.clickhousePassword},
+		Batch:      archiver.BatchConfig{MaxRows: o.batchMaxRows, MaxBytes: o.batchMaxBytes, MaxAge: o.batchMaxAge},
+		Stream:     o.stream,
+		Durable:    o.archiverDurable,
+		Logger:     log,
+	}
 }
 
 func (o *options) registerAdmin(fs *flag.FlagSet, addr string, api bool) {

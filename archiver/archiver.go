@@ -1,0 +1,223 @@
+package archiver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Archiver consumes the records stream into ClickHouse.
+type Archiver struct {
+	cfg   Config
+	js    jetstream.JetStream
+	conn  driver.Conn
+	w     *writer
+	log   *slog.Logger
+	stats stats
+}
+
+// Open connects (lazily: nothing is dialled until Run) to ClickHouse.
+func Open(js jetstream.JetStream, cfg Config) (*Archiver, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	conn, err := Connect(cfg.ClickHouse)
+	if err != nil {
+		return nil, err
+	}
+	return &Archiver{
+		cfg: cfg, js: js, conn: conn, log: cfg.Logger,
+		w: newWriter(conn, cfg.ClickHouse.Database, cfg.ClickHouse.QueryTimeout, cfg.Logger),
+	}, nil
+}
+
+// Connect opens a ClickHouse connection pool over the native protocol.
+// Nothing is dialled until the first query.
+func Connect(cfg ClickHouseConfig) (driver.Conn, error) {
+	conn, err := clickhouse.Open(&clickhouse.Options{
+		Addr: cfg.Addrs,
+		Auth: clickhouse.Auth{Username: cfg.Username, Password: cfg.Password},
+		// Tables are always named with their database, which may not
+		// exist yet when the pool opens.
+		DialTimeout:     cfg.DialTimeout,
+		ReadTimeout:     cfg.QueryTimeout,
+		MaxOpenConns:    4,
+		MaxIdleConns:    2,
+		ConnMaxLifetime: time.Hour,
+		Compression:     &clickhouse.Compression{Method: clickhouse.CompressionLZ4},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse: %w", err)
+	}
+	return conn, nil
+}
+
+// Close closes the ClickHouse connections.
+func (a *Archiver) Close() error { return a.conn.Close() }
+
+// Check reports whether ClickHouse answers, for readiness probes.
+func (a *Archiver) Check(ctx context.Context) error {
+	if err := a.conn.Ping(ctx); err != nil {
+		return fmt.Errorf("clickhouse: %w", err)
+	}
+	return nil
+}
+
+// Stats returns counters since the archiver started.
+func (a *Archiver) Stats() Stats { return a.stats.snapshot() }
+
+// Run archives until ctx ends, then sends the batch in hand (bounded by
+// drain) and returns. Until ClickHouse answers it retries with backoff,
+// the records waiting in JetStream.
+func (a *Archiver) Run(ctx context.Context, drain time.Duration) error {
+	if err := a.retry(ctx, "apply schema", func(ctx context.Context) error {
+		return applySchema(ctx, a.conn, a.cfg.ClickHouse.Database)
+	}); err != nil {
+		return nil // stopped before ClickHouse was ever reachable
+	}
+	cons, err := a.js.CreateOrUpdateConsumer(ctx, a.cfg.Stream, jetstream.ConsumerConfig{
+		Durable:       a.cfg.Durable,
+		Description:   "callflow archiver: records into ClickHouse",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       a.cfg.AckWait,
+		MaxAckPending: 2 * a.cfg.Batch.MaxRows,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return fmt.Errorf("archiver consumer on %s: %w", a.cfg.Stream, err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(min(a.cfg.Batch.MaxRows, 5000)))
+	if err != nil {
+		return fmt.Errorf("archiver consume: %w", err)
+	}
+	defer it.Stop()
+	a.log.Info("archiver running", "stream", a.cfg.Stream, "durable", a.cfg.Durable, "database", a.cfg.ClickHouse.Database,
+		"batch_rows", a.cfg.Batch.MaxRows, "batch_bytes", a.cfg.Batch.MaxBytes, "batch_age", a.cfg.Batch.MaxAge)
+
+	for {
+		b, err := a.collect(ctx, it)
+		if b.len() > 0 {
+			fctx := ctx
+			if ctx.Err() != nil {
+				var cancel context.CancelFunc
+				fctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), drain)
+				defer cancel()
+			}
+			if ferr := a.flush(fctx, b); ferr != nil {
+				a.log.Warn("batch not archived; its records will be redelivered", "records", b.len(), "error", ferr)
+			}
+		}
+		if err != nil || ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+// collect gathers one batch: it waits for a first message, then takes more
+// until the batch is full or as old as MaxAge.
+func (a *Archiver) collect(ctx context.Context, it jetstream.MessagesContext) (*batch, error) {
+	b := &batch{}
+	var deadline time.Time
+	for b.rows < a.cfg.Batch.MaxRows && b.bytes < a.cfg.Batch.MaxBytes {
+		wait := time.Second // poll so that ctx is noticed while idle
+		if b.len() > 0 {
+			wait = time.Until(deadline)
+			if wait <= 0 {
+				break
+			}
+		}
+		if ctx.Err() != nil {
+			return b, ctx.Err()
+		}
+		msg, err := it.Next(jetstream.NextMaxWait(wait))
+		if errors.Is(err, nats.ErrTimeout) {
+			continue
+		}
+		if err != nil {
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return b, err
+			}
+			a.log.Warn("archiver pull failed", "error", err)
+			continue
+		}
+		if b.len() == 0 {
+			deadline = time.Now().Add(a.cfg.Batch.MaxAge)
+		}
+		b.add(msg)
+	}
+	return b, nil
+}
+
+// flush stores a batch and acknowledges its messages, retrying while
+// ClickHouse is unavailable. Messages are acknowledged only after
+// ClickHouse accepted them (or took them into rejected_records).
+func (a *Archiver) flush(ctx context.Context, b *batch) error {
+	start := time.Now()
+	var stored int
+	err := a.retry(ctx, "insert", func(ctx context.Context) error {
+		b.keepAlive(a.cfg.AckWait)
+		if err := a.w.reject(ctx, b.rejects); err != nil {
+			return err
+		}
+		a.stats.rejected.Add(uint64(len(b.rejects)))
+		b.rejects = nil
+		n, err := a.w.store(ctx, b.parsed)
+		if err == nil {
+			stored = len(b.parsed) - n
+			a.stats.rejected.Add(uint64(n))
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for _, m := range b.msgs {
+		if err := m.Ack(); err != nil {
+			a.log.Warn("ack failed; the record will be redelivered and collapse in FINAL", "error", err)
+		}
+	}
+	a.stats.rows.Add(uint64(stored))
+	a.stats.batches.Add(1)
+	a.stats.lastInsert.Store(int64(time.Since(start)))
+	return nil
+}
+
+// retry runs f until it succeeds or ctx ends, with exponential backoff.
+// An outage is logged once when it starts and once when it ends.
+func (a *Archiver) retry(ctx context.Context, what string, f func(context.Context) error) error {
+	backoff := a.cfg.RetryMin
+	var since time.Time
+	for attempt := 0; ; attempt++ {
+		err := f(ctx)
+		if err == nil {
+			if attempt > 0 {
+				a.log.Info("clickhouse is back; archiving resumed", "outage", time.Since(since).Round(time.Millisecond), "attempts", attempt+1)
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		a.stats.retries.Add(1)
+		if attempt == 0 {
+			since = time.Now()
+			a.log.Warn("clickhouse unavailable; records wait in JetStream, retrying with backoff", "step", what, "error", err)
+		} else {
+			a.log.Debug("clickhouse still unavailable", "step", what, "attempt", attempt+1, "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, a.cfg.RetryMax)
+	}
+}

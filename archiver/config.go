@@ -1,0 +1,124 @@
+package archiver
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"time"
+)
+
+// ErrInvalidConfig is wrapped by every configuration error.
+var ErrInvalidConfig = errors.New("invalid archiver config")
+
+// ClickHouseConfig says how to reach ClickHouse.
+type ClickHouseConfig struct {
+	// Addrs are host:port addresses of the native protocol.
+	Addrs []string
+	// Database holds callflow's tables; it is created when missing.
+	Database string
+	// Username and Password authenticate (default user, no password when
+	// empty).
+	Username, Password string
+	// DialTimeout bounds connecting; QueryTimeout bounds one statement.
+	DialTimeout, QueryTimeout time.Duration
+}
+
+// BatchConfig says when a batch is sent: whichever limit is reached first.
+type BatchConfig struct {
+	// MaxRows is the most rows in one insert.
+	MaxRows int
+	// MaxBytes is the most record bytes in one insert.
+	MaxBytes int
+	// MaxAge is the longest a record waits in a batch before it is sent.
+	MaxAge time.Duration
+}
+
+// Config configures an Archiver.
+type Config struct {
+	ClickHouse ClickHouseConfig
+	Batch      BatchConfig
+	// Stream is the records stream.
+	Stream string
+	// Durable is the consumer every archiver shares.
+	Durable string
+	// AckWait is how long JetStream waits for an ack before redelivering.
+	AckWait time.Duration
+	// RetryMin and RetryMax bound the backoff while ClickHouse is down.
+	RetryMin, RetryMax time.Duration
+	// Logger receives notable events; never one line per record.
+	Logger *slog.Logger
+}
+
+// Defaults for Config.
+const (
+	DefaultAddr     = "127.0.0.1:9000"
+	DefaultDatabase = "callflow"
+	DefaultDurable  = "archiver"
+	DefaultMaxRows  = 20000
+	DefaultMaxBytes = 16 << 20
+	DefaultMaxAge   = 500 * time.Millisecond
+)
+
+var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
+
+func (c *Config) setDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	if len(c.ClickHouse.Addrs) == 0 {
+		c.ClickHouse.Addrs = []string{DefaultAddr}
+	}
+	if c.ClickHouse.Database == "" {
+		c.ClickHouse.Database = DefaultDatabase
+	}
+	def(&c.ClickHouse.DialTimeout, 5*time.Second)
+	def(&c.ClickHouse.QueryTimeout, 60*time.Second)
+	if c.Batch.MaxRows == 0 {
+		c.Batch.MaxRows = DefaultMaxRows
+	}
+	if c.Batch.MaxBytes == 0 {
+		c.Batch.MaxBytes = DefaultMaxBytes
+	}
+	def(&c.Batch.MaxAge, DefaultMaxAge)
+	if c.Stream == "" {
+		c.Stream = "CALLS"
+	}
+	if c.Durable == "" {
+		c.Durable = DefaultDurable
+	}
+	def(&c.AckWait, 2*time.Minute)
+	def(&c.RetryMin, 200*time.Millisecond)
+	def(&c.RetryMax, 15*time.Second)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Validate checks the configuration after defaults are applied.
+func (c *Config) Validate() error {
+	switch {
+	case !identifier.MatchString(c.ClickHouse.Database):
+		return fmt.Errorf("%w: clickhouse database %q must be an identifier ([A-Za-z_][A-Za-z0-9_]*)", ErrInvalidConfig, c.ClickHouse.Database)
+	case c.Batch.MaxRows < 1:
+		return fmt.Errorf("%w: batch max rows must be >= 1", ErrInvalidConfig)
+	case c.Batch.MaxBytes < 1024:
+		return fmt.Errorf("%w: batch max bytes must be >= 1024", ErrInvalidConfig)
+	case c.Batch.MaxAge <= 0:
+		return fmt.Errorf("%w: batch max age must be > 0", ErrInvalidConfig)
+	case c.AckWait < 3*c.Batch.MaxAge || c.AckWait < time.Second:
+		return fmt.Errorf("%w: ack wait %s must be at least 1s and 3x the batch max age", ErrInvalidConfig, c.AckWait)
+	case c.RetryMin <= 0 || c.RetryMax < c.RetryMin:
+		return fmt.Errorf("%w: retry backoff must satisfy 0 < min <= max", ErrInvalidConfig)
+	case c.Durable == "" || c.Stream == "":
+		return fmt.Errorf("%w: stream and durable names are required", ErrInvalidConfig)
+	}
+	for _, a := range c.ClickHouse.Addrs {
+		if a == "" {
+			return fmt.Errorf("%w: empty clickhouse address", ErrInvalidConfig)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,111 @@
+package archiver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ReplayConfig says which records to archive again.
+type ReplayConfig struct {
+	// Since replays records stored at or after this time.
+	Since time.Time
+	// StartSeq replays from this stream sequence (when Since is zero).
+	StartSeq uint64
+	// Progress, when set, is called after each batch with the records done
+	// and the total to do.
+	Progress func(done, total uint64)
+}
+
+// ErrNothingToReplay means the stream holds no record in the range asked.
+var ErrNothingToReplay = errors.New("no records to replay")
+
+// Replay archives the records of the stream from a time or a sequence up to
+// the last record present when it started, with an ordered consumer of its
+// own (the durable consumer is untouched). The table is idempotent, so a
+// replay never doubles what analysts read through FINAL.
+func (a *Archiver) Replay(ctx context.Context, rc ReplayConfig) (uint64, error) {
+	if err := applySchema(ctx, a.conn, a.cfg.ClickHouse.Database); err != nil {
+		return 0, err
+	}
+	stream, err := a.js.Stream(ctx, a.cfg.Stream)
+	if err != nil {
+		return 0, fmt.Errorf("stream %s: %w", a.cfg.Stream, err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("stream %s: %w", a.cfg.Stream, err)
+	}
+	last := info.State.LastSeq
+	occ := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
+	first := info.State.FirstSeq
+	switch {
+	case !rc.Since.IsZero():
+		t := rc.Since
+		occ.DeliverPolicy, occ.OptStartTime = jetstream.DeliverByStartTimePolicy, &t
+	case rc.StartSeq > 0:
+		occ.DeliverPolicy, occ.OptStartSeq = jetstream.DeliverByStartSequencePolicy, rc.StartSeq
+		first = max(first, rc.StartSeq)
+	}
+	if info.State.Msgs == 0 || first > last {
+		return 0, ErrNothingToReplay
+	}
+	cons, err := stream.OrderedConsumer(ctx, occ)
+	if err != nil {
+		return 0, fmt.Errorf("replay consumer: %w", err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(min(a.cfg.Batch.MaxRows, 5000)))
+	if err != nil {
+		return 0, fmt.Errorf("replay consume: %w", err)
+	}
+	defer it.Stop()
+
+	var done uint64
+	total := last - first + 1
+	for {
+		b := &batch{}
+		reached := false
+		for b.rows < a.cfg.Batch.MaxRows && b.bytes < a.cfg.Batch.MaxBytes && !reached {
+			msg, err := it.Next(jetstream.NextMaxWait(5 * time.Second))
+			if errors.Is(err, nats.ErrTimeout) {
+				if b.len() == 0 && ctx.Err() == nil {
+					// Nothing left at or after the start (records expired, or
+					// the start time is past the last one).
+					return done, nil
+				}
+				break
+			}
+			if err != nil {
+				return done, fmt.Errorf("replay read: %w", err)
+			}
+			b.add(msg)
+			if md, err := msg.Metadata(); err == nil {
+				if rc.Since.IsZero() && done == 0 && b.len() == 1 {
+					total = last - md.Sequence.Stream + 1
+				}
+				reached = md.Sequence.Stream >= last
+			}
+		}
+		if err := a.retry(ctx, "replay insert", func(ctx context.Context) error {
+			if err := a.w.reject(ctx, b.rejects); err != nil {
+				return err
+			}
+			b.rejects = nil
+			_, err := a.w.store(ctx, b.parsed)
+			return err
+		}); err != nil {
+			return done, err
+		}
+		done += uint64(b.len())
+		if rc.Progress != nil {
+			rc.Progress(done, max(total, done))
+		}
+		if reached {
+			return done, nil
+		}
+	}
+}

@@ -1,0 +1,136 @@
+package archiver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+// errContent marks an insert refused for what the rows hold, as opposed to
+// an outage: retrying the same rows would fail forever.
+var errContent = errors.New("rows refused for their content")
+
+// contentCodes are ClickHouse exception codes that blame the data.
+var contentCodes = map[int32]bool{
+	6:   true, // CANNOT_PARSE_TEXT
+	27:  true, // CANNOT_PARSE_INPUT_ASSERTION_FAILED
+	38:  true, // CANNOT_PARSE_DATE
+	41:  true, // CANNOT_PARSE_DATETIME
+	53:  true, // TYPE_MISMATCH
+	69:  true, // ARGUMENT_OUT_OF_BOUND
+	70:  true, // CANNOT_CONVERT_TYPE
+	72:  true, // CANNOT_PARSE_NUMBER
+	117: true, // INCORRECT_DATA
+	131: true, // TOO_LARGE_STRING_SIZE
+	321: true, // VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
+}
+
+func isContent(err error) bool {
+	if errors.Is(err, errContent) {
+		return true
+	}
+	var exc *clickhouse.Exception
+	return errors.As(err, &exc) && contentCodes[exc.Code]
+}
+
+// rejected is a message set aside: not a record, or refused by ClickHouse.
+type rejected struct {
+	seq     uint64
+	subject string
+	id      string
+	reason  string
+	data    []byte
+}
+
+// writer inserts rows into ClickHouse.
+type writer struct {
+	conn         driver.Conn
+	log          *slog.Logger
+	timeout      time.Duration
+	insertEvents string
+	insertReject string
+}
+
+func newWriter(conn driver.Conn, database string, timeout time.Duration, log *slog.Logger) *writer {
+	return &writer{conn: conn, log: log, timeout: timeout,
+		insertEvents: insertEvents(database), insertReject: insertRejected(database)}
+}
+
+// store inserts rows. Rows ClickHouse refuses for their content are found
+// by splitting the batch in halves and set aside one by one; the error
+// returned, if any, is an outage and the whole call should be retried
+// (rows already stored collapse with their copies through FINAL).
+func (w *writer) store(ctx context.Context, rows []row) (int, error) {
+	if len(rows) == 0 {
+		return 0, nil
+	}
+	err := w.insert(ctx, rows)
+	if err == nil {
+		return 0, nil
+	}
+	if !isContent(err) {
+		return 0, err
+	}
+	if len(rows) == 1 {
+		r := rows[0]
+		return 1, w.reject(ctx, []rejected{{seq: r.seq, id: r.rec.ID, reason: err.Error(), data: r.data}})
+	}
+	mid := len(rows) / 2
+	n1, err := w.store(ctx, rows[:mid])
+	if err != nil {
+		return n1, err
+	}
+	n2, err := w.store(ctx, rows[mid:])
+	return n1 + n2, err
+}
+
+// insert sends rows as one INSERT with an explicit column list (which
+// ClickHouse 18.16 needs).
+func (w *writer) insert(ctx context.Context, rows []row) error {
+	ctx, cancel := context.WithTimeout(ctx, w.timeout)
+	defer cancel()
+	batch, err := w.conn.PrepareBatch(ctx, w.insertEvents)
+	if err != nil {
+		return fmt.Errorf("prepare insert: %w", err)
+	}
+	defer batch.Close()
+	for i := range rows {
+		if err := batch.Append(rows[i].values()...); err != nil {
+			return fmt.Errorf("%w: record %s: %w", errContent, rows[i].rec.ID, err)
+		}
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("insert %d rows: %w", len(rows), err)
+	}
+	return nil
+}
+
+// reject stores messages in rejected_records.
+func (w *writer) reject(ctx context.Context, rs []rejected) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, w.timeout)
+	defer cancel()
+	batch, err := w.conn.PrepareBatch(ctx, w.insertReject)
+	if err != nil {
+		return fmt.Errorf("prepare reject insert: %w", err)
+	}
+	defer batch.Close()
+	now := time.Now().UTC()
+	for _, r := range rs {
+		if err := batch.Append(now, r.seq, r.subject, r.id, r.reason, string(r.data)); err != nil {
+			return fmt.Errorf("reject record %s: %w", r.id, err)
+		}
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("insert %d rejected records: %w", len(rs), err)
+	}
+	w.log.Warn("records set aside in rejected_records", "count", len(rs), "first_sequence", rs[0].seq, "reason", rs[0].reason)
+	return nil
+}

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/callflow/callflow/archiver"
+	"github.com/callflow/callflow/broker"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/schollz/progressbar/v3"
+)
+
+func runArchiver(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "replay" {
+		return runReplay(ctx, args[1:], stdout, stderr)
+	}
+	var o options
+	fs := newFlagSet("archiver", "archiver [flags]\n       callflow archiver replay --since TIME | --start-seq N [flags]", stderr)
+	o.registerNATS(fs, false)
+	o.registerStream(fs)
+	o.registerArchiver(fs, false)
+	o.registerAdmin(fs, "127.0.0.1:8083", false)
+	o.registerProcess(fs)
+	if err := parseFlags(fs, args, false); err != nil {
+		return err
+	}
+	if o.clickhouseAddr == "" {
+		return errors.New("--clickhouse-addr is required for the archiver role")
+	}
+	return runNode(ctx, &o, nodeRoles{name: "archiver", archiver: true, archiveRequired: true}, stderr)
+}
+
+// runReplay archives a range of the stream again, showing progress.
+func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var o options
+	fs := newFlagSet("archiver replay", "archiver replay --since TIME | --start-seq N [flags]", stderr)
+	o.registerNATS(fs, false)
+	o.registerStream(fs)
+	o.registerArchiver(fs, false)
+	o.registerProcess(fs)
+	since := fs.String("since", "", "replay records stored since this time (RFC 3339, or a duration ago such as 24h)")
+	startSeq := fs.Uint64("start-seq", 0, "replay records from this stream sequence")
+	if err := parseFlags(fs, args, false); err != nil {
+		return err
+	}
+	var rc archiver.ReplayConfig
+	switch {
+	case *since != "" && *startSeq != 0:
+		return errors.New("give --since or --start-seq, not both")
+	case *since != "":
+		t, err := parseSince(*since, time.Now())
+		if err != nil {
+			return err
+		}
+		rc.Since = t
+	case *startSeq != 0:
+		rc.StartSeq = *startSeq
+	default:
+		return errors.New("give --since TIME or --start-seq N")
+	}
+	log, err := o.logger(stderr)
+	if err != nil {
+		return err
+	}
+	nc, err := broker.Connect(broker.ConnConfig{URLs: o.natsURL, Name: "callflow-replay", Logger: log})
+	if err != nil {
+		return err
+	}
+	defer broker.Drain(nc, 5*time.Second)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	a, err := archiver.Open(js, o.archiverConfig(log))
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	rc.Progress = progressReporter(stderr)
+	n, err := a.Replay(ctx, rc)
+	if errors.Is(err, archiver.ErrNothingToReplay) {
+		_, err = fmt.Fprintln(stdout, "nothing to replay")
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "replayed %d records\n", n)
+	return err
+}
+
+// progressReporter draws a progress bar on a terminal and prints plain
+// progress lines (at most one every 2s) otherwise.
+func progressReporter(w io.Writer) func(done, total uint64) {
+	if f, ok := w.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			var bar *progressbar.ProgressBar
+			return func(done, total uint64) {
+				if bar == nil {
+					bar = progressbar.NewOptions64(int64(total), progressbar.OptionSetWriter(w),
+						progressbar.OptionSetDescription("replaying"), progressbar.OptionShowCount(), progressbar.OptionShowIts(),
+						progressbar.OptionSetItsString("records"), progressbar.OptionThrottle(100*time.Millisecond))
+				}
+				bar.ChangeMax64(int64(total))
+				_ = bar.Set64(int64(done))
+				if done >= total {
+					_ = bar.Finish()
+					fmt.Fprintln(w)
+				}
+			}
+		}
+	}
+	var last time.Time
+	return func(done, total uint64) {
+		if done < total && time.Since(last) < 2*time.Second {
+			return
+		}
+		last = time.Now()
+		fmt.Fprintf(w, "replayed %d of %d records (%s%%)\n", done, total, strconv.FormatFloat(100*float64(done)/float64(max(total, 1)), 'f', 1, 64))
+	}
+}
+
+// parseSince reads an RFC 3339 time or a duration before now.
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil && d > 0 {
+		return now.Add(-d), nil
+	}
+	return time.Time{}, fmt.Errorf("--since %q: want an RFC 3339 time (2026-11-25T08:00:00Z) or a duration such as 24h", s)
+}
