@@ -127,12 +127,13 @@ func (a *Archiver) collect(ctx context.Context, it jetstream.MessagesContext) (*
 	b := &batch{}
 	var deadline time.Time
 	for b.rows < a.cfg.Batch.MaxRows && b.bytes < a.cfg.Batch.MaxBytes {
-		wait := time.Second // poll so that ctx is noticed while idle
+		wait := time.Second // poll, so that a stop is noticed within a second
 		if b.len() > 0 {
-			wait = time.Until(deadline)
-			if wait <= 0 {
+			left := time.Until(deadline)
+			if left <= 0 {
 				break
 			}
+			wait = min(wait, left)
 		}
 		if ctx.Err() != nil {
 			return b, ctx.Err()

@@ -14,8 +14,14 @@ var schemaSQL string
 
 // Schema returns the schema's statements for database, in order.
 func Schema(database string) []string {
+	return SplitSQL(SchemaSQL(database))
+}
+
+// SplitSQL splits a file of statements on ';', dropping '--' comment lines
+// (which may contain ';') and blank statements.
+func SplitSQL(sql string) []string {
 	var code []string
-	for _, l := range strings.Split(schemaSQL, "\n") {
+	for _, l := range strings.Split(sql, "\n") {
 		if t := strings.TrimSpace(l); t != "" && !strings.HasPrefix(t, "--") {
 			code = append(code, l)
 		}
@@ -23,7 +29,7 @@ func Schema(database string) []string {
 	var out []string
 	for _, stmt := range strings.Split(strings.Join(code, "\n"), ";") {
 		if stmt = strings.TrimSpace(stmt); stmt != "" {
-			out = append(out, strings.ReplaceAll(stmt, "{database}", database))
+			out = append(out, stmt)
 		}
 	}
 	return out

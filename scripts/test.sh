@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, vet, then every package's
-# tests with the race detector against real in-process NATS servers.
+# tests with the race detector against real servers: NATS in-process, and a
+# throwaway ClickHouse (Debian's clickhouse-server, installed when missing)
+# started here on free loopback ports and removed on exit.
 #
 # Usage: scripts/test.sh [extra go test flags]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
 export PATH="/usr/local/go/bin:$PATH"
-
 
 echo "== gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
@@ -17,6 +17,11 @@ fi
 
 echo "== go vet"
 go vet ./...
+
+# shellcheck source=scripts/clickhouse.sh
+source scripts/clickhouse.sh
+trap clickhouse_stop EXIT
+clickhouse_start
 
 echo "== go test -race"
 go test -race -count=1 -timeout 25m "$@" ./...
