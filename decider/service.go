@@ -46,6 +46,12 @@ func Start(nc *nats.Conn, sessions Sessions, cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("register decider service: %w", err)
 	}
 	s.svc = svc
+	// The subscription must be on the server before callers are told the
+	// decider is up, or their first requests find no responders.
+	if err := nc.Flush(); err != nil {
+		_ = svc.Stop()
+		return nil, fmt.Errorf("register decider service: %w", err)
+	}
 	cfg.Logger.Info("decider started", "service", cfg.ServiceName, "id", svc.Info().ID, "subject", cfg.Subject, "queue_group", cfg.QueueGroup)
 	return s, nil
 }

@@ -86,7 +86,9 @@ func (d *deciders) decide(req []byte) (decision, string) {
 				}
 			}
 		}
-		return decision{callflow: msg.Data, outcome: outcome}, nil
+		// Re-encoded, not forwarded: 8x8 gets strict JSON whatever a
+		// decider (perhaps of another version) sent.
+		return decision{callflow: resp.AppendJSON(make([]byte, 0, len(msg.Data))), outcome: outcome}, nil
 	})
 	if err != nil {
 		return decision{}, reason(err)

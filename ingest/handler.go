@@ -74,6 +74,10 @@ func (s *Server) webhook(ctx *fasthttp.RequestCtx) {
 	b.rec = rec.AppendJSON(b.rec[:0])
 	if err := s.rec.record(wire.Subject(ev.EventType, ev.Payload.SubAccountID), rec.ID, b.rec); err == nil {
 		s.stats.recorded.Add(1)
+	} else {
+		// An unacknowledged publish may still be retried by the client
+		// from this buffer: it must not be reused for another record.
+		b.rec = nil
 	}
 	ctx.SetStatusCode(fasthttp.StatusOK)
 	ctx.SetContentType(contentTypeJSON)

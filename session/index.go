@@ -15,15 +15,26 @@ type index struct {
 	mu      sync.RWMutex
 	byID    map[string]*Session
 	byRoute map[route]*Session
+	// deleted remembers sessions removed here, so that the watcher
+	// delivering their creation late cannot bring them back: session keys
+	// are never rewritten, so any put for a deleted id is stale.
+	deleted map[string]time.Time
 }
 
+// tombstoneTTL is how long a deleted id is remembered; the watcher delivers
+// well within it.
+const tombstoneTTL = 10 * time.Minute
+
 func newIndex() *index {
-	return &index{byID: make(map[string]*Session), byRoute: make(map[route]*Session)}
+	return &index{byID: make(map[string]*Session), byRoute: make(map[route]*Session), deleted: make(map[string]time.Time)}
 }
 
 func (x *index) put(s *Session) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	if _, gone := x.deleted[s.ID]; gone {
+		return
+	}
 	if old, ok := x.byID[s.ID]; ok {
 		x.unlink(old)
 	}
@@ -36,6 +47,7 @@ func (x *index) put(s *Session) {
 func (x *index) remove(id string) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	x.deleted[id] = time.Now()
 	if old, ok := x.byID[id]; ok {
 		x.unlink(old)
 	}
@@ -94,6 +106,11 @@ func (x *index) prune(now time.Time) {
 	for _, s := range x.byID {
 		if !s.Open(now) {
 			x.unlink(s)
+		}
+	}
+	for id, at := range x.deleted {
+		if now.Sub(at) > tombstoneTTL {
+			delete(x.deleted, id)
 		}
 	}
 }

@@ -90,7 +90,7 @@ func (r *Request) build(now time.Time) (Session, error) {
 	if s.Participants[0] == s.Participants[1] {
 		return Session{}, fmt.Errorf("%w: participants: the two numbers must differ", ErrInvalid)
 	}
-	if r.TTLSeconds < 0 || time.Duration(r.TTLSeconds)*time.Second > MaxTTL {
+	if r.TTLSeconds < 0 || r.TTLSeconds > int64(MaxTTL/time.Second) {
 		return Session{}, fmt.Errorf("%w: ttlSeconds: must be from 0 (no expiry) to %d", ErrInvalid, int64(MaxTTL/time.Second))
 	}
 	if r.TTLSeconds > 0 {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -171,7 +172,9 @@ func reportBucketDrift(ctx context.Context, kv jetstream.KeyValue, want jetstrea
 // watch applies the bucket's changes to the index until ctx ends.
 func (s *Store) watch(ctx context.Context, w jetstream.KeyWatcher) {
 	defer close(s.done)
-	defer func() { _ = w.Stop() }()
+	// Stopping deletes the watcher's consumer through the JetStream API,
+	// which waits for its timeout when NATS is down: not on Close's path.
+	defer func() { go func() { _ = w.Stop() }() }()
 	prune := time.NewTicker(time.Minute)
 	defer prune.Stop()
 	syncedOnce := sync.OnceFunc(func() { close(s.synced) })
@@ -252,8 +255,12 @@ func (s *Store) Create(ctx context.Context, req Request) (Session, error) {
 	if sess.TTLSeconds > 0 {
 		opts = append(opts, jetstream.KeyTTL(time.Duration(sess.TTLSeconds)*time.Second))
 	}
+	// Claimed in sorted order, so that two creates of the same pair given
+	// in opposite orders cannot each hold one key and both lose.
+	parts := sess.Participants
+	slices.Sort(parts[:])
 	var claimed []string
-	for _, p := range sess.Participants {
+	for _, p := range parts {
 		key := routeKey(sess.VirtualNumber, p)
 		if err := s.claim(ctx, key, sess.ID, opts); err != nil {
 			s.release(claimed)

@@ -12,7 +12,7 @@ const (
 	ActionMakeCall      = "makeCall"
 	ActionSay           = "say"
 	ActionHangup        = "hangup"
-	ActionSayAndCapture = "sayAndCapture"
+	ActionSayAndCapture = "sayAndCapture" // not produced; refused in replies
 	ActionPlayFile      = "playFile"
 )
 
@@ -155,7 +155,9 @@ func ParseResponse(b []byte) (*Response, error) {
 	return &r, nil
 }
 
-// Validate checks that 8x8 could execute the callflow.
+// Validate checks that 8x8 could execute the callflow, and that it holds
+// only actions this package encodes completely (makeCall, say,
+// sayAndCapture's say part, hangup), so that re-encoding loses nothing.
 func (r *Response) Validate() error {
 	if len(r.Callflow) == 0 {
 		return fmt.Errorf("%w: empty callflow", ErrInvalidResponse)
@@ -166,11 +168,11 @@ func (r *Response) Validate() error {
 			if a.Params == nil || a.Params.Source == "" || a.Params.Destination == "" {
 				return fmt.Errorf("%w: callflow[%d]: makeCall needs source and destination", ErrInvalidResponse, i)
 			}
-		case ActionSay, ActionSayAndCapture:
+		case ActionSay:
 			if a.Params == nil || a.Params.Text == "" {
 				return fmt.Errorf("%w: callflow[%d]: %s needs text", ErrInvalidResponse, i, a.Action)
 			}
-		case ActionHangup, ActionPlayFile:
+		case ActionHangup:
 		default:
 			return fmt.Errorf("%w: callflow[%d]: unknown action %q", ErrInvalidResponse, i, a.Action)
 		}

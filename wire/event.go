@@ -242,9 +242,17 @@ func describeKind(kind string) string {
 // when there is one, otherwise a deterministic hash of the event type, the
 // ids the event carries and the body, so that a webhook sent twice gets the
 // same id either way. It serves as Nats-Msg-Id and as event_id in ClickHouse.
+//
+// An eventId that is not a plain token (1 to 128 printable ASCII bytes, no
+// spaces) is replaced by a hash of itself, so that ids can travel in NATS
+// headers and line-oriented files unchanged; 8x8's ids are UUIDs.
 func (e *Event) RecordID(body []byte) string {
-	if e.Payload.EventID != "" {
-		return e.Payload.EventID
+	if id := e.Payload.EventID; id != "" {
+		if plainToken(id) {
+			return id
+		}
+		sum := sha256.Sum256([]byte(id))
+		return "h-" + hex.EncodeToString(sum[:16])
 	}
 	h := sha256.New()
 	for _, s := range []string{e.EventType, e.Payload.SessionID, e.Payload.CallID, e.Payload.SubAccountID} {
@@ -254,6 +262,18 @@ func (e *Event) RecordID(body []byte) string {
 	h.Write(body)
 	var sum [sha256.Size]byte
 	return hex.EncodeToString(h.Sum(sum[:0])[:16])
+}
+
+func plainToken(s string) bool {
+	if len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // Time is the event's own timestamp (timestamp, else startTime), or the zero

@@ -1,0 +1,391 @@
+package decider_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/callflow/callflow/decider"
+	"github.com/callflow/callflow/internal/natstest"
+	"github.com/callflow/callflow/session"
+	"github.com/callflow/callflow/wire"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Numbers as +digits.
+const (
+	vn1 = "+6598765432"
+	vn2 = "+6598765433"
+	vn3 = "+6598765434"
+	pA  = "+6512345678"
+	pB  = "+6587654321"
+	pC  = "+6511112222"
+	pD  = "+6533334444"
+)
+
+// fakeSessions is an in-memory Sessions with the contract of
+// session.Store.Lookup: only open sessions are found.
+type fakeSessions map[[2]string]*session.Session
+
+func (f fakeSessions) add(s *session.Session) {
+	for _, p := range s.Participants {
+		f[[2]string{s.VirtualNumber, p}] = s
+	}
+}
+
+func (f fakeSessions) Lookup(virtual, caller string, now time.Time) (*session.Session, bool) {
+	s, ok := f[[2]string{virtual, caller}]
+	if !ok || !s.Open(now) {
+		return nil, false
+	}
+	return s, true
+}
+
+var outOfSession = wire.Say{Text: "This number is not in service.", VoiceProfile: "en-GB-HazelRUS", Language: "en-GB"}
+
+func outOfSessionFlow(s wire.Say) []wire.Action {
+	return []wire.Action{wire.SayAction(s), wire.Hangup()}
+}
+
+// checkAnswer parses a decider's answer as 8x8 would and compares it.
+func checkAnswer(t testing.TB, body []byte, wantID string, wantFlow []wire.Action) {
+	t.Helper()
+	if !json.Valid(body) {
+		t.Fatalf("answer is not valid JSON: %s", body)
+	}
+	resp, err := wire.ParseResponse(body)
+	if err != nil {
+		t.Fatalf("ParseResponse(%s): %v", body, err)
+	}
+	if resp.ClientActionID != wantID {
+		t.Errorf("clientActionId = %q, want %q", resp.ClientActionID, wantID)
+	}
+	if !reflect.DeepEqual(resp.Callflow, wantFlow) {
+		got, _ := json.Marshal(resp.Callflow)
+		want, _ := json.Marshal(wantFlow)
+		t.Errorf("callflow =\n%s\nwant\n%s", got, want)
+	}
+}
+
+func TestPolicyDecide(t *testing.T) {
+	now := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	past := now.Add(-time.Second)
+	later := now.Add(time.Hour)
+	greeting := wire.Say{Text: "Connecting you to your driver.", VoiceProfile: "en-US-ZiraRUS"}
+	plain := &session.Session{ID: "11111111111111111111111111111111", VirtualNumber: vn1, Participants: [2]string{pA, pB}}
+	greeted := &session.Session{ID: "22222222222222222222222222222222", VirtualNumber: vn2, Participants: [2]string{pA, pC},
+		CallRecording: true, Greeting: &greeting, ExpiresAt: &later}
+	expired := &session.Session{ID: "33333333333333333333333333333333", VirtualNumber: vn3, Participants: [2]string{pA, pD}, ExpiresAt: &past}
+	sessions := fakeSessions{}
+	for _, s := range []*session.Session{plain, greeted, expired} {
+		sessions.add(s)
+	}
+	p := decider.NewPolicy(sessions, outOfSession)
+
+	out := outOfSessionFlow(outOfSession)
+	tests := []struct {
+		name        string
+		source      string
+		destination string
+		wantOutcome string
+		wantID      string
+		wantFlow    []wire.Action
+	}{
+		{"first participant", pA, vn1, wire.OutcomeConnect, plain.ID,
+			[]wire.Action{wire.MakeCall(vn1, pB, false)}},
+		{"second participant", pB, vn1, wire.OutcomeConnect, plain.ID,
+			[]wire.Action{wire.MakeCall(vn1, pA, false)}},
+		{"greeting first, with recording", pA, vn2, wire.OutcomeConnect, greeted.ID,
+			[]wire.Action{wire.SayAction(greeting), wire.MakeCall(vn2, pC, true)}},
+		{"greeting, other way", pC, vn2, wire.OutcomeConnect, greeted.ID,
+			[]wire.Action{wire.SayAction(greeting), wire.MakeCall(vn2, pA, true)}},
+		{"source without plus", "6512345678", vn1, wire.OutcomeConnect, plain.ID,
+			[]wire.Action{wire.MakeCall(vn1, pB, false)}},
+		{"destination without plus", pB, "6598765432", wire.OutcomeConnect, plain.ID,
+			[]wire.Action{wire.MakeCall(vn1, pA, false)}},
+		{"neither with plus", "6512345678", "6598765433", wire.OutcomeConnect, greeted.ID,
+			[]wire.Action{wire.SayAction(greeting), wire.MakeCall(vn2, pC, true)}},
+
+		{"stranger", pD, vn1, wire.OutcomeOutOfSession, decider.ClientActionOutOfSession, out},
+		{"participant of a session on another number", pC, vn1, wire.OutcomeOutOfSession, decider.ClientActionOutOfSession, out},
+		{"expired session", pA, vn3, wire.OutcomeOutOfSession, decider.ClientActionOutOfSession, out},
+		{"other participant of expired session", pD, vn3, wire.OutcomeOutOfSession, decider.ClientActionOutOfSession, out},
+		{"number without sessions", pA, "+6500000000", wire.OutcomeOutOfSession, decider.ClientActionOutOfSession, out},
+		{"dialled a participant, not the virtual number", pA, pB, wire.OutcomeOutOfSession, decider.ClientActionOutOfSession, out},
+		{"the virtual number calling itself", vn1, vn1, wire.OutcomeOutOfSession, decider.ClientActionOutOfSession, out},
+		{"anonymous source", "anonymous", vn1, wire.OutcomeOutOfSession, decider.ClientActionOutOfSession, out},
+		{"short source", "123", vn1, wire.OutcomeOutOfSession, decider.ClientActionOutOfSession, out},
+		{"empty source", "", vn1, wire.OutcomeOutOfSession, decider.ClientActionOutOfSession, out},
+		{"plus only", "+", vn1, wire.OutcomeOutOfSession, decider.ClientActionOutOfSession, out},
+		{"leading 0 source", "+0512345678", vn1, wire.OutcomeOutOfSession, decider.ClientActionOutOfSession, out},
+		{"16 digit source", "+1234567890123456", vn1, wire.OutcomeOutOfSession, decider.ClientActionOutOfSession, out},
+		{"source with spaces (webhook numbers are not cleaned)", "+65 1234 5678", vn1, wire.OutcomeOutOfSession, decider.ClientActionOutOfSession, out},
+		{"source with double plus", "++6512345678", vn1, wire.OutcomeOutOfSession, decider.ClientActionOutOfSession, out},
+		{"anonymous destination", pA, "anonymous", wire.OutcomeOutOfSession, decider.ClientActionOutOfSession, out},
+		{"short destination", pA, "123", wire.OutcomeOutOfSession, decider.ClientActionOutOfSession, out},
+		{"empty destination", pA, "", wire.OutcomeOutOfSession, decider.ClientActionOutOfSession, out},
+		{"both unusable", "anonymous", "unknown", wire.OutcomeOutOfSession, decider.ClientActionOutOfSession, out},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := &wire.DecideRequest{EventID: "e", CallID: "c", SessionID: "s", SubAccountID: "a",
+				Source: tt.source, Destination: tt.destination}
+			body, outcome := p.Decide(nil, req, now)
+			if outcome != tt.wantOutcome {
+				t.Errorf("outcome = %q, want %q", outcome, tt.wantOutcome)
+			}
+			checkAnswer(t, body, tt.wantID, tt.wantFlow)
+
+			// Decide appends: whatever dst holds stays in front.
+			prefix := []byte("prefix:")
+			body2, outcome2 := p.Decide(append(make([]byte, 0, 4), prefix...), req, now)
+			if !bytes.HasPrefix(body2, prefix) || !bytes.Equal(body2[len(prefix):], body) || outcome2 != outcome {
+				t.Errorf("Decide with a dst prefix = %q, %q", body2, outcome2)
+			}
+		})
+	}
+}
+
+func TestPolicyExactJSON(t *testing.T) {
+	now := time.Now()
+	s := &session.Session{ID: "0123456789abcdef0123456789abcdef", VirtualNumber: vn1, Participants: [2]string{pA, pB}}
+	g := &session.Session{ID: "fedcba9876543210fedcba9876543210", VirtualNumber: vn2, Participants: [2]string{pA, pB},
+		CallRecording: true, Greeting: &wire.Say{Text: `Say "hi" \ bye`, VoiceProfile: "en-US-ZiraRUS"}}
+	sessions := fakeSessions{}
+	sessions.add(s)
+	sessions.add(g)
+	p := decider.NewPolicy(sessions, wire.Say{Text: "Goodbye.", VoiceProfile: "en-US-ZiraRUS"})
+	tests := []struct {
+		name, source, destination, want string
+	}{
+		{"connect", pA, vn1, `{"clientActionId":"0123456789abcdef0123456789abcdef","callflow":[{"action":"makeCall","params":{"source":"+6598765432","destination":"+6587654321"}}]}`},
+		{"greeting and recording", pB, vn2, `{"clientActionId":"fedcba9876543210fedcba9876543210","callflow":[{"action":"say","params":{"text":"Say \"hi\" \\ bye","voiceProfile":"en-US-ZiraRUS"}},{"action":"makeCall","params":{"source":"+6598765433","destination":"+6512345678","callRecording":true}}]}`},
+		{"out of session", pC, vn1, `{"clientActionId":"out-of-session","callflow":[{"action":"say","params":{"text":"Goodbye.","voiceProfile":"en-US-ZiraRUS"}},{"action":"hangup"}]}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body, _ := p.Decide(nil, &wire.DecideRequest{Source: tt.source, Destination: tt.destination}, now)
+			if string(body) != tt.want {
+				t.Errorf("Decide =\n%s\nwant\n%s", body, tt.want)
+			}
+		})
+	}
+}
+
+func TestPolicyOutOfSessionNotAliased(t *testing.T) {
+	// The out-of-session answer is pre-encoded; a caller that reuses or
+	// scribbles over the returned buffer must not change later answers.
+	p := decider.NewPolicy(fakeSessions{}, outOfSession)
+	req := &wire.DecideRequest{Source: pA, Destination: vn1}
+	first, _ := p.Decide(nil, req, time.Now())
+	want := string(first)
+	for i := range first {
+		first[i] = 'x'
+	}
+	second, _ := p.Decide(first[:0], req, time.Now())
+	if string(second) != want {
+		t.Fatalf("second answer %q, want %q", second, want)
+	}
+	third, _ := p.Decide(nil, req, time.Now())
+	if string(third) != want {
+		t.Fatalf("third answer %q, want %q", third, want)
+	}
+}
+
+// openStore opens a real session store on a real in-process server.
+func openStore(t testing.TB, js jetstream.JetStream) *session.Store {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	st, err := session.Open(ctx, js, session.Config{})
+	if err != nil {
+		t.Fatalf("session.Open: %v", err)
+	}
+	t.Cleanup(st.Close)
+	return st
+}
+
+func createSession(t testing.TB, st *session.Store, req session.Request) session.Session {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s, err := st.Create(ctx, req)
+	if err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	return s
+}
+
+func TestPolicyWithStore(t *testing.T) {
+	srv := natstest.RunServer(t)
+	_, js := natstest.Connect(t, srv)
+	st := openStore(t, js)
+	// The admin API takes typed numbers; 8x8 sends them without '+'.
+	s := createSession(t, st, session.Request{
+		VirtualNumber: "+65 9876 5432",
+		Participants:  []string{"+65 1234-5678", "6587654321"},
+		TTLSeconds:    3600,
+		CallRecording: true,
+		Greeting:      &wire.Say{Text: "Please hold."},
+	})
+	p := decider.NewPolicy(st, outOfSession)
+	greet := wire.SayAction(wire.Say{Text: "Please hold.", VoiceProfile: session.DefaultVoiceProfile})
+	now := time.Now()
+	tests := []struct {
+		name                string
+		source, destination string
+		at                  time.Time
+		wantOutcome         string
+		wantID              string
+		wantFlow            []wire.Action
+	}{
+		{"participant A", "6512345678", "6598765432", now, wire.OutcomeConnect, s.ID, []wire.Action{greet, wire.MakeCall(vn1, pB, true)}},
+		{"participant B", pB, vn1, now, wire.OutcomeConnect, s.ID, []wire.Action{greet, wire.MakeCall(vn1, pA, true)}},
+		{"stranger", pC, vn1, now, wire.OutcomeOutOfSession, decider.ClientActionOutOfSession, outOfSessionFlow(outOfSession)},
+		{"after the ttl", pA, vn1, s.ExpiresAt.Add(time.Millisecond), wire.OutcomeOutOfSession, decider.ClientActionOutOfSession, outOfSessionFlow(outOfSession)},
+		{"at expiresAt", pA, vn1, *s.ExpiresAt, wire.OutcomeOutOfSession, decider.ClientActionOutOfSession, outOfSessionFlow(outOfSession)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body, outcome := p.Decide(nil, &wire.DecideRequest{Source: tt.source, Destination: tt.destination}, tt.at)
+			if outcome != tt.wantOutcome {
+				t.Errorf("outcome = %q, want %q", outcome, tt.wantOutcome)
+			}
+			checkAnswer(t, body, tt.wantID, tt.wantFlow)
+		})
+	}
+
+	// After Delete the participants are out of session.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := st.Delete(ctx, s.ID); err != nil {
+		t.Fatal(err)
+	}
+	body, outcome := p.Decide(nil, &wire.DecideRequest{Source: pA, Destination: vn1}, time.Now())
+	if outcome != wire.OutcomeOutOfSession {
+		t.Errorf("after Delete: outcome %q, body %s", outcome, body)
+	}
+}
+
+// benchSessions loads n sessions into a real session.Store's index: the
+// session keys are published straight into the bucket (as Create writes
+// them), and a second Store loads them as its initial snapshot.
+func benchSessions(b *testing.B, n int) (*session.Store, []session.Session) {
+	b.Helper()
+	srv := natstest.RunServer(b)
+	_, js := natstest.Connect(b, srv)
+	openStore(b, js) // creates the bucket
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	now := time.Now().UTC()
+	exp := now.Add(time.Hour)
+	all := make([]session.Session, n)
+	for i := range all {
+		s := session.Session{
+			ID:            fmt.Sprintf("%032x", i+1),
+			VirtualNumber: fmt.Sprintf("+659%07d", i%1000),
+			Participants:  [2]string{fmt.Sprintf("+651%07d", i), fmt.Sprintf("+652%07d", i)},
+			CallRecording: i%3 == 0,
+			CreatedAt:     now,
+		}
+		if i%2 == 0 {
+			s.Greeting = &wire.Say{Text: "Connecting you now.", VoiceProfile: session.DefaultVoiceProfile}
+			s.TTLSeconds = 3600
+			s.ExpiresAt = &exp
+		}
+		data, err := json.Marshal(&s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := js.PublishAsync("$KV."+session.DefaultBucket+".s."+s.ID, data); err != nil {
+			b.Fatal(err)
+		}
+		all[i] = s
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-ctx.Done():
+		b.Fatal("publishing sessions timed out")
+	}
+	st := openStore(b, js)
+	if st.Len() != n {
+		b.Fatalf("index holds %d sessions, want %d", st.Len(), n)
+	}
+	return st, all
+}
+
+func BenchmarkDecide(b *testing.B) {
+	const n = 10000
+	st, all := benchSessions(b, n)
+	p := decider.NewPolicy(st, decider.DefaultOutOfSession)
+	reqs := func(f func(i int) (string, string)) []wire.DecideRequest {
+		out := make([]wire.DecideRequest, 1024)
+		for i := range out {
+			src, dst := f(i)
+			out[i] = wire.DecideRequest{EventID: "e", CallID: "c", SessionID: "s", SubAccountID: "a", Source: src, Destination: dst}
+		}
+		return out
+	}
+	cases := []struct {
+		name    string
+		reqs    []wire.DecideRequest
+		outcome string
+	}{
+		{"connect", reqs(func(i int) (string, string) {
+			s := all[(i*7919)%n]
+			return s.Participants[i%2][1:], s.VirtualNumber[1:] // as 8x8 may send them
+		}), wire.OutcomeConnect},
+		{"connect_e164", reqs(func(i int) (string, string) {
+			s := all[(i*7919)%n]
+			return s.Participants[i%2], s.VirtualNumber
+		}), wire.OutcomeConnect},
+		{"out_of_session", reqs(func(i int) (string, string) {
+			return fmt.Sprintf("+653%07d", i), all[i%n].VirtualNumber
+		}), wire.OutcomeOutOfSession},
+		{"unusable_number", reqs(func(i int) (string, string) {
+			return "anonymous", all[i%n].VirtualNumber
+		}), wire.OutcomeOutOfSession},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			now := time.Now()
+			buf := make([]byte, 0, 512)
+			// Check once, outside the timing, that the case is what it says.
+			for i := range c.reqs {
+				if _, outcome := p.Decide(buf[:0], &c.reqs[i], now); outcome != c.outcome {
+					b.Fatalf("request %d: outcome %q, want %q", i, outcome, c.outcome)
+				}
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				buf, _ = p.Decide(buf[:0], &c.reqs[i%len(c.reqs)], now)
+			}
+		})
+	}
+	b.Run("connect_parallel", func(b *testing.B) {
+		rs := cases[0].reqs
+		now := time.Now()
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			buf := make([]byte, 0, 512)
+			i := 0
+			for pb.Next() {
+				buf, _ = p.Decide(buf[:0], &rs[i%len(rs)], now)
+				i++
+			}
+		})
+	})
+}
+
+// testContext bounds storage calls made by a test.
+func testContext(t testing.TB) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}

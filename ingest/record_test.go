@@ -1,0 +1,205 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/callflow/callflow/broker"
+	"github.com/callflow/callflow/internal/natstest"
+	"github.com/callflow/callflow/wire"
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// When JetStream cannot acknowledge the record, the call is still answered
+// within about the record budget and the record is kept in the unacked
+// file.
+func TestRecordBudget(t *testing.T) {
+	const budget = 200 * time.Millisecond
+	cases := []struct {
+		name string
+		ns   func(t *testing.T) *server.Server
+	}{
+		{"stream missing", func(t *testing.T) *server.Server { return natstest.RunServer(t) }},
+		{"JetStream disabled", func(t *testing.T) *server.Server {
+			opts := natstest.Options(t.TempDir())
+			opts.JetStream = false
+			return natstest.RunServerWith(t, opts)
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var dataDir string
+			e := newEnv(t, envOptions{ns: c.ns(t), noStream: true, cfg: func(cfg *Config) {
+				cfg.RecordTimeout = budget
+				cfg.DecideTimeout = time.Second
+				dataDir = cfg.DataDir
+			}})
+			// No decider either: the CALL_ACTION falls back at once, so the
+			// answer's latency is the record budget's.
+			bodies := [][]byte{
+				seedBody(t),
+				event(t, wire.EventCallStatus, map[string]any{"eventId": "status-unacked", "subAccountId": "a.b c*"}),
+			}
+			var answers []answer
+			for _, b := range bodies {
+				a := e.post(b)
+				if a.status != http.StatusOK {
+					t.Fatalf("status %d, want 200 even without JetStream: %s", a.status, a.body)
+				}
+				// Loosely: machines are noisy.
+				if limit := 5 * budget; a.elapsed > limit {
+					t.Errorf("answered after %s, want about the record budget %s", a.elapsed, budget)
+				}
+				if a.elapsed < budget {
+					t.Errorf("answered after %s, before the record budget %s ran out", a.elapsed, budget)
+				}
+				answers = append(answers, a)
+			}
+			wantFallback(t, answers[0])
+
+			entries := readUnacked(t, dataDir)
+			if len(entries) != 2 {
+				t.Fatalf("%d entries in the unacked file, want 2", len(entries))
+			}
+			want := []struct{ subject, id string }{
+				{"calls.CALL_ACTION." + seedSubAccount, seedEventID},
+				{"calls.CALL_STATUS.a_b_c_", "status-unacked"},
+			}
+			for i, en := range entries {
+				if en.subject != want[i].subject || en.id != want[i].id {
+					t.Errorf("entry %d: %s %s, want %s %s", i, en.subject, en.id, want[i].subject, want[i].id)
+				}
+				r, err := wire.ParseRecord(en.data)
+				if err != nil {
+					t.Fatalf("entry %d: %v", i, err)
+				}
+				if r.ID != want[i].id || !bytes.Equal(r.Event, bytes.TrimSpace(bodies[i])) {
+					t.Errorf("entry %d: record %s does not hold the posted event", i, en.data)
+				}
+			}
+			if d := mustParse(t, entries[0].data).Decision; d == nil || d.FallbackReason != ReasonNoResponders {
+				t.Errorf("unacked CALL_ACTION decision = %+v, want a no_responders fallback", d)
+			}
+			if s := e.srv.Stats(); s.Unacked != 2 || s.Recorded != 0 || s.Requests != 2 {
+				t.Errorf("stats = %+v, want 2 unacked", s)
+			}
+		})
+	}
+}
+
+func mustParse(t testing.TB, b []byte) *wire.Record {
+	t.Helper()
+	r, err := wire.ParseRecord(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// Records published once the stream exists are acknowledged, and a stream
+// created after the ingestor started is used without a restart.
+func TestRecordStreamCreatedLater(t *testing.T) {
+	e := newEnv(t, envOptions{noStream: true, deciders: 1, cfg: func(c *Config) {
+		c.RecordTimeout = 200 * time.Millisecond
+	}})
+	if a := e.post(callAction(t, "before")); a.status != http.StatusOK {
+		t.Fatalf("%s", a)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := broker.EnsureStream(ctx, e.js, broker.StreamConfig{
+		Name: testStream, MaxAge: time.Hour, Duplicates: time.Minute, Replicas: 1,
+	}, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	a := e.post(callAction(t, "after"))
+	if a.status != http.StatusOK || a.elapsed > 5*time.Second {
+		t.Fatalf("%s after %s", a, a.elapsed)
+	}
+	checkRecord(t, e.recordOf("after"), "after", wire.EventCallAction, "calls.CALL_ACTION."+seedSubAccount, callAction(t, "after"))
+	if s := e.srv.Stats(); s.Recorded != 1 || s.Unacked != 1 {
+		t.Errorf("stats = %+v, want 1 recorded and 1 unacked", s)
+	}
+}
+
+// A record that timed out is still in JetStream's retry queue (the client
+// retries "no responders" publishes twice, 250ms apart). Those retries must
+// publish that call's own record, not whatever a later call wrote into a
+// reused buffer.
+func TestRecordRetryPublishesItsOwnBytes(t *testing.T) {
+	e := newEnv(t, envOptions{noStream: true, deciders: 1, cfg: func(c *Config) {
+		c.RecordTimeout = 100 * time.Millisecond
+	}})
+	for i := range 3 {
+		if a := e.post(callAction(t, fmt.Sprintf("early-%d", i))); a.status != http.StatusOK {
+			t.Fatalf("%s", a)
+		}
+	}
+	// The stream appears while the early records' retries are pending, and
+	// more calls come in, reusing the ingestor's buffers.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := broker.EnsureStream(ctx, e.js, broker.StreamConfig{
+		Name: testStream, MaxAge: time.Hour, Duplicates: time.Minute, Replicas: 1,
+	}, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		if a := e.post(callAction(t, fmt.Sprintf("late-%02d", i))); a.status != http.StatusOK {
+			t.Fatalf("%s", a)
+		}
+	}
+	// Let the pending retries run out.
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel2()
+	if err := e.srv.rec.flush(ctx2); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range e.messages() {
+		if m.err != nil {
+			t.Errorf("message %q: unreadable record: %v: %s", m.msgID, m.err, m.data)
+			continue
+		}
+		if m.rec.ID != m.msgID {
+			t.Errorf("message with Nats-Msg-Id %q holds the record of %q", m.msgID, m.rec.ID)
+		}
+	}
+}
+
+// The eventId is the sender's text: whatever it holds, the unacked file
+// stays readable in its "subject msgid length" format, because an eventId
+// that is not a plain token is recorded under a hash of itself.
+func TestUnackedFileWithOddEventIDs(t *testing.T) {
+	var dataDir string
+	e := newEnv(t, envOptions{noStream: true, cfg: func(c *Config) {
+		c.RecordTimeout = 100 * time.Millisecond
+		dataDir = c.DataDir
+	}})
+	ids := []string{"ev with space", "ev\nnewline", "plain"}
+	for _, id := range ids {
+		if a := e.post(callAction(t, id)); a.status != http.StatusOK {
+			t.Fatalf("%q: %s", id, a)
+		}
+	}
+	entries := readUnacked(t, dataDir)
+	if len(entries) != len(ids) {
+		t.Fatalf("%d entries, want %d", len(entries), len(ids))
+	}
+	for i, en := range entries {
+		r := mustParse(t, en.data)
+		switch {
+		case r.ID != en.id:
+			t.Errorf("entry %d: header id %q, record id %q", i, en.id, r.ID)
+		case ids[i] == "plain" && r.ID != "plain":
+			t.Errorf("entry %d: record id %q, want the plain eventId kept", i, r.ID)
+		case ids[i] != "plain" && !strings.HasPrefix(r.ID, "h-"):
+			t.Errorf("entry %d: record id %q for eventId %q, want a hash", i, r.ID, ids[i])
+		}
+	}
+}
