@@ -16,11 +16,16 @@ import (
 )
 
 func runArchiver(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) > 0 && args[0] == "replay" {
-		return runReplay(ctx, args[1:], stdout, stderr)
+	if len(args) > 0 {
+		switch args[0] {
+		case "replay":
+			return runReplay(ctx, args[1:], stdout, stderr)
+		case "schema":
+			return runSchema(args[1:], stdout, stderr)
+		}
 	}
 	var o options
-	fs := newFlagSet("archiver", "archiver [flags]\n       callflow archiver replay --since TIME | --start-seq N [flags]", stderr)
+	fs := newFlagSet("archiver", "archiver [flags]\n       callflow archiver replay --since TIME | --start-seq N [flags]\n       callflow archiver schema [--clickhouse-database NAME]", stderr)
 	o.registerNATS(fs, false)
 	o.registerStream(fs)
 	o.registerArchiver(fs, false)
@@ -33,6 +38,17 @@ func runArchiver(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return errors.New("--clickhouse-addr is required for the archiver role")
 	}
 	return runNode(ctx, &o, nodeRoles{name: "archiver", archiver: true, archiveRequired: true}, stderr)
+}
+
+// runSchema prints the ClickHouse schema the archiver applies.
+func runSchema(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("archiver schema", "archiver schema [--clickhouse-database NAME]", stderr)
+	db := fs.String("clickhouse-database", archiver.DefaultDatabase, "database to name in the schema")
+	if err := parseFlags(fs, args, false); err != nil {
+		return err
+	}
+	_, err := io.WriteString(stdout, archiver.SchemaSQL(*db))
+	return err
 }
 
 // runReplay archives a range of the stream again, showing progress.
