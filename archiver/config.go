@@ -58,6 +58,7 @@ const (
 	DefaultMaxRows  = 20000
 	DefaultMaxBytes = 16 << 20
 	DefaultMaxAge   = 500 * time.Millisecond
+	DefaultAckWait  = 30 * time.Second
 )
 
 var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
@@ -89,7 +90,7 @@ func (c *Config) setDefaults() {
 	if c.Durable == "" {
 		c.Durable = DefaultDurable
 	}
-	def(&c.AckWait, 2*time.Minute)
+	def(&c.AckWait, DefaultAckWait)
 	def(&c.RetryMin, 200*time.Millisecond)
 	def(&c.RetryMax, 15*time.Second)
 	if c.Logger == nil {

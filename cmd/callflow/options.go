@@ -59,6 +59,7 @@ type options struct {
 	batchMaxBytes      int
 	batchMaxAge        time.Duration
 	archiverDurable    string
+	archiverAckWait    time.Duration
 
 	// admin
 	adminAddr  string
@@ -124,6 +125,7 @@ func (o *options) registerArchiver(fs *flag.FlagSet, optional bool) {
 	fs.IntVar(&o.batchMaxBytes, "batch-max-bytes", archiver.DefaultMaxBytes, "archiver: record bytes that fill a batch")
 	fs.DurationVar(&o.batchMaxAge, "batch-max-age", archiver.DefaultMaxAge, "archiver: the longest a record waits in a batch")
 	fs.StringVar(&o.archiverDurable, "archiver-durable", archiver.DefaultDurable, "archiver: durable consumer shared by every archiver")
+	fs.DurationVar(&o.archiverAckWait, "archiver-ack-wait", archiver.DefaultAckWait, "archiver: how long before records a stopped archiver held are redelivered to another")
 }
 
 func (o *options) archiverConfig(log *slog.Logger) archiver.Config {
@@ -138,6 +140,7 @@ func (o *options) archiverConfig(log *slog.Logger) archiver.Config {
 		Batch:      archiver.BatchConfig{MaxRows: o.batchMaxRows, MaxBytes: o.batchMaxBytes, MaxAge: o.batchMaxAge},
 		Stream:     o.stream,
 		Durable:    o.archiverDurable,
+		AckWait:    o.archiverAckWait,
 		Logger:     log,
 	}
 }

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/callflow/callflow/internal/chtest"
+	"github.com/callflow/callflow/internal/natstest"
+	"github.com/callflow/callflow/wire"
+)
+
+// postMany posts CALL_ACTIONs with ids prefix-0 .. prefix-(n-1) from a few
+// concurrent clients and fails the test on any answer but 200.
+func postMany(t *testing.T, addr, prefix string, n int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	ids := make(chan int)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range ids {
+				body := withPayload(t, wire.EventCallAction, map[string]any{"eventId": fmt.Sprintf("%s-%d", prefix, i)})
+				if status, b := postWebhook(t, addr, body); status != http.StatusOK {
+					t.Errorf("webhook %d: %d %s", i, status, b)
+				}
+			}
+		}()
+	}
+	for i := range n {
+		ids <- i
+	}
+	close(ids)
+	wg.Wait()
+}
+
+func waitCount(t *testing.T, chAddr, query string, want uint64) {
+	t.Helper()
+	conn := chtest.Conn(t, chAddr)
+	natstest.CheckFor(t, 60*time.Second, 100*time.Millisecond, func() error {
+		var got uint64
+		if err := conn.QueryRow(context.Background(), query).Scan(&got); err != nil {
+			return err
+		}
+		if got != want {
+			return fmt.Errorf("%s = %d, want %d", query, got, want)
+		}
+		return nil
+	})
+}
+
+// TestServeArchivesToClickHouse: serve with a ClickHouse archives every
+// posted webhook, each event id once through FINAL, 8x8's repeats included.
+func TestServeArchivesToClickHouse(t *testing.T) {
+	chAddr := chtest.Addr(t)
+	db := chtest.Database(t, chAddr)
+	httpAddr, adminAddr, natsAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	p := start(t, nil, "serve", "--data-dir", t.TempDir(), "--http-addr", httpAddr, "--admin-addr", adminAddr, "--nats-listen", natsAddr,
+		"--clickhouse-addr", chAddr, "--clickhouse-database", db)
+	waitReady(t, p, adminAddr)
+	postMany(t, httpAddr, "serve", 300)
+	postMany(t, httpAddr, "serve", 50) // 8x8 sending the first 50 again
+	waitCount(t, chAddr, "SELECT count() FROM "+db+".call_events FINAL", 300)
+	waitCount(t, chAddr, "SELECT uniq(event_id) FROM "+db+".call_events", 300)
+	if err := p.stop(t); err != nil {
+		t.Fatalf("serve exit: %v", err)
+	}
+}
+
+// TestArchiverKilledMidRun: an archiver killed with SIGKILL while records
+// flow, then restarted, leaves every record in ClickHouse exactly once as
+// read through FINAL.
+func TestArchiverKilledMidRun(t *testing.T) {
+	chAddr := chtest.Addr(t)
+	db := chtest.Database(t, chAddr)
+	httpAddr, adminAddr, natsAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	srv := start(t, nil, "serve", "--data-dir", t.TempDir(), "--http-addr", httpAddr, "--admin-addr", adminAddr,
+		"--nats-listen", natsAddr, "--clickhouse-addr", "")
+	waitReady(t, srv, adminAddr)
+	archiverArgs := []string{"archiver", "--nats-url", "nats://" + natsAddr, "--clickhouse-addr", chAddr,
+		"--clickhouse-database", db, "--batch-max-rows", "100", "--batch-max-age", "50ms",
+		// What the killed archiver held is redelivered after this.
+		"--archiver-ack-wait", "3s"}
+
+	arch := start(t, nil, append(archiverArgs, "--admin-addr", freeAddr(t))...)
+	const total = 1500
+	posted := make(chan struct{})
+	go func() { defer close(posted); postMany(t, httpAddr, "kill", total) }()
+
+	// Kill it once it has written part of the flow.
+	conn := chtest.Conn(t, chAddr)
+	natstest.CheckFor(t, 60*time.Second, 20*time.Millisecond, func() error {
+		var n uint64
+		if err := conn.QueryRow(context.Background(), "SELECT count() FROM "+db+".call_events").Scan(&n); err != nil || n == 0 {
+			return fmt.Errorf("nothing archived yet (%v)", err)
+		}
+		return nil
+	})
+	if err := arch.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-arch.done
+
+	restarted := start(t, nil, append(archiverArgs, "--admin-addr", freeAddr(t))...)
+	<-posted
+	waitCount(t, chAddr, "SELECT count() FROM "+db+".call_events FINAL", total)
+	waitCount(t, chAddr, "SELECT uniq(event_id) FROM "+db+".call_events", total)
+	for _, p := range []*proc{restarted, srv} {
+		if err := p.stop(t); err != nil {
+			t.Errorf("exit after SIGTERM: %v", err)
+		}
+	}
+}
