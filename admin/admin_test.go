@@ -23,7 +23,7 @@ func newTestServer(t *testing.T, tokens ...string) (*httptest.Server, *Server) {
 		t.Fatal(err)
 	}
 	t.Cleanup(store.Close)
-	s, err := New(Config{Addr: "127.0.0.1:0", Tokens: tokens})
+	s, err := New(Config{Addr: "127.0.0.1:0", Tokens: tokens, SessionAPI: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,12 +167,13 @@ func TestConfigValidate(t *testing.T) {
 		cfg     Config
 		wantErr bool
 	}{
-		{"loopback without token", Config{Addr: "127.0.0.1:8081"}, false},
-		{"localhost without token", Config{Addr: "localhost:8081"}, false},
-		{"ipv6 loopback without token", Config{Addr: "[::1]:8081"}, false},
-		{"all interfaces without token", Config{Addr: ":8081"}, true},
-		{"public without token", Config{Addr: "0.0.0.0:8081"}, true},
-		{"public with token", Config{Addr: "0.0.0.0:8081", Tokens: []string{"t"}}, false},
+		{"loopback without token", Config{Addr: "127.0.0.1:8081", SessionAPI: true}, false},
+		{"localhost without token", Config{Addr: "localhost:8081", SessionAPI: true}, false},
+		{"ipv6 loopback without token", Config{Addr: "[::1]:8081", SessionAPI: true}, false},
+		{"all interfaces without token", Config{Addr: ":8081", SessionAPI: true}, true},
+		{"public without token", Config{Addr: "0.0.0.0:8081", SessionAPI: true}, true},
+		{"public with token", Config{Addr: "0.0.0.0:8081", Tokens: []string{"t"}, SessionAPI: true}, false},
+		{"probes only, public, no token", Config{Addr: ":8082"}, false},
 		{"empty token", Config{Addr: "127.0.0.1:8081", Tokens: []string{""}}, true},
 		{"bad address", Config{Addr: "8081"}, true},
 	}

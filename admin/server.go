@@ -23,11 +23,15 @@ type Config struct {
 	// Tokens are the bearer tokens accepted on /v1/; several may be set at
 	// once so that a token can be rotated without downtime.
 	Tokens []string
+	// SessionAPI says the listener will serve the session API under /v1/;
+	// only then is a token required off loopback (probes and metrics are
+	// never authenticated).
+	SessionAPI bool
 	// Logger receives notable events.
 	Logger *slog.Logger
 }
 
-// Validate refuses an API without a token on an address other than
+// Validate refuses a session API without a token on an address other than
 // loopback: the session API decides who gets connected to whom.
 func (c *Config) Validate() error {
 	host, _, err := net.SplitHostPort(c.Addr)
@@ -39,7 +43,7 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("%w: an admin token cannot be empty", ErrInvalidConfig)
 		}
 	}
-	if len(c.Tokens) == 0 && !isLoopback(host) {
+	if c.SessionAPI && len(c.Tokens) == 0 && !isLoopback(host) {
 		return fmt.Errorf("%w: admin address %s is not loopback, so an admin token is required", ErrInvalidConfig, c.Addr)
 	}
 	return nil

@@ -6,8 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"runtime/debug"
 	"sort"
+	"time"
 )
 
 // command is one subcommand of the binary.
@@ -22,6 +24,7 @@ var commands = map[string]command{
 	"decider":  {"run deciders against --nats-url; start more anywhere to scale out", runDecider},
 	"archiver": {"archive the records stream into ClickHouse; 'archiver replay' re-archives a range", runArchiver},
 	"sessions": {"create, get, list or delete number-masking sessions through the admin API", runSessions},
+	"probe":    {"GET a URL and exit 0 on a 2xx answer (container health checks)", runProbe},
 	"version":  {"print the version", runVersion},
 }
 
@@ -86,4 +89,35 @@ func buildVersion() string {
 func runVersion(_ context.Context, _ []string, stdout, _ io.Writer) error {
 	_, err := fmt.Fprintln(stdout, "callflow", buildVersion())
 	return err
+}
+
+// runProbe is a health check for images without curl: it GETs the URL and
+// succeeds on a 2xx answer.
+func runProbe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("probe", "probe [--timeout D] URL", stderr)
+	timeout := fs.Duration("timeout", 3*time.Second, "request timeout")
+	if err := parseFlags(fs, args, true); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return errUsage
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fs.Arg(0), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	fmt.Fprintf(stdout, "%s %s\n", resp.Status, body)
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("%s answered %s", fs.Arg(0), resp.Status)
+	}
+	return nil
 }

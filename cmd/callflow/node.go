@@ -105,7 +105,7 @@ func runNode(ctx context.Context, o *options, r nodeRoles, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	adminCfg := o.adminConfig(log.With("component", "admin"))
+	adminCfg := o.adminConfig(r.ingest, log.With("component", "admin"))
 	if err := adminCfg.Validate(); err != nil {
 		return err
 	}

@@ -189,14 +189,14 @@ func (o *options) deciderConfig(log *slog.Logger) decider.Config {
 	return c
 }
 
-func (o *options) adminConfig(log *slog.Logger) admin.Config {
+func (o *options) adminConfig(sessionAPI bool, log *slog.Logger) admin.Config {
 	var tokens []string
 	for _, t := range strings.Split(o.adminToken, ",") {
 		if t = strings.TrimSpace(t); t != "" {
 			tokens = append(tokens, t)
 		}
 	}
-	return admin.Config{Addr: o.adminAddr, Tokens: tokens, Logger: log}
+	return admin.Config{Addr: o.adminAddr, Tokens: tokens, SessionAPI: sessionAPI, Logger: log}
 }
 
 // validate checks what no package config covers: the process settings and
