@@ -19,8 +19,10 @@ type Archiver struct {
 	js    jetstream.JetStream
 	conn  driver.Conn
 	w     *writer
-	log   *slog.Logger
-	stats stats
+	log      *slog.Logger
+	stats    stats
+	metrics  *Metrics
+	consumer consumerRef
 }
 
 // Open connects (lazily: nothing is dialled until Run) to ClickHouse.
@@ -33,10 +35,12 @@ func Open(js jetstream.JetStream, cfg Config) (*Archiver, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Archiver{
-		cfg: cfg, js: js, conn: conn, log: cfg.Logger,
+	a := &Archiver{
+		cfg: cfg, js: js, conn: conn, log: cfg.Logger, metrics: cfg.Metrics,
 		w: newWriter(conn, cfg.ClickHouse.Database, cfg.ClickHouse.QueryTimeout, cfg.Logger),
-	}, nil
+	}
+	a.metrics.register(a)
+	return a, nil
 }
 
 // Connect opens a ClickHouse connection pool over the native protocol.
@@ -94,6 +98,7 @@ func (a *Archiver) Run(ctx context.Context, drain time.Duration) error {
 	if err != nil {
 		return fmt.Errorf("archiver consumer on %s: %w", a.cfg.Stream, err)
 	}
+	a.consumer.Store(&cons)
 	it, err := cons.Messages(jetstream.PullMaxMessages(min(a.cfg.Batch.MaxRows, 5000)))
 	if err != nil {
 		return fmt.Errorf("archiver consume: %w", err)
@@ -152,7 +157,9 @@ func (a *Archiver) collect(ctx context.Context, it jetstream.MessagesContext) (*
 		if b.len() == 0 {
 			deadline = time.Now().Add(a.cfg.Batch.MaxAge)
 		}
-		b.add(msg)
+		if b.add(msg) > 1 {
+			a.stats.redelivered.Add(1)
+		}
 	}
 	return b, nil
 }
@@ -187,7 +194,10 @@ func (a *Archiver) flush(ctx context.Context, b *batch) error {
 	}
 	a.stats.rows.Add(uint64(stored))
 	a.stats.batches.Add(1)
-	a.stats.lastInsert.Store(int64(time.Since(start)))
+	took := time.Since(start)
+	a.stats.lastInsert.Store(int64(took))
+	a.metrics.batchRows.Observe(float64(b.len()))
+	a.metrics.insertTime.Observe(took.Seconds())
 	return nil
 }
 

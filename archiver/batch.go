@@ -20,10 +20,12 @@ type batch struct {
 
 func (b *batch) len() int { return len(b.msgs) }
 
-func (b *batch) add(m jetstream.Msg) {
-	var seq uint64
+// add takes m into the batch and returns how many times JetStream has
+// delivered it.
+func (b *batch) add(m jetstream.Msg) uint64 {
+	var seq, delivered uint64
 	if md, err := m.Metadata(); err == nil {
-		seq = md.Sequence.Stream
+		seq, delivered = md.Sequence.Stream, md.NumDelivered
 	}
 	b.msgs = append(b.msgs, m)
 	b.rows++
@@ -31,9 +33,10 @@ func (b *batch) add(m jetstream.Msg) {
 	r, err := newRow(m.Data(), seq)
 	if err != nil {
 		b.rejects = append(b.rejects, rejected{seq: seq, subject: m.Subject(), id: m.Headers().Get("Nats-Msg-Id"), reason: err.Error(), data: m.Data()})
-		return
+		return delivered
 	}
 	b.parsed = append(b.parsed, r)
+	return delivered
 }
 
 // keepAlive tells JetStream the batch is still being worked on, so that a
@@ -67,8 +70,8 @@ type Stats struct {
 }
 
 type stats struct {
-	rows, batches, rejected, retries atomic.Uint64
-	lastInsert                       atomic.Int64
+	rows, batches, rejected, retries, redelivered atomic.Uint64
+	lastInsert                                    atomic.Int64
 }
 
 func (s *stats) snapshot() Stats {

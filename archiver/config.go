@@ -48,6 +48,9 @@ type Config struct {
 	RetryMin, RetryMax time.Duration
 	// Logger receives notable events; never one line per record.
 	Logger *slog.Logger
+	// Metrics receives the measurements (see NewMetrics); nil keeps them
+	// unregistered.
+	Metrics *Metrics
 }
 
 // Defaults for Config.
@@ -95,6 +98,9 @@ func (c *Config) setDefaults() {
 	def(&c.RetryMax, 15*time.Second)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Metrics == nil {
+		c.Metrics = NewMetrics(nil)
 	}
 }
 

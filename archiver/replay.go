@@ -82,7 +82,7 @@ func (a *Archiver) Replay(ctx context.Context, rc ReplayConfig) (uint64, error) 
 			if err != nil {
 				return done, fmt.Errorf("replay read: %w", err)
 			}
-			b.add(msg)
+			_ = b.add(msg)
 			if md, err := msg.Metadata(); err == nil {
 				if rc.Since.IsZero() && done == 0 && b.len() == 1 {
 					total = last - md.Sequence.Stream + 1

@@ -38,6 +38,9 @@ type Config struct {
 	OutOfSession wire.Say
 	// Logger receives notable events; never one line per call.
 	Logger *slog.Logger
+	// Metrics receives the measurements (see NewMetrics); share one among
+	// the instances of a process. Nil keeps them unregistered.
+	Metrics *Metrics
 }
 
 func (c *Config) setDefaults() {
@@ -58,6 +61,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Metrics == nil {
+		c.Metrics = NewMetrics(nil)
 	}
 }
 

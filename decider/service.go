@@ -14,9 +14,10 @@ import (
 // the deciders' queue group. A micro endpoint handles its requests one at a
 // time, so a process that wants more parallelism runs several instances.
 type Service struct {
-	svc    micro.Service
-	policy *Policy
-	bufs   sync.Pool
+	svc     micro.Service
+	policy  *Policy
+	bufs    sync.Pool
+	metrics *Metrics
 }
 
 // Start registers a decider on nc. The session store behind sessions must
@@ -27,7 +28,7 @@ func Start(nc *nats.Conn, sessions Sessions, cfg Config) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Service{policy: NewPolicy(sessions, cfg.OutOfSession)}
+	s := &Service{policy: NewPolicy(sessions, cfg.OutOfSession), metrics: cfg.Metrics}
 	s.bufs.New = func() any { b := make([]byte, 0, 512); return &b }
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:        cfg.ServiceName,
@@ -59,6 +60,7 @@ func Start(nc *nats.Conn, sessions Sessions, cfg Config) (*Service, error) {
 func (s *Service) handle(req micro.Request) {
 	dr, err := wire.ParseDecideRequest(req.Data())
 	if err != nil {
+		s.metrics.requests.WithLabelValues("error").Inc()
 		_ = req.Error("400", "bad decide request", nil)
 		return
 	}
@@ -66,6 +68,7 @@ func (s *Service) handle(req micro.Request) {
 	body, outcome := s.policy.Decide((*bp)[:0], &dr, time.Now())
 	// Respond copies body into the connection's buffer before returning.
 	_ = req.Respond(body, micro.WithHeaders(micro.Headers{wire.OutcomeHeader: []string{outcome}}))
+	s.metrics.requests.WithLabelValues(outcome).Inc()
 	*bp = body
 	s.bufs.Put(bp)
 }

@@ -45,6 +45,9 @@ type Config struct {
 
 	// Logger receives notable events; never one line per call.
 	Logger *slog.Logger
+	// Metrics receives the ingestor's measurements (see NewMetrics); nil
+	// keeps them unregistered.
+	Metrics *Metrics
 }
 
 // BreakerConfig configures the circuit breaker.
@@ -114,6 +117,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Metrics == nil {
+		c.Metrics = NewMetrics(nil)
 	}
 }
 

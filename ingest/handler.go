@@ -27,28 +27,31 @@ const contentTypeJSON = "application/json"
 // route dispatches a request: only POST on the webhook path is served.
 func (s *Server) route(ctx *fasthttp.RequestCtx) {
 	s.stats.requests.Add(1)
+	start := time.Now()
 	if string(ctx.Path()) != s.cfg.Path {
 		s.reject(ctx, fasthttp.StatusNotFound, "not found: "+string(ctx.Path())+"; webhooks go to POST "+s.cfg.Path)
+		s.metrics.answered("invalid", fasthttp.StatusNotFound, start)
 		return
 	}
 	if !ctx.IsPost() {
 		ctx.Response.Header.Set("Allow", "POST")
 		s.reject(ctx, fasthttp.StatusMethodNotAllowed, "method "+string(ctx.Method())+" not allowed; use POST")
+		s.metrics.answered("invalid", fasthttp.StatusMethodNotAllowed, start)
 		return
 	}
-	s.webhook(ctx)
+	s.webhook(ctx, start)
 }
 
 // webhook handles one 8x8 event: parse, decide (CALL_ACTION only), record,
 // answer. The answer goes out only after JetStream has acknowledged the
 // record, or after the record budget ran out and the record was kept on
 // disk: a caller is never left without an answer because of storage.
-func (s *Server) webhook(ctx *fasthttp.RequestCtx) {
-	received := time.Now()
+func (s *Server) webhook(ctx *fasthttp.RequestCtx, received time.Time) {
 	body := ctx.PostBody()
 	ev, err := wire.ParseEvent(body)
 	if err != nil {
 		s.reject(ctx, fasthttp.StatusBadRequest, err.Error())
+		s.metrics.answered("invalid", fasthttp.StatusBadRequest, received)
 		return
 	}
 	b := s.bufs.Get().(*buffers)
@@ -82,6 +85,7 @@ func (s *Server) webhook(ctx *fasthttp.RequestCtx) {
 	ctx.SetStatusCode(fasthttp.StatusOK)
 	ctx.SetContentType(contentTypeJSON)
 	ctx.SetBody(answer)
+	s.metrics.answered(eventLabel(ev.EventType), fasthttp.StatusOK, received)
 }
 
 // decide asks the deciders, or falls back, and says which happened.
@@ -90,13 +94,18 @@ func (s *Server) decide(ev *wire.Event, b *buffers) ([]byte, wire.Decision) {
 	b.req = req.AppendJSON(b.req[:0])
 	start := time.Now()
 	dec, why := s.deciders.decide(b.req)
-	d := wire.Decision{LatencyMicros: time.Since(start).Microseconds()}
+	took := time.Since(start)
+	s.metrics.deciderTime.Observe(took.Seconds())
+	d := wire.Decision{LatencyMicros: took.Microseconds()}
 	if why != "" {
 		s.stats.fallbacks.Add(1)
+		s.metrics.fallbacks.WithLabelValues(why).Inc()
+		s.metrics.decisions.WithLabelValues(wire.SourceFallback, wire.OutcomeFallback).Inc()
 		d.Source, d.Outcome, d.FallbackReason, d.Callflow = wire.SourceFallback, wire.OutcomeFallback, why, s.fallback
 		return s.fallback, d
 	}
 	s.stats.decided.Add(1)
+	s.metrics.decisions.WithLabelValues(wire.SourceDecider, dec.outcome).Inc()
 	d.Source, d.Outcome, d.Callflow = wire.SourceDecider, dec.outcome, dec.callflow
 	return dec.callflow, d
 }
@@ -120,6 +129,7 @@ func (s *Server) reject(ctx *fasthttp.RequestCtx, status int, msg string) {
 // JSON shape as every other error.
 func (s *Server) transportError(ctx *fasthttp.RequestCtx, err error) {
 	s.stats.requests.Add(1)
+	start := time.Now()
 	var status int
 	var msg string
 	var netErr net.Error
@@ -132,4 +142,5 @@ func (s *Server) transportError(ctx *fasthttp.RequestCtx, err error) {
 		status, msg = fasthttp.StatusBadRequest, "malformed HTTP request: "+err.Error()
 	}
 	s.reject(ctx, status, msg)
+	s.metrics.answered("invalid", status, start)
 }

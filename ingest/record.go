@@ -29,6 +29,7 @@ type recorder struct {
 	timeout time.Duration
 	log     *slog.Logger
 	unacked *unackedFile
+	metrics *Metrics
 
 	failed atomic.Uint64 // records that went to the unacked file
 	last   atomic.Int64  // unix nanos of the last failure log line
@@ -40,6 +41,7 @@ func newRecorder(js jetstream.JetStream, cfg *Config, log *slog.Logger) *recorde
 		timeout: cfg.RecordTimeout,
 		log:     log,
 		unacked: &unackedFile{path: filepath.Join(cfg.DataDir, "unacked", "records.log")},
+		metrics: cfg.Metrics,
 	}
 }
 
@@ -50,14 +52,22 @@ func newRecorder(js jetstream.JetStream, cfg *Config, log *slog.Logger) *recorde
 // data must not be modified until record returns.
 func (r *recorder) record(subject, id string, data []byte) error {
 	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{nats.MsgIdHdr: []string{id}}}
+	start := time.Now()
 	err := r.publish(msg)
 	if err == nil {
+		r.metrics.publishTime.Observe(time.Since(start).Seconds())
 		return nil
 	}
+	reason := "error"
+	if errors.Is(err, context.DeadlineExceeded) {
+		reason = "timeout"
+	}
+	r.metrics.publishFailed.WithLabelValues(reason).Inc()
 	r.failed.Add(1)
 	if ferr := r.unacked.append(subject, id, data); ferr != nil {
 		err = fmt.Errorf("%w: %w; and keeping it failed: %w", ErrNotAcknowledged, err, ferr)
 	} else {
+		r.metrics.spool.Inc()
 		err = fmt.Errorf("%w: %w", ErrNotAcknowledged, err)
 	}
 	r.logFailure(err)

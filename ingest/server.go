@@ -24,6 +24,7 @@ type Server struct {
 	fallback []byte // pre-encoded fallback callflow
 	bufs     sync.Pool
 	stats    stats
+	metrics  *Metrics
 }
 
 // New builds an ingestor on nc. The records stream must exist (see
@@ -42,7 +43,9 @@ func New(nc *nats.Conn, cfg Config) (*Server, error) {
 		cfg:      cfg,
 		deciders: newDeciders(nc, &cfg, log),
 		rec:      newRecorder(js, &cfg, log),
+		metrics:  cfg.Metrics,
 	}
+	s.metrics.registerBreaker(s.deciders)
 	fb := fallbackResponse(cfg.Fallback)
 	s.fallback = fb.JSON()
 	s.bufs.New = func() any { return &buffers{} }

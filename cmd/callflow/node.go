@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
@@ -84,6 +85,7 @@ type nodeRoles struct {
 // in the same order.
 type node struct {
 	log      *slog.Logger
+	reg      *prometheus.Registry
 	archiver *archiver.Archiver
 	archStop context.CancelFunc
 	archDone chan struct{}
@@ -113,7 +115,7 @@ func runNode(ctx context.Context, o *options, r nodeRoles, stderr io.Writer) err
 		return err
 	}
 
-	n := &node{log: log}
+	n := &node{log: log, reg: newRegistry()}
 	defer n.close()
 	if err := n.start(ctx, o, r, adminCfg); err != nil {
 		return err
@@ -175,6 +177,7 @@ func (n *node) start(ctx context.Context, o *options, r nodeRoles, adminCfg admi
 	if n.admin, err = admin.New(adminCfg); err != nil {
 		return err
 	}
+	n.admin.Handle("GET /metrics", metricsHandler(n.reg))
 	n.admin.AddCheck("nats", false, func(context.Context) error {
 		if !n.nc.IsConnected() {
 			return fmt.Errorf("not connected (%s)", n.nc.Status())
@@ -203,8 +206,13 @@ func (n *node) start(ctx context.Context, o *options, r nodeRoles, adminCfg admi
 		return err
 	}
 	n.admin.AddCheck("sessions_bucket", false, n.store.Check)
+	n.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "callflow_sessions",
+		Help: "Open masking sessions in this process's in-memory index.",
+	}, func() float64 { return float64(n.store.Len()) }))
 
 	dcfg := o.deciderConfig(log.With("component", "decider"))
+	dcfg.Metrics = decider.NewMetrics(n.reg)
 	for range o.deciders {
 		d, err := decider.Start(n.nc, n.store, dcfg)
 		if err != nil {
@@ -223,7 +231,9 @@ func (n *node) start(ctx context.Context, o *options, r nodeRoles, adminCfg admi
 		})
 	}
 	if r.ingest {
-		if n.ingest, err = ingest.New(n.nc, o.ingestConfig(log.With("component", "ingest"))); err != nil {
+		icfg := o.ingestConfig(log.With("component", "ingest"))
+		icfg.Metrics = ingest.NewMetrics(n.reg)
+		if n.ingest, err = ingest.New(n.nc, icfg); err != nil {
 			return err
 		}
 		n.admin.MountSessions(n.store)
@@ -239,7 +249,9 @@ func (n *node) start(ctx context.Context, o *options, r nodeRoles, adminCfg admi
 
 // startArchiver runs the archiver in the background until shutdown.
 func (n *node) startArchiver(js jetstream.JetStream, o *options, r nodeRoles) error {
-	a, err := archiver.Open(js, o.archiverConfig(n.log.With("component", "archiver")))
+	acfg := o.archiverConfig(n.log.With("component", "archiver"))
+	acfg.Metrics = archiver.NewMetrics(n.reg)
+	a, err := archiver.Open(js, acfg)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,89 @@
+package archiver
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the archiver's Prometheus collectors.
+type Metrics struct {
+	batchRows  prometheus.Histogram
+	insertTime prometheus.Histogram
+	reg        prometheus.Registerer
+}
+
+// NewMetrics creates the collectors and registers them with reg (nil
+// registers nothing).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		reg: reg,
+		batchRows: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "callflow_archiver_batch_rows",
+			Help:    "Records per batch sent to ClickHouse.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 9), // 1 .. 65536
+		}),
+		insertTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "callflow_archiver_insert_duration_seconds",
+			Help:    "Time to store one batch in ClickHouse, retries included.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.batchRows, m.insertTime)
+	}
+	return m
+}
+
+// register exposes the archiver's counters and its consumer's lag, read
+// when scraped.
+func (m *Metrics) register(a *Archiver) {
+	if m.reg == nil {
+		return
+	}
+	counter := func(name, help string, v *atomic.Uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(v.Load()) })
+	}
+	m.reg.MustRegister(
+		counter("callflow_archiver_rows_total", "Rows inserted into call_events.", &a.stats.rows),
+		counter("callflow_archiver_rejected_total", "Records set aside in rejected_records (poison).", &a.stats.rejected),
+		counter("callflow_archiver_retries_total", "Failed ClickHouse attempts retried (an outage).", &a.stats.retries),
+		counter("callflow_archiver_redeliveries_total", "Records delivered again by JetStream (an archiver stopped before acknowledging them).", &a.stats.redelivered),
+		&lagCollector{a: a},
+	)
+}
+
+var (
+	pendingDesc    = prometheus.NewDesc("callflow_archiver_consumer_pending", "Records in the stream not yet delivered to any archiver (the archive's lag).", nil, nil)
+	ackPendingDesc = prometheus.NewDesc("callflow_archiver_consumer_ack_pending", "Records delivered to archivers and not yet acknowledged.", nil, nil)
+)
+
+// lagCollector asks JetStream for the durable consumer's state once per
+// scrape.
+type lagCollector struct{ a *Archiver }
+
+func (c *lagCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- pendingDesc
+	ch <- ackPendingDesc
+}
+
+func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
+	cons := c.a.consumer.Load()
+	if cons == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	info, err := (*cons).Info(ctx)
+	if err != nil {
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(info.NumPending))
+	ch <- prometheus.MustNewConstMetric(ackPendingDesc, prometheus.GaugeValue, float64(info.NumAckPending))
+}
+
+// consumerRef holds the durable consumer once Run has created it.
+type consumerRef = atomic.Pointer[jetstream.Consumer]

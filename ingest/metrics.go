@@ -1,0 +1,103 @@
+package ingest
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/callflow/callflow/wire"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the ingestor's Prometheus collectors. Label values are
+// bounded: event types outside the known set count as "other", and no
+// phone number or id is ever a label.
+type Metrics struct {
+	requests      *prometheus.CounterVec
+	duration      *prometheus.HistogramVec
+	decisions     *prometheus.CounterVec
+	fallbacks     *prometheus.CounterVec
+	deciderTime   prometheus.Histogram
+	publishTime   prometheus.Histogram
+	publishFailed *prometheus.CounterVec
+	spool         prometheus.Gauge
+	reg           prometheus.Registerer
+}
+
+// latencyBuckets span a cached in-memory answer (100µs) to the decide
+// timeout and beyond (5s), in seconds.
+var latencyBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}
+
+// NewMetrics creates the collectors and registers them with reg (nil
+// registers nothing, as in tests).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		reg: reg,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "callflow_webhook_requests_total",
+			Help: "Webhook requests answered, by event type (invalid when the body was refused) and HTTP status code.",
+		}, []string{"event_type", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "callflow_webhook_duration_seconds",
+			Help:    "Time from receiving a webhook to answering it, by event type.",
+			Buckets: latencyBuckets,
+		}, []string{"event_type"}),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "callflow_decisions_total",
+			Help: "CALL_ACTION decisions, by source (decider, fallback) and outcome (connect, out_of_session, fallback).",
+		}, []string{"source", "outcome"}),
+		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "callflow_fallbacks_total",
+			Help: "Calls answered with the fallback, by reason (breaker_open, timeout, no_responders, bad_reply, decider_error, unavailable).",
+		}, []string{"reason"}),
+		deciderTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "callflow_decider_request_duration_seconds",
+			Help:    "Time to get a decision from the deciders (or to give up), as the ingestor sees it.",
+			Buckets: latencyBuckets,
+		}),
+		publishTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "callflow_record_publish_duration_seconds",
+			Help:    "Time from publishing a record to JetStream's acknowledgement.",
+			Buckets: latencyBuckets,
+		}),
+		publishFailed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "callflow_record_publish_failures_total",
+			Help: "Records JetStream did not acknowledge in time, by reason (timeout, error); they are kept on local disk.",
+		}, []string{"reason"}),
+		spool: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "callflow_spool_records",
+			Help: "Records kept on local disk because JetStream did not acknowledge them (should be 0).",
+		}),
+	}
+	for _, r := range []string{ReasonBreakerOpen, ReasonTimeout, ReasonNoResponders, ReasonBadReply, ReasonDeciderError, ReasonUnavailable} {
+		m.fallbacks.WithLabelValues(r) // present at 0, so that rate() works from the start
+	}
+	if reg != nil {
+		reg.MustRegister(m.requests, m.duration, m.decisions, m.fallbacks, m.deciderTime, m.publishTime, m.publishFailed, m.spool)
+	}
+	return m
+}
+
+// eventLabel bounds the event_type label to the known types.
+func eventLabel(eventType string) string {
+	switch eventType {
+	case wire.EventCallAction, wire.EventCallStatus, wire.EventSessionSummary, wire.EventVirtualNumberUpdate:
+		return eventType
+	}
+	return "other"
+}
+
+func (m *Metrics) answered(eventType string, code int, since time.Time) {
+	m.requests.WithLabelValues(eventType, strconv.Itoa(code)).Inc()
+	m.duration.WithLabelValues(eventType).Observe(time.Since(since).Seconds())
+}
+
+// registerBreaker exposes the breaker's state, read when scraped.
+func (m *Metrics) registerBreaker(d *deciders) {
+	if m.reg == nil {
+		return
+	}
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "callflow_decider_breaker_state",
+		Help: "State of the circuit breaker in front of the deciders: 0 closed, 1 half-open, 2 open (calls get the fallback).",
+	}, func() float64 { return float64(d.state()) }))
+}
