@@ -15,10 +15,10 @@ import (
 
 // Archiver consumes the records stream into ClickHouse.
 type Archiver struct {
-	cfg   Config
-	js    jetstream.JetStream
-	conn  driver.Conn
-	w     *writer
+	cfg      Config
+	js       jetstream.JetStream
+	conn     driver.Conn
+	w        *writer
 	log      *slog.Logger
 	stats    stats
 	metrics  *Metrics
