@@ -24,20 +24,7 @@ func runArchiver(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			return runSchema(args[1:], stdout, stderr)
 		}
 	}
-	var o options
-	fs := newFlagSet("archiver", "archiver [flags]\n       callflow archiver replay --since TIME | --start-seq N [flags]\n       callflow archiver schema [--clickhouse-database NAME]", stderr)
-	o.registerNATS(fs, false)
-	o.registerStream(fs)
-	o.registerArchiver(fs, false)
-	o.registerAdmin(fs, "127.0.0.1:8083", false)
-	o.registerProcess(fs)
-	if err := parseFlags(fs, args, false); err != nil {
-		return err
-	}
-	if o.clickhouseAddr == "" {
-		return errors.New("--clickhouse-addr is required for the archiver role")
-	}
-	return runNode(ctx, &o, nodeRoles{name: "archiver", archiver: true, archiveRequired: true}, stderr)
+	return runRole("archiver")(ctx, args, stdout, stderr)
 }
 
 // runSchema prints the ClickHouse schema the archiver applies.

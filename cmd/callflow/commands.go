@@ -19,9 +19,10 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"serve":    {"run everything in one process: embedded NATS, ingestor, deciders, admin API", runServe},
-	"ingest":   {"run the webhook ingestor and session API against --nats-url", runIngest},
-	"decider":  {"run deciders against --nats-url; start more anywhere to scale out", runDecider},
+	"serve":    {"run everything in one process: embedded NATS, ingestor, deciders, archiver, admin API", runRole("serve")},
+	"ingest":   {"run the webhook ingestor and session API against --nats-url", runRole("ingest")},
+	"decider":  {"run deciders against --nats-url; start more anywhere to scale out", runRole("decider")},
+	"config":   {"print the effective configuration of a role (secrets redacted), or the table of every setting", runConfig},
 	"archiver": {"archive the records stream into ClickHouse; 'archiver replay' re-archives a range", runArchiver},
 	"sessions": {"create, get, list or delete number-masking sessions through the admin API", runSessions},
 	"probe":    {"GET a URL and exit 0 on a 2xx answer (container health checks)", runProbe},

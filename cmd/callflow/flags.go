@@ -38,9 +38,14 @@ func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 }
 
 // parseFlags parses args, then the CALLFLOW_* environment for flags not
-// given. Positional arguments are refused unless allowArgs.
+// given, then the --config file (when the flag set has one) for flags still
+// not set. Positional arguments are refused unless allowArgs.
 func parseFlags(fs *flag.FlagSet, args []string, allowArgs bool) error {
-	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix(envPrefix)); err != nil {
+	opts := []ff.Option{ff.WithEnvVarPrefix(envPrefix)}
+	if fs.Lookup(configFlag) != nil {
+		opts = append(opts, ff.WithConfigFileFlag(configFlag), ff.WithConfigFileParser(yamlConfig))
+	}
+	if err := ff.Parse(fs, args, opts...); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}

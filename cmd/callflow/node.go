@@ -21,55 +21,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
-	var o options
-	fs := newFlagSet("serve", "serve [flags]", stderr)
-	o.registerNATS(fs, true)
-	o.registerStream(fs)
-	o.registerBucket(fs)
-	o.registerIngest(fs)
-	o.registerDeciders(fs, 2)
-	o.registerArchiver(fs, true)
-	o.registerAdmin(fs, "127.0.0.1:8081", true)
-	o.registerProcess(fs)
-	if err := parseFlags(fs, args, false); err != nil {
-		return err
-	}
-	return runNode(ctx, &o, nodeRoles{name: "serve", embedded: o.natsURL == "", ingest: true, archiver: o.clickhouseAddr != ""}, stderr)
-}
-
-func runIngest(ctx context.Context, args []string, _, stderr io.Writer) error {
-	var o options
-	fs := newFlagSet("ingest", "ingest [flags]", stderr)
-	o.registerNATS(fs, false)
-	o.registerStream(fs)
-	o.registerBucket(fs)
-	o.registerIngest(fs)
-	o.registerAdmin(fs, "127.0.0.1:8081", true)
-	o.registerProcess(fs)
-	if err := parseFlags(fs, args, false); err != nil {
-		return err
-	}
-	return runNode(ctx, &o, nodeRoles{name: "ingest", ingest: true}, stderr)
-}
-
-func runDecider(ctx context.Context, args []string, _, stderr io.Writer) error {
-	var o options
-	fs := newFlagSet("decider", "decider [flags]", stderr)
-	o.registerNATS(fs, false)
-	o.registerBucket(fs)
-	o.registerDeciders(fs, 2)
-	o.registerAdmin(fs, "127.0.0.1:8082", false)
-	o.registerProcess(fs)
-	if err := parseFlags(fs, args, false); err != nil {
-		return err
-	}
-	if o.deciders < 1 {
-		return fmt.Errorf("--deciders must be >= 1 for the decider role, got %d", o.deciders)
-	}
-	return runNode(ctx, &o, nodeRoles{name: "decider"}, stderr)
-}
-
 // nodeRoles says which parts a process runs.
 type nodeRoles struct {
 	name     string

@@ -146,7 +146,11 @@ func (o *options) archiverConfig(log *slog.Logger) archiver.Config {
 }
 
 func (o *options) registerAdmin(fs *flag.FlagSet, addr string, api bool) {
-	fs.StringVar(&o.adminAddr, "admin-addr", addr, "admin listener address (/healthz, /readyz"+map[bool]string{true: ", session API under /v1/)", false: ")"}[api])
+	usage := "admin listener address: /healthz, /readyz, /metrics"
+	if api {
+		usage += " and the session API under /v1/"
+	}
+	fs.StringVar(&o.adminAddr, "admin-addr", addr, usage)
 	if api {
 		fs.StringVar(&o.adminToken, "admin-token", "", "bearer tokens for /v1/, comma-separated to rotate; required unless --admin-addr is loopback")
 	}

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestConfigTableInReadme keeps the README's table of settings equal to the
+// binary's flags.
+func TestConfigTableInReadme(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	begin, end := strings.Index(readme, "<!-- config:begin -->\n"), strings.Index(readme, "<!-- config:end -->")
+	if begin < 0 || end < begin {
+		t.Fatal("README.md has no config:begin / config:end markers")
+	}
+	if got := readme[begin+len("<!-- config:begin -->\n") : end]; got != configDocs() {
+		t.Errorf("README's configuration table is stale; regenerate it with `go run ./cmd/callflow config docs`.\nwant:\n%s", configDocs())
+	}
+}
+
+func configPrint(t *testing.T, env map[string]string, args ...string) (string, string, int) {
+	t.Helper()
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), append([]string{"config", "print"}, args...), &stdout, &stderr)
+	return stdout.String(), stderr.String(), code
+}
+
+func writeConfig(t *testing.T, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "callflow.yaml")
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestConfigPrecedence: flag > environment > file > default.
+func TestConfigPrecedence(t *testing.T) {
+	file := writeConfig(t, "deciders: 4\ndecide-timeout: 300ms\nhttp-addr: \":7000\"\nfallback-text: from the file\n")
+	out, stderr, code := configPrint(t,
+		map[string]string{"CALLFLOW_DECIDERS": "3", "CALLFLOW_HTTP_ADDR": ":7001"},
+		"serve", "--config", file, "--http-addr", ":7002")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{
+		`http-addr: :7002`,                      // flag beats environment and file
+		`deciders: "3"`,                         // environment beats file
+		`decide-timeout: 300ms`,                 // file beats default
+		`fallback-text: from the file`,          // file beats default
+		`record-timeout: 1s`,                    // default
+		`nats-listen: 127.0.0.1:4222`,           // default
+		`clickhouse-database: callflow`,         // default
+		"# effective configuration of callflow", // header
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("config print lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestConfigPrintRedactsSecrets(t *testing.T) {
+	file := writeConfig(t, "clickhouse-password: hunter2\n")
+	out, _, code := configPrint(t, map[string]string{"CALLFLOW_ADMIN_TOKEN": "tok-123"}, "serve", "--config", file)
+	if code != 0 || strings.Contains(out, "hunter2") || strings.Contains(out, "tok-123") {
+		t.Fatalf("exit %d, secrets not redacted:\n%s", code, out)
+	}
+	if !strings.Contains(out, "admin-token: REDACTED") || !strings.Contains(out, "clickhouse-password: REDACTED") {
+		t.Errorf("redacted secrets not shown as such:\n%s", out)
+	}
+}
+
+// TestInvalidConfigNamesTheSetting: a bad value anywhere stops the start
+// with a message naming the setting.
+func TestInvalidConfigNamesTheSetting(t *testing.T) {
+	tests := []struct {
+		name string
+		file string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{name: "unknown key in file", file: "htp-addr: x\n", want: "htp-addr"},
+		{name: "bad duration in file", file: "decide-timeout: soon\n", want: "decide-timeout"},
+		{name: "nested value in file", file: "deciders:\n  a: 1\n", want: "deciders"},
+		{name: "bad number in env", env: map[string]string{"CALLFLOW_MAX_BODY": "big"}, want: "CALLFLOW_MAX_BODY"},
+		{name: "bad flag value", args: []string{"--stream-max-age", "forever"}, want: "stream-max-age"},
+		{name: "negative deciders", args: []string{"--deciders", "-2"}, want: "--deciders"},
+		{name: "missing file", args: []string{"--config", "/nonexistent/callflow.yaml"}, want: "callflow.yaml"},
+		{name: "malformed yaml", file: "deciders: [1\n", want: "config file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"serve"}, tt.args...)
+			if tt.file != "" {
+				args = append(args, "--config", writeConfig(t, tt.file))
+			}
+			_, stderr, code := configPrint(t, tt.env, args...)
+			if code == 0 || !strings.Contains(stderr, tt.want) {
+				t.Errorf("exit %d, stderr %q, want a failure naming %q", code, stderr, tt.want)
+			}
+		})
+	}
+}
