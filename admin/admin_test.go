@@ -1,13 +1,16 @@
 package admin
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/callflow/callflow/internal/natstest"
@@ -16,6 +19,14 @@ import (
 
 func newTestServer(t *testing.T, tokens ...string) (*httptest.Server, *Server) {
 	t.Helper()
+	hs, s, _ := newLoggedServer(t, tokens...)
+	return hs, s
+}
+
+// newLoggedServer also returns what the server logged.
+func newLoggedServer(t *testing.T, tokens ...string) (*httptest.Server, *Server, *syncBuffer) {
+	t.Helper()
+	logs := &syncBuffer{}
 	ns := natstest.RunServer(t)
 	_, js := natstest.Connect(t, ns)
 	store, err := session.Open(context.Background(), js, session.Config{})
@@ -23,7 +34,7 @@ func newTestServer(t *testing.T, tokens ...string) (*httptest.Server, *Server) {
 		t.Fatal(err)
 	}
 	t.Cleanup(store.Close)
-	s, err := New(Config{Addr: "127.0.0.1:0", Tokens: tokens, SessionAPI: true})
+	s, err := New(Config{Addr: "127.0.0.1:0", Tokens: tokens, SessionAPI: true, Logger: slog.New(slog.NewJSONHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +42,46 @@ func newTestServer(t *testing.T, tokens ...string) (*httptest.Server, *Server) {
 	s.AddCheck("sessions_bucket", false, store.Check)
 	hs := httptest.NewServer(s.mux)
 	t.Cleanup(hs.Close)
-	return hs, s
+	return hs, s, logs
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// TestLogsMaskNumbers: session changes are logged, never with a whole
+// phone number.
+func TestLogsMaskNumbers(t *testing.T) {
+	hs, _, logs := newLoggedServer(t)
+	code, created := do(t, hs, "POST", "/v1/sessions", "", validSession)
+	if code != http.StatusCreated {
+		t.Fatalf("create: %d %v", code, created)
+	}
+	if code, _ := do(t, hs, "DELETE", "/v1/sessions/"+created["id"].(string), "", ""); code != http.StatusNoContent {
+		t.Fatalf("delete: %d", code)
+	}
+	out := logs.String()
+	if !strings.Contains(out, "session created") || !strings.Contains(out, "session deleted") {
+		t.Fatalf("session changes not logged:\n%s", out)
+	}
+	for _, n := range []string{"65987654321", "65123456789", "6587654321"} {
+		if strings.Contains(out, n) {
+			t.Errorf("log holds the whole number %s:\n%s", n, out)
+		}
+	}
 }
 
 func do(t *testing.T, hs *httptest.Server, method, path, token, body string) (int, map[string]any) {

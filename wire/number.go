@@ -1,6 +1,9 @@
 package wire
 
-import "strings"
+import (
+	"log/slog"
+	"strings"
+)
 
 // NormalizeNumber checks that s is a phone number as 8x8 sends them: 8 to
 // 15 digits, the first not 0, with an optional leading '+'. It returns the
@@ -33,3 +36,19 @@ func CleanNumber(s string) (string, error) {
 	}, strings.TrimSpace(s))
 	return NormalizeNumber(s)
 }
+
+// MaskNumber hides the middle of a phone number for logs (the product is
+// about masking numbers): "+6598765432" becomes "+65******32". Anything
+// that is not a number is masked whole except its length.
+func MaskNumber(s string) string {
+	if len(s) <= 5 {
+		return strings.Repeat("*", len(s))
+	}
+	return s[:3] + strings.Repeat("*", len(s)-5) + s[len(s)-2:]
+}
+
+// Masked is a phone number that logs itself masked (slog.LogValuer).
+type Masked string
+
+// LogValue implements slog.LogValuer.
+func (m Masked) LogValue() slog.Value { return slog.StringValue(MaskNumber(string(m))) }

@@ -189,3 +189,21 @@ func FuzzNormalizeNumber(f *testing.F) {
 		}
 	})
 }
+
+func TestMaskNumber(t *testing.T) {
+	tests := map[string]string{
+		"+6598765432":      "+65******32",
+		"6512345678":       "651*****78",
+		"+123456789012345": "+12***********45",
+		"12345":            "*****",
+		"":                 "",
+	}
+	for in, want := range tests {
+		if got := MaskNumber(in); got != want {
+			t.Errorf("MaskNumber(%q) = %q, want %q", in, got, want)
+		}
+		if got := Masked(in).LogValue().String(); got != want {
+			t.Errorf("Masked(%q).LogValue() = %q, want %q", in, got, want)
+		}
+	}
+}
