@@ -73,22 +73,20 @@ func (d *deciders) decide(req []byte) (decision, string) {
 		if msg.Header.Get(micro.ErrorCodeHeader) != "" || msg.Header.Get(micro.ErrorHeader) != "" {
 			return decision{}, errDeciderError
 		}
-		resp, err := wire.ParseResponse(msg.Data)
+		// Checked strictly, so that what is forwarded verbatim is a
+		// callflow this service would have written itself.
+		connects, err := wire.CheckCallflow(msg.Data)
 		if err != nil {
 			return decision{}, errBadReply
 		}
 		outcome := msg.Header.Get(wire.OutcomeHeader)
 		if outcome == "" {
 			outcome = wire.OutcomeOutOfSession
-			for _, a := range resp.Callflow {
-				if a.Action == wire.ActionMakeCall {
-					outcome = wire.OutcomeConnect
-				}
+			if connects {
+				outcome = wire.OutcomeConnect
 			}
 		}
-		// Re-encoded, not forwarded: 8x8 gets strict JSON whatever a
-		// decider (perhaps of another version) sent.
-		return decision{callflow: resp.AppendJSON(make([]byte, 0, len(msg.Data))), outcome: outcome}, nil
+		return decision{callflow: msg.Data, outcome: outcome}, nil
 	})
 	if err != nil {
 		return decision{}, reason(err)

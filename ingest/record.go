@@ -59,7 +59,7 @@ func (r *recorder) record(subject, id string, data []byte) error {
 		return nil
 	}
 	reason := "error"
-	if errors.Is(err, context.DeadlineExceeded) {
+	if errors.Is(err, errAckTimeout) {
 		reason = "timeout"
 	}
 	r.metrics.publishFailed.WithLabelValues(reason).Inc()
@@ -74,20 +74,23 @@ func (r *recorder) record(subject, id string, data []byte) error {
 	return err
 }
 
+// errAckTimeout: no acknowledgement within the record budget.
+var errAckTimeout = errors.New("no acknowledgement within the record timeout")
+
 func (r *recorder) publish(msg *nats.Msg) error {
-	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
-	defer cancel()
 	fut, err := r.js.PublishMsgAsync(msg)
 	if err != nil {
 		return err
 	}
+	t := time.NewTimer(r.timeout)
+	defer t.Stop()
 	select {
 	case <-fut.Ok():
 		return nil
 	case err := <-fut.Err():
 		return err
-	case <-ctx.Done():
-		return ctx.Err()
+	case <-t.C:
+		return errAckTimeout
 	}
 }
 

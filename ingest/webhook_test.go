@@ -231,7 +231,7 @@ func TestBadInputIsRejected(t *testing.T) {
 		{"trailing garbage", append(append([]byte{}, seed...), "}x"...), "body"},
 		{"array", []byte(`[1,2]`), "body"},
 		{"string", []byte(`"CALL_ACTION"`), "body"},
-		{"null", []byte(`null`), "payload"},
+		{"null", []byte(`null`), "body"},
 		{"missing payload", []byte(`{"namespace":"VOICE","eventType":"CALL_ACTION"}`), "payload"},
 		{"null payload", []byte(`{"namespace":"VOICE","eventType":"CALL_ACTION","payload":null}`), "payload"},
 		{"payload not an object", []byte(`{"namespace":"VOICE","eventType":"CALL_ACTION","payload":"x"}`), "payload"},

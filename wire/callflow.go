@@ -141,10 +141,12 @@ func (a *Action) appendJSON(dst []byte) []byte {
 	return append(dst, '}', '}')
 }
 
-// ParseResponse parses a callflow and checks that 8x8 could execute it: at
-// least one action, every action known, makeCall with a source and a
-// destination, say with a text. Errors match ErrInvalidResponse.
+// ParseResponse checks a callflow strictly (see CheckCallflow) and decodes
+// it. Errors match ErrInvalidResponse.
 func ParseResponse(b []byte) (*Response, error) {
+	if _, err := CheckCallflow(b); err != nil {
+		return nil, err
+	}
 	var r Response
 	if err := json.Unmarshal(b, &r); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidResponse, err)

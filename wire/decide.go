@@ -1,9 +1,6 @@
 package wire
 
-import (
-	"encoding/json"
-	"fmt"
-)
+import "fmt"
 
 // DecideRequest is what the ingestor asks a decider about a CALL_ACTION.
 // Numbers are passed as 8x8 sent them; the decider normalizes them.
@@ -36,10 +33,43 @@ func (r *DecideRequest) AppendJSON(dst []byte) []byte {
 	return append(dst, '}')
 }
 
-// ParseDecideRequest decodes a request sent by AppendJSON.
+// ParseDecideRequest decodes a request sent by AppendJSON. Unknown keys
+// are ignored, so that an older decider reads a newer ingestor's request.
 func ParseDecideRequest(b []byte) (DecideRequest, error) {
 	var r DecideRequest
-	if err := json.Unmarshal(b, &r); err != nil {
+	d := scanner{s: string(b)}
+	if d.peek() != '{' {
+		return r, fmt.Errorf("decide request: not a JSON object")
+	}
+	err := d.object("", func(key string) (err error) {
+		var dst *string
+		switch key {
+		case "eventId":
+			dst = &r.EventID
+		case "callId":
+			dst = &r.CallID
+		case "sessionId":
+			dst = &r.SessionID
+		case "subAccountId":
+			dst = &r.SubAccountID
+		case "callStatus":
+			dst = &r.CallStatus
+		case "source":
+			dst = &r.Source
+		case "destination":
+			dst = &r.Destination
+		case "clientActionId":
+			dst = &r.ClientActionID
+		default:
+			return d.skip()
+		}
+		*dst, err = d.str("", key)
+		return err
+	})
+	if err == nil {
+		err = d.end()
+	}
+	if err != nil {
 		return r, fmt.Errorf("decide request: %w", err)
 	}
 	return r, nil

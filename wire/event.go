@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"math"
 	"reflect"
 	"strconv"
@@ -154,14 +153,63 @@ var intRanges = []struct {
 // missing or non-object payload, a missing namespace or eventType, a field of
 // the wrong JSON type (an integer field holding a fraction or a value outside
 // its range counts), and a missing id that the event type needs. Unknown
-// event types, fields and enum values are accepted.
+// event types, fields and enum values are accepted. Keys match exactly (the
+// JSON's "timestamp", not the seed table's "Timestamp"); of a key given
+// twice, the last wins; nesting deeper than 64 levels is refused.
+//
+// The body is copied once; the event's strings share that copy, so the
+// event stays valid after body is reused.
 func ParseEvent(body []byte) (*Event, error) {
-	if len(bytes.TrimSpace(body)) == 0 {
+	d := scanner{s: string(body)}
+	switch d.peek() {
+	case 0:
 		return nil, fieldErr("body", "empty; expected a JSON object")
+	case '{':
+	default:
+		if err := d.skip(); err != nil {
+			return nil, err
+		}
+		return nil, fieldErr("body", "must be a JSON object")
 	}
-	var ev Event
-	if err := json.Unmarshal(body, &ev); err != nil {
-		return nil, decodeError(err)
+	// One allocation for the event and its payload.
+	a := &struct {
+		ev Event
+		p  Payload
+	}{}
+	ev := &a.ev
+	err := d.object("", func(key string) (err error) {
+		switch key {
+		case "namespace":
+			ev.Namespace, err = d.str("", "namespace")
+		case "eventType":
+			ev.EventType, err = d.str("", "eventType")
+		case "description":
+			ev.Description, err = d.str("", "description")
+		case "payload":
+			switch c := d.peek(); c {
+			case 'n':
+				ev.Payload = nil
+				return d.literal("null")
+			case '{':
+				a.p = Payload{}
+				ev.Payload = &a.p
+				return d.object("payload", func(key string) error { return parsePayloadField(&d, &a.p, key) })
+			default:
+				if err := d.skip(); err != nil {
+					return err
+				}
+				return fieldErr("payload", "must be an object, got %s", kind(c))
+			}
+		default:
+			err = d.skip()
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := d.end(); err != nil {
+		return nil, err
 	}
 	if ev.Payload == nil {
 		return nil, fieldErr("payload", "required")
@@ -182,7 +230,97 @@ func ParseEvent(body []byte) (*Event, error) {
 			return nil, fieldErr("payload."+f.name, "required for %s", ev.EventType)
 		}
 	}
-	return &ev, nil
+	return ev, nil
+}
+
+// parsePayloadField reads the value of one payload member into p.
+func parsePayloadField(d *scanner, p *Payload, key string) error {
+	var dst *string
+	switch key {
+	case "eventId":
+		dst = &p.EventID
+	case "callId":
+		dst = &p.CallID
+	case "sessionId":
+		dst = &p.SessionID
+	case "subAccountId":
+		dst = &p.SubAccountID
+	case "callStatus":
+		dst = &p.CallStatus
+	case "callDirection":
+		dst = &p.CallDirection
+	case "callType":
+		dst = &p.CallType
+	case "source":
+		dst = &p.Source
+	case "destination":
+		dst = &p.Destination
+	case "sourceFormat":
+		dst = &p.SourceFormat
+	case "destinationFormat":
+		dst = &p.DestinationFormat
+	case "sourceCountryCode":
+		dst = &p.SourceCountryCode
+	case "destinationCountryCode":
+		dst = &p.DestinationCountryCode
+	case "destinationRefId":
+		dst = &p.DestinationRefID
+	case "timestamp":
+		dst = &p.Timestamp
+	case "clientActionId":
+		dst = &p.ClientActionID
+	case "sessionStatus":
+		dst = &p.SessionStatus
+	case "startTime":
+		dst = &p.StartTime
+	case "endTime":
+		dst = &p.EndTime
+	case "lastAction":
+		dst = &p.LastAction
+	case "callDuration", "sipCode", "callCount":
+		n, err := d.integer("payload", key)
+		switch key {
+		case "callDuration":
+			p.CallDuration = Int(n)
+		case "sipCode":
+			p.SipCode = Int(n)
+		default:
+			p.CallCount = Int(n)
+		}
+		return err
+	case "errorDetails":
+		switch c := d.peek(); c {
+		case 'n':
+			p.ErrorDetails = nil
+			return d.literal("null")
+		case '{':
+			e := &ErrorDetails{}
+			p.ErrorDetails = e
+			return d.object("payload.errorDetails", func(key string) (err error) {
+				switch key {
+				case "errorMsg":
+					e.ErrorMsg, err = d.str("payload.errorDetails", "errorMsg")
+				case "errorCode":
+					var code string
+					code, err = d.textOrNumber("payload.errorDetails", "errorCode")
+					e.ErrorCode = FlexiCode(code)
+				default:
+					err = d.skip()
+				}
+				return err
+			})
+		default:
+			if err := d.skip(); err != nil {
+				return err
+			}
+			return fieldErr("payload.errorDetails", "must be an object, got %s", kind(c))
+		}
+	default:
+		return d.skip()
+	}
+	v, err := d.str("payload", key)
+	*dst = v
+	return err
 }
 
 type idField struct {
@@ -206,37 +344,6 @@ var (
 )
 
 func requiredIDs(eventType string) []idField { return required[eventType] }
-
-// decodeError turns an encoding/json error into a FieldError.
-func decodeError(err error) error {
-	var syn *json.SyntaxError
-	var typ *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &syn):
-		return fieldErr("body", "malformed JSON at offset %d: %s", syn.Offset, syn.Error())
-	case errors.As(err, &typ):
-		field := typ.Field
-		if field == "" {
-			return fieldErr("body", "must be a JSON object")
-		}
-		return fieldErr(field, "must be %s, got %s", describeKind(typ.Type.Kind().String()), typ.Value)
-	default:
-		return fieldErr("body", "%s", err.Error())
-	}
-}
-
-func describeKind(kind string) string {
-	switch kind {
-	case "string":
-		return "a string"
-	case "int64", "int", "int32":
-		return "an integer"
-	case "struct", "ptr", "map":
-		return "an object"
-	default:
-		return "a " + kind
-	}
-}
 
 // RecordID is the id under which the event is recorded: the 8x8 eventId
 // when there is one, otherwise a deterministic hash of the event type, the

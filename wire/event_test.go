@@ -242,7 +242,7 @@ func TestParseEventInvalid(t *testing.T) {
 		{"top-level bool", []byte(`true`), "body"},
 
 		// The payload.
-		{"top-level null", []byte(`null`), "payload"},
+		{"top-level null", []byte(`null`), "body"},
 		{"empty object", []byte(`{}`), "payload"},
 		{"missing payload", setEnvelope(t, "payload", ""), "payload"},
 		{"null payload", setEnvelope(t, "payload", `null`), "payload"},

@@ -1,0 +1,183 @@
+package wire
+
+import (
+	"fmt"
+	"slices"
+)
+
+// CheckCallflow checks, without building a Response, that b is a callflow
+// callflow would answer itself: one JSON object with exactly the keys
+// clientActionId (a string) and callflow (a non-empty array of actions),
+// each action one of makeCall (source and destination strings, optional
+// callRecording bool), say (text string; optional voiceProfile, language,
+// repetition integer, speed number) or hangup, with no key it does not know.
+// Keys match exactly. Bytes that pass can be forwarded to 8x8 verbatim.
+// It reports whether the callflow connects the call (has a makeCall).
+func CheckCallflow(b []byte) (connects bool, err error) {
+	d := scanner{s: string(b)}
+	if d.peek() != '{' {
+		return false, fmt.Errorf("%w: not a JSON object", ErrInvalidResponse)
+	}
+	actions := 0
+	err = d.object("", func(key string) error {
+		switch key {
+		case "clientActionId":
+			if d.peek() != '"' {
+				return fmt.Errorf("%w: clientActionId must be a string", ErrInvalidResponse)
+			}
+			_, err := d.skipString()
+			return err
+		case "callflow":
+			return d.array(func() error {
+				c, err := checkAction(&d, actions)
+				connects = connects || c
+				actions++
+				return err
+			})
+		default:
+			return fmt.Errorf("%w: unknown key %q", ErrInvalidResponse, key)
+		}
+	})
+	if err == nil {
+		err = d.end()
+	}
+	if err == nil && actions == 0 {
+		err = fmt.Errorf("%w: empty callflow", ErrInvalidResponse)
+	}
+	if err != nil && !isInvalidResponse(err) {
+		err = fmt.Errorf("%w: %v", ErrInvalidResponse, err)
+	}
+	return connects, err
+}
+
+func isInvalidResponse(err error) bool {
+	for e := err; e != nil; {
+		if e == ErrInvalidResponse {
+			return true
+		}
+		u, ok := e.(interface{ Unwrap() error })
+		if !ok {
+			return false
+		}
+		e = u.Unwrap()
+	}
+	return false
+}
+
+// paramKind is the JSON type a callflow parameter must have.
+type paramKind int
+
+const (
+	pString paramKind = iota
+	pBool
+	pInt
+	pNumber
+)
+
+var actionParams = map[string]map[string]paramKind{
+	ActionMakeCall: {"source": pString, "destination": pString, "callRecording": pBool},
+	ActionSay:      {"text": pString, "voiceProfile": pString, "language": pString, "repetition": pInt, "speed": pNumber},
+	ActionHangup:   {},
+}
+
+// required params per action: present and, for strings, not empty.
+var actionRequired = map[string][]string{
+	ActionMakeCall: {"source", "destination"},
+	ActionSay:      {"text"},
+}
+
+func checkAction(d *scanner, i int) (connects bool, err error) {
+	if d.peek() != '{' {
+		return false, fmt.Errorf("%w: callflow[%d]: not an object", ErrInvalidResponse, i)
+	}
+	var name string
+	var paramsStart, paramsEnd int = -1, -1
+	err = d.object("", func(key string) error {
+		switch key {
+		case "action":
+			if d.peek() != '"' {
+				return fmt.Errorf("%w: callflow[%d].action must be a string", ErrInvalidResponse, i)
+			}
+			s, err := d.rawString()
+			name = s
+			return err
+		case "params":
+			if d.peek() != '{' {
+				return fmt.Errorf("%w: callflow[%d].params must be an object", ErrInvalidResponse, i)
+			}
+			paramsStart = d.i
+			err := d.skip()
+			paramsEnd = d.i
+			return err
+		default:
+			return fmt.Errorf("%w: callflow[%d]: unknown key %q", ErrInvalidResponse, i, key)
+		}
+	})
+	if err != nil {
+		return false, err
+	}
+	allowed, ok := actionParams[name]
+	if !ok {
+		return false, fmt.Errorf("%w: callflow[%d]: unknown action %q", ErrInvalidResponse, i, name)
+	}
+	// seen marks the required params present (not empty, for strings);
+	// at most a few per action, so a short list beats a map.
+	var seen []string
+	mark := func(key string) {
+		for _, r := range actionRequired[name] {
+			if r == key {
+				seen = append(seen, key)
+			}
+		}
+	}
+	if paramsStart >= 0 {
+		p := scanner{s: d.s[:paramsEnd], i: paramsStart}
+		err = p.object("", func(key string) error {
+			k, ok := allowed[key]
+			if !ok {
+				return fmt.Errorf("%w: callflow[%d]: %s takes no param %q", ErrInvalidResponse, i, name, key)
+			}
+			c := p.peek()
+			good := false
+			switch k {
+			case pString:
+				if good = c == '"'; good {
+					s, err := p.rawString()
+					if err != nil {
+						return err
+					}
+					if s != "" {
+						mark(key)
+					}
+					return nil
+				}
+			case pBool:
+				good = c == 't' || c == 'f'
+			case pInt:
+				if good = c >= '0' && c <= '9'; good {
+					if _, err := p.integer("", key); err != nil {
+						return fmt.Errorf("%w: callflow[%d].params.%s must be a whole number", ErrInvalidResponse, i, key)
+					}
+					mark(key)
+					return nil
+				}
+			case pNumber:
+				good = c >= '0' && c <= '9'
+			}
+			if !good {
+				return fmt.Errorf("%w: callflow[%d].params.%s has the wrong type", ErrInvalidResponse, i, key)
+			}
+			mark(key)
+			return p.skip()
+		})
+		if err != nil {
+			return false, err
+		}
+	}
+	for _, r := range actionRequired[name] {
+		if !slices.Contains(seen, r) {
+			return false, fmt.Errorf("%w: callflow[%d]: %s needs %s", ErrInvalidResponse, i, name, r)
+		}
+	}
+	return name == ActionMakeCall, nil
+}

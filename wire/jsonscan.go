@@ -1,0 +1,475 @@
+package wire
+
+import (
+	"fmt"
+	"strconv"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// scanner reads strict JSON (RFC 8259) from a string without reflection.
+// The webhook body is copied into one string once; every field value that
+// holds no escape is a substring of it, so parsing an event costs a couple
+// of allocations instead of one per field.
+//
+// Readers for a value take the JSON path of the field they read, so that
+// errors name it ("payload.sipCode: must be an integer, got string").
+type scanner struct {
+	s     string
+	i     int
+	depth int
+}
+
+// maxDepth bounds nesting: a body nested deeper is refused, not recursed.
+const maxDepth = 64
+
+func (d *scanner) ws() {
+	for d.i < len(d.s) {
+		switch d.s[d.i] {
+		case ' ', '\t', '\n', '\r':
+			d.i++
+		default:
+			return
+		}
+	}
+}
+
+func (d *scanner) syntax(format string, args ...any) error {
+	return fieldErr("body", "malformed JSON at offset %d: %s", d.i, fmt.Sprintf(format, args...))
+}
+
+// peek returns the next non-space byte, or 0 at the end.
+func (d *scanner) peek() byte {
+	d.ws()
+	if d.i >= len(d.s) {
+		return 0
+	}
+	return d.s[d.i]
+}
+
+// kind names the JSON type of the value starting with c, for errors.
+func kind(c byte) string {
+	switch {
+	case c == '"':
+		return "string"
+	case c == '{':
+		return "object"
+	case c == '[':
+		return "array"
+	case c == 't' || c == 'f':
+		return "bool"
+	case c == 'n':
+		return "null"
+	case c == '-' || (c >= '0' && c <= '9'):
+		return "number"
+	}
+	return "invalid value"
+}
+
+// object reads an object, calling member for each key; member must read
+// the value (with str, integer, skip, object...).
+func (d *scanner) object(path string, member func(key string) error) error {
+	if d.peek() != '{' {
+		return d.syntax("expected an object")
+	}
+	d.depth++
+	if d.depth > maxDepth {
+		return fieldErr(pathOr(path), "nested deeper than %d levels", maxDepth)
+	}
+	d.i++
+	if d.peek() == '}' {
+		d.i++
+		d.depth--
+		return nil
+	}
+	for {
+		if d.peek() != '"' {
+			return d.syntax("expected a string key")
+		}
+		key, err := d.rawString()
+		if err != nil {
+			return err
+		}
+		if d.peek() != ':' {
+			return d.syntax("expected ':' after key")
+		}
+		d.i++
+		if d.peek() == 0 {
+			return d.syntax("unexpected end of JSON input")
+		}
+		if err := member(key); err != nil {
+			return err
+		}
+		switch d.peek() {
+		case ',':
+			d.i++
+		case '}':
+			d.i++
+			d.depth--
+			return nil
+		case 0:
+			return d.syntax("unexpected end of JSON input")
+		default:
+			return d.syntax("expected ',' or '}' after object member")
+		}
+	}
+}
+
+func pathOr(path string) string {
+	if path == "" {
+		return "body"
+	}
+	return path
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// str reads a string; null reads as "". Another type is a FieldError
+// naming parent.key (the path is only built for an error).
+func (d *scanner) str(parent, key string) (string, error) {
+	switch c := d.peek(); c {
+	case '"':
+		return d.rawString()
+	case 'n':
+		return "", d.literal("null")
+	default:
+		if err := d.skip(); err != nil {
+			return "", err
+		}
+		return "", fieldErr(join(parent, key), "must be a string, got %s", kind(c))
+	}
+}
+
+// integer reads a whole number (200, 200.0 and 2e2 alike); null reads as 0.
+func (d *scanner) integer(parent, key string) (int64, error) {
+	c := d.peek()
+	if c == 'n' {
+		return 0, d.literal("null")
+	}
+	if c != '-' && (c < '0' || c > '9') {
+		if err := d.skip(); err != nil {
+			return 0, err
+		}
+		return 0, fieldErr(join(parent, key), "must be an integer, got %s", kind(c))
+	}
+	num, err := d.number()
+	if err != nil {
+		return 0, err
+	}
+	var n Int
+	if err := n.UnmarshalJSON([]byte(num)); err != nil {
+		return 0, fieldErr(join(parent, key), "must be an integer, got %s", describeValue(num))
+	}
+	return int64(n), nil
+}
+
+// textOrNumber reads a string or a number as text (an error code 8x8 may
+// send either way); null reads as "".
+func (d *scanner) textOrNumber(parent, key string) (string, error) {
+	switch c := d.peek(); {
+	case c == '"':
+		return d.rawString()
+	case c == 'n':
+		return "", d.literal("null")
+	case c == '-' || (c >= '0' && c <= '9'):
+		return d.number()
+	default:
+		if err := d.skip(); err != nil {
+			return "", err
+		}
+		return "", fieldErr(join(parent, key), "must be a string or a number, got %s", kind(c))
+	}
+}
+
+func (d *scanner) literal(lit string) error {
+	if len(d.s)-d.i < len(lit) || d.s[d.i:d.i+len(lit)] != lit {
+		return d.syntax("invalid literal")
+	}
+	d.i += len(lit)
+	return nil
+}
+
+// number reads a JSON number and returns its text.
+func (d *scanner) number() (string, error) {
+	start := d.i
+	s := d.s
+	i := d.i
+	if i < len(s) && s[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(s) && s[i] == '0':
+		i++
+	case i < len(s) && s[i] >= '1' && s[i] <= '9':
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+	default:
+		d.i = i
+		return "", d.syntax("invalid number")
+	}
+	if i < len(s) && s[i] == '.' {
+		i++
+		if i >= len(s) || s[i] < '0' || s[i] > '9' {
+			d.i = i
+			return "", d.syntax("invalid number")
+		}
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		if i >= len(s) || s[i] < '0' || s[i] > '9' {
+			d.i = i
+			return "", d.syntax("invalid number")
+		}
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+	}
+	d.i = i
+	return s[start:i], nil
+}
+
+// rawString reads a string at d.i (which is '"'). Without escapes the
+// result is a substring of the input; with escapes it is decoded into a
+// new string. Invalid UTF-8 and lone surrogates become U+FFFD, as
+// encoding/json does.
+func (d *scanner) rawString() (string, error) {
+	d.i++ // opening quote
+	start := d.i
+	s := d.s
+	for i := start; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"':
+			d.i = i + 1
+			v := s[start:i]
+			if !utf8.ValidString(v) {
+				return toValidUTF8(v), nil
+			}
+			return v, nil
+		case c == '\\':
+			d.i = i
+			return d.escapedString(start)
+		case c < 0x20:
+			d.i = i
+			return "", d.syntax("control character in string")
+		}
+	}
+	d.i = len(s)
+	return "", d.syntax("unexpected end of JSON input")
+}
+
+func toValidUTF8(s string) string {
+	b := make([]byte, 0, len(s)+8)
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		b = utf8.AppendRune(b, r) // RuneError for invalid bytes
+		i += size
+	}
+	return string(b)
+}
+
+// escapedString decodes the rest of a string with escapes; d.i is at the
+// first backslash, start at the first byte of the string's content.
+func (d *scanner) escapedString(start int) (string, error) {
+	s := d.s
+	b := make([]byte, 0, d.i-start+16)
+	b = append(b, s[start:d.i]...)
+	i := d.i
+	for i < len(s) {
+		c := s[i]
+		switch {
+		case c == '"':
+			d.i = i + 1
+			if !utf8.Valid(b) {
+				return toValidUTF8(string(b)), nil
+			}
+			return string(b), nil
+		case c < 0x20:
+			d.i = i
+			return "", d.syntax("control character in string")
+		case c != '\\':
+			b = append(b, c)
+			i++
+			continue
+		}
+		if i+1 >= len(s) {
+			break
+		}
+		switch e := s[i+1]; e {
+		case '"', '\\', '/':
+			b = append(b, e)
+			i += 2
+		case 'b':
+			b = append(b, '\b')
+			i += 2
+		case 'f':
+			b = append(b, '\f')
+			i += 2
+		case 'n':
+			b = append(b, '\n')
+			i += 2
+		case 'r':
+			b = append(b, '\r')
+			i += 2
+		case 't':
+			b = append(b, '\t')
+			i += 2
+		case 'u':
+			r, ok := hex4(s, i+2)
+			if !ok {
+				d.i = i
+				return "", d.syntax("invalid \\u escape")
+			}
+			i += 6
+			if utf16.IsSurrogate(r) {
+				r2, ok := rune(0), false
+				if i+1 < len(s) && s[i] == '\\' && s[i+1] == 'u' {
+					r2, ok = hex4(s, i+2)
+				}
+				if dec := utf16.DecodeRune(r, r2); ok && dec != utf8.RuneError {
+					r = dec
+					i += 6
+				} else {
+					r = utf8.RuneError
+				}
+			}
+			b = utf8.AppendRune(b, r)
+		default:
+			d.i = i
+			return "", d.syntax("invalid escape \\%c", e)
+		}
+	}
+	d.i = len(s)
+	return "", d.syntax("unexpected end of JSON input")
+}
+
+func hex4(s string, i int) (rune, bool) {
+	if i+4 > len(s) {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(s[i:i+4], 16, 32)
+	if err != nil {
+		return 0, false
+	}
+	return rune(n), true
+}
+
+// skip reads any value, checking its syntax.
+func (d *scanner) skip() error {
+	switch c := d.peek(); {
+	case c == '"':
+		_, err := d.skipString()
+		return err
+	case c == '{':
+		return d.object("", func(string) error { return d.skip() })
+	case c == '[':
+		return d.array(func() error { return d.skip() })
+	case c == 't':
+		return d.literal("true")
+	case c == 'f':
+		return d.literal("false")
+	case c == 'n':
+		return d.literal("null")
+	case c == '-' || (c >= '0' && c <= '9'):
+		_, err := d.number()
+		return err
+	case c == 0:
+		return d.syntax("unexpected end of JSON input")
+	default:
+		return d.syntax("invalid character %q looking for a value", c)
+	}
+}
+
+// skipString checks a string's syntax without decoding it.
+func (d *scanner) skipString() (string, error) {
+	d.i++
+	start := d.i
+	s := d.s
+	for i := start; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"':
+			d.i = i + 1
+			return s[start:i], nil
+		case c == '\\':
+			if i+1 >= len(s) {
+				d.i = i
+				return "", d.syntax("unexpected end of JSON input")
+			}
+			switch s[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i++
+			case 'u':
+				if _, ok := hex4(s, i+2); !ok {
+					d.i = i
+					return "", d.syntax("invalid \\u escape")
+				}
+				i += 5
+			default:
+				d.i = i
+				return "", d.syntax("invalid escape")
+			}
+		case c < 0x20:
+			d.i = i
+			return "", d.syntax("control character in string")
+		}
+	}
+	d.i = len(s)
+	return "", d.syntax("unexpected end of JSON input")
+}
+
+// array reads an array, calling elem for each element.
+func (d *scanner) array(elem func() error) error {
+	if d.peek() != '[' {
+		return d.syntax("expected an array")
+	}
+	d.depth++
+	if d.depth > maxDepth {
+		return fieldErr("body", "nested deeper than %d levels", maxDepth)
+	}
+	d.i++
+	if d.peek() == ']' {
+		d.i++
+		d.depth--
+		return nil
+	}
+	for {
+		if d.peek() == 0 {
+			return d.syntax("unexpected end of JSON input")
+		}
+		if err := elem(); err != nil {
+			return err
+		}
+		switch d.peek() {
+		case ',':
+			d.i++
+		case ']':
+			d.i++
+			d.depth--
+			return nil
+		case 0:
+			return d.syntax("unexpected end of JSON input")
+		default:
+			return d.syntax("expected ',' or ']' after array element")
+		}
+	}
+}
+
+// end checks that nothing but whitespace follows the top-level value.
+func (d *scanner) end() error {
+	if d.peek() != 0 {
+		return d.syntax("invalid character %q after top-level value", d.s[d.i])
+	}
+	return nil
+}
