@@ -68,9 +68,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Records kept on local disk because JetStream did not acknowledge them (should be 0).",
 		}),
 	}
+	// Series present at 0 from the start, so that rate() and alerts work
+	// before the first event of each kind.
 	for _, r := range []string{ReasonBreakerOpen, ReasonTimeout, ReasonNoResponders, ReasonBadReply, ReasonDeciderError, ReasonUnavailable} {
-		m.fallbacks.WithLabelValues(r) // present at 0, so that rate() works from the start
+		m.fallbacks.WithLabelValues(r)
 	}
+	m.decisions.WithLabelValues(wire.SourceDecider, wire.OutcomeConnect)
+	m.decisions.WithLabelValues(wire.SourceDecider, wire.OutcomeOutOfSession)
+	m.decisions.WithLabelValues(wire.SourceFallback, wire.OutcomeFallback)
+	m.publishFailed.WithLabelValues("timeout")
+	m.publishFailed.WithLabelValues("error")
 	if reg != nil {
 		reg.MustRegister(m.requests, m.duration, m.decisions, m.fallbacks, m.deciderTime, m.publishTime, m.publishFailed, m.spool)
 	}

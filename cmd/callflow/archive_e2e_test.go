@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -67,6 +69,20 @@ func TestServeArchivesToClickHouse(t *testing.T) {
 	postMany(t, httpAddr, "serve", 50) // 8x8 sending the first 50 again
 	waitCount(t, chAddr, "SELECT count() FROM "+db+".call_events FINAL", 300)
 	waitCount(t, chAddr, "SELECT uniq(event_id) FROM "+db+".call_events", 300)
+
+	// Every metric the dashboard and the alerts use is exported, with the
+	// type they assume.
+	resp, err := http.Get("http://" + adminAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for name, typ := range documentedMetrics {
+		if !strings.Contains(string(body), "# TYPE "+name+" "+typ+"\n") {
+			t.Errorf("/metrics lacks %s of type %s", name, typ)
+		}
+	}
 	if err := p.stop(t); err != nil {
 		t.Fatalf("serve exit: %v", err)
 	}
