@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -15,6 +16,8 @@ import (
 	"github.com/callflow/callflow/decider"
 	"github.com/callflow/callflow/internal/natstest"
 	"github.com/callflow/callflow/session"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttputil"
 )
@@ -81,23 +84,7 @@ func BenchmarkHandler(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Run("direct", func(b *testing.B) {
-		// The handler called with a RequestCtx: no HTTP transport at all.
-		var ctx fasthttp.RequestCtx
-		bm := newBodyMaker(b)
-		b.ReportAllocs()
-		for b.Loop() {
-			ctx.Request.Reset()
-			ctx.Response.Reset()
-			ctx.Request.Header.SetMethod(fasthttp.MethodPost)
-			ctx.Request.SetRequestURI("/vca")
-			ctx.Request.SetBody(bm.next())
-			srv.route(&ctx)
-			if ctx.Response.StatusCode() != fasthttp.StatusOK {
-				b.Fatalf("status %d: %s", ctx.Response.StatusCode(), ctx.Response.Body())
-			}
-		}
-	})
+	b.Run("direct", func(b *testing.B) { benchDirect(b, srv) })
 
 	ln := fasthttputil.NewInmemoryListener()
 	served := make(chan error, 1)
@@ -160,4 +147,66 @@ func BenchmarkHandler(b *testing.B) {
 			}
 		})
 	})
+}
+
+// benchDirect calls the handler with a RequestCtx: no HTTP transport.
+func benchDirect(b *testing.B, srv *Server) {
+	var ctx fasthttp.RequestCtx
+	bm := newBodyMaker(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		ctx.Request.Reset()
+		ctx.Response.Reset()
+		ctx.Request.Header.SetMethod(fasthttp.MethodPost)
+		ctx.Request.SetRequestURI("/vca")
+		ctx.Request.SetBody(bm.next())
+		srv.route(&ctx)
+		if ctx.Response.StatusCode() != fasthttp.StatusOK {
+			b.Fatalf("status %d: %s", ctx.Response.StatusCode(), ctx.Response.Body())
+		}
+	}
+}
+
+// BenchmarkHandlerRemote is the handler's cost in the ingest process
+// alone, as the performance target counts it: NATS, JetStream and the
+// deciders run in another process, `callflow serve` started by
+// scripts/bench.sh, which sets CALLFLOW_BENCH_NATS_URL. The answers are
+// makeCalls (the caller is in a session) acknowledged by JetStream.
+func BenchmarkHandlerRemote(b *testing.B) {
+	url := os.Getenv("CALLFLOW_BENCH_NATS_URL")
+	if url == "" {
+		b.Skip("CALLFLOW_BENCH_NATS_URL is not set: run scripts/bench.sh, which starts callflow serve for it")
+	}
+	nc, err := nats.Connect(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := session.Open(ctx, js, session.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	sess, err := st.Create(ctx, session.Request{VirtualNumber: seedDestination, Participants: []string{seedSource, otherParty}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Delete(context.Background(), sess.ID)
+	st.Close() // the deciders in the other process have it; nothing here watches the bucket
+	srv, err := New(nc, Config{DataDir: b.TempDir(), Instance: testInstance, DecideTimeout: 5 * time.Second, RecordTimeout: 5 * time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var probe fasthttp.RequestCtx
+	probe.Request.Header.SetMethod(fasthttp.MethodPost)
+	probe.Request.SetRequestURI("/vca")
+	probe.Request.SetBody(newBodyMaker(b).next())
+	srv.route(&probe)
+	if !bytes.Contains(probe.Response.Body(), []byte("makeCall")) {
+		b.Fatalf("the remote deciders do not connect the seed's caller: %s", probe.Response.Body())
+	}
+	benchDirect(b, srv)
 }

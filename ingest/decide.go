@@ -79,12 +79,9 @@ func (d *deciders) decide(req []byte) (decision, string) {
 		if err != nil {
 			return decision{}, errBadReply
 		}
-		outcome := msg.Header.Get(wire.OutcomeHeader)
-		if outcome == "" {
-			outcome = wire.OutcomeOutOfSession
-			if connects {
-				outcome = wire.OutcomeConnect
-			}
+		outcome := wire.OutcomeOutOfSession
+		if connects {
+			outcome = wire.OutcomeConnect
 		}
 		return decision{callflow: msg.Data, outcome: outcome}, nil
 	})

@@ -20,6 +20,9 @@ func fallbackResponse(say wire.Say) wire.Response {
 // buffers are reused across calls to keep the hot path free of garbage.
 type buffers struct {
 	req, rec, ack []byte
+	ev            wire.Event
+	payload       wire.Payload
+	dec           wire.Decision
 }
 
 const contentTypeJSON = "application/json"
@@ -48,14 +51,14 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) {
 // disk: a caller is never left without an answer because of storage.
 func (s *Server) webhook(ctx *fasthttp.RequestCtx, received time.Time) {
 	body := ctx.PostBody()
-	ev, err := wire.ParseEvent(body)
-	if err != nil {
+	b := s.bufs.Get().(*buffers)
+	defer s.bufs.Put(b)
+	ev := &b.ev
+	if err := wire.ParseEventInto(ev, &b.payload, body); err != nil {
 		s.reject(ctx, fasthttp.StatusBadRequest, err.Error())
 		s.metrics.answered("invalid", fasthttp.StatusBadRequest, received)
 		return
 	}
-	b := s.bufs.Get().(*buffers)
-	defer s.bufs.Put(b)
 
 	rec := wire.Record{
 		Version:    wire.RecordVersion,
@@ -67,15 +70,14 @@ func (s *Server) webhook(ctx *fasthttp.RequestCtx, received time.Time) {
 	}
 	var answer []byte
 	if ev.EventType == wire.EventCallAction {
-		var d wire.Decision
-		answer, d = s.decide(ev, b)
-		rec.Decision = &d
+		answer, b.dec = s.decide(ev, b)
+		rec.Decision = &b.dec
 	} else {
 		b.ack = appendAck(b.ack[:0], rec.ID)
 		answer = b.ack
 	}
 	b.rec = rec.AppendJSON(b.rec[:0])
-	if err := s.rec.record(wire.Subject(ev.EventType, ev.Payload.SubAccountID), rec.ID, b.rec); err == nil {
+	if err := s.rec.record(s.subjects.get(ev.EventType, ev.Payload.SubAccountID), rec.ID, b.rec); err == nil {
 		s.stats.recorded.Add(1)
 	} else {
 		// An unacknowledged publish may still be retried by the client

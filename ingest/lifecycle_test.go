@@ -24,7 +24,6 @@ func TestShutdownAnswersCallsInFlight(t *testing.T) {
 	got := fakeDecider(t, e.ns, slow, func(m *nats.Msg) {
 		r := nats.NewMsg(m.Reply)
 		r.Data = reply
-		r.Header.Set(wire.OutcomeHeader, wire.OutcomeConnect)
 		_ = m.RespondMsg(r)
 	})
 

@@ -31,18 +31,21 @@ type recorder struct {
 	unacked *unackedFile
 	metrics *Metrics
 
+	msgs   sync.Pool     // *nats.Msg with a Nats-Msg-Id header, reused after an ack
 	failed atomic.Uint64 // records that went to the unacked file
 	last   atomic.Int64  // unix nanos of the last failure log line
 }
 
 func newRecorder(js jetstream.JetStream, cfg *Config, log *slog.Logger) *recorder {
-	return &recorder{
+	r := &recorder{
 		js:      js,
 		timeout: cfg.RecordTimeout,
 		log:     log,
 		unacked: &unackedFile{path: filepath.Join(cfg.DataDir, "unacked", "records.log")},
 		metrics: cfg.Metrics,
 	}
+	r.msgs.New = func() any { return &nats.Msg{Header: nats.Header{nats.MsgIdHdr: []string{""}}} }
+	return r
 }
 
 // record publishes data on subject with id as its Nats-Msg-Id (so JetStream
@@ -51,15 +54,19 @@ func newRecorder(js jetstream.JetStream, cfg *Config, log *slog.Logger) *recorde
 // file, so that it can be recovered, and ErrNotAcknowledged is returned.
 // data must not be modified until record returns.
 func (r *recorder) record(subject, id string, data []byte) error {
-	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{nats.MsgIdHdr: []string{id}}}
+	msg := r.msgs.Get().(*nats.Msg)
+	msg.Subject, msg.Data = subject, data
+	msg.Header[nats.MsgIdHdr][0] = id
 	start := time.Now()
 	err := r.publish(msg)
 	if err == nil {
 		r.metrics.publishTime.Observe(time.Since(start).Seconds())
+		msg.Data = nil
+		r.msgs.Put(msg) // acknowledged: the client holds it no more
 		return nil
 	}
 	reason := "error"
-	if errors.Is(err, errAckTimeout) {
+	if errors.Is(err, jetstream.ErrAsyncPublishTimeout) {
 		reason = "timeout"
 	}
 	r.metrics.publishFailed.WithLabelValues(reason).Inc()
@@ -74,23 +81,19 @@ func (r *recorder) record(subject, id string, data []byte) error {
 	return err
 }
 
-// errAckTimeout: no acknowledgement within the record budget.
-var errAckTimeout = errors.New("no acknowledgement within the record timeout")
-
+// publish waits for the ack; the JetStream context fails the future after
+// the record timeout (jetstream.WithPublishAsyncTimeout, see New), which
+// also drops it from the client's pending acks.
 func (r *recorder) publish(msg *nats.Msg) error {
 	fut, err := r.js.PublishMsgAsync(msg)
 	if err != nil {
 		return err
 	}
-	t := time.NewTimer(r.timeout)
-	defer t.Stop()
 	select {
 	case <-fut.Ok():
 		return nil
 	case err := <-fut.Err():
 		return err
-	case <-t.C:
-		return errAckTimeout
 	}
 }
 

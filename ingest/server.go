@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
+	"sync/atomic"
 
+	"github.com/callflow/callflow/wire"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sony/gobreaker/v2"
@@ -25,6 +28,7 @@ type Server struct {
 	bufs     sync.Pool
 	stats    stats
 	metrics  *Metrics
+	subjects subjectCache
 }
 
 // New builds an ingestor on nc. The records stream must exist (see
@@ -34,7 +38,7 @@ func New(nc *nats.Conn, cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(16384))
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(16384), jetstream.WithPublishAsyncTimeout(cfg.RecordTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
@@ -113,4 +117,31 @@ func (l debugLogger) Printf(format string, args ...any) {
 	if l.log.Enabled(context.Background(), slog.LevelDebug) {
 		l.log.Debug(fmt.Sprintf(format, args...))
 	}
+}
+
+// subjectCache remembers record subjects: a call centre has a handful of
+// sub-accounts, and building the subject costs an allocation a call. It is
+// bounded: past maxSubjects entries, subjects are built each time.
+type subjectCache struct {
+	m sync.Map // subjectKey -> string
+	n atomic.Int64
+}
+
+type subjectKey struct{ eventType, subAccount string }
+
+const maxSubjects = 4096
+
+func (c *subjectCache) get(eventType, subAccount string) string {
+	if v, ok := c.m.Load(subjectKey{eventType, subAccount}); ok {
+		return v.(string)
+	}
+	subject := wire.Subject(eventType, subAccount)
+	if c.n.Load() < maxSubjects {
+		// The key's strings share the webhook body's copy; clone them so
+		// that the cache does not keep bodies alive.
+		if _, loaded := c.m.LoadOrStore(subjectKey{strings.Clone(eventType), strings.Clone(subAccount)}, subject); !loaded {
+			c.n.Add(1)
+		}
+	}
+	return subject
 }

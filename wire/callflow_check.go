@@ -3,6 +3,7 @@ package wire
 import (
 	"fmt"
 	"slices"
+	"unsafe"
 )
 
 // CheckCallflow checks, without building a Response, that b is a callflow
@@ -14,7 +15,9 @@ import (
 // Keys match exactly. Bytes that pass can be forwarded to 8x8 verbatim.
 // It reports whether the callflow connects the call (has a makeCall).
 func CheckCallflow(b []byte) (connects bool, err error) {
-	d := scanner{s: string(b)}
+	// A view, not a copy: nothing read here outlives the call, and b is
+	// not modified meanwhile.
+	d := scanner{s: unsafe.String(unsafe.SliceData(b), len(b))}
 	if d.peek() != '{' {
 		return false, fmt.Errorf("%w: not a JSON object", ErrInvalidResponse)
 	}
@@ -122,12 +125,12 @@ func checkAction(d *scanner, i int) (connects bool, err error) {
 	}
 	// seen marks the required params present (not empty, for strings);
 	// at most a few per action, so a short list beats a map.
-	var seen []string
+	var seen [4]string
+	nseen := 0
 	mark := func(key string) {
-		for _, r := range actionRequired[name] {
-			if r == key {
-				seen = append(seen, key)
-			}
+		if nseen < len(seen) && slices.Contains(actionRequired[name], key) {
+			seen[nseen] = key
+			nseen++
 		}
 	}
 	if paramsStart >= 0 {
@@ -175,7 +178,7 @@ func checkAction(d *scanner, i int) (connects bool, err error) {
 		}
 	}
 	for _, r := range actionRequired[name] {
-		if !slices.Contains(seen, r) {
+		if !slices.Contains(seen[:nseen], r) {
 			return false, fmt.Errorf("%w: callflow[%d]: %s needs %s", ErrInvalidResponse, i, name, r)
 		}
 	}

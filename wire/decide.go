@@ -86,6 +86,16 @@ const (
 	OutcomeFallback = "fallback"
 )
 
-// OutcomeHeader is the NATS header in which a decider states the outcome of
-// its reply.
-const OutcomeHeader = "Callflow-Outcome"
+// Outcome is the outcome of a decider's callflow: connect when it has a
+// makeCall, out_of_session otherwise. Deciders reply with the callflow
+// alone (no headers, which would cost the ingestor a header parse a call).
+func Outcome(callflow []byte) (string, error) {
+	connects, err := CheckCallflow(callflow)
+	if err != nil {
+		return "", err
+	}
+	if connects {
+		return OutcomeConnect, nil
+	}
+	return OutcomeOutOfSession, nil
+}

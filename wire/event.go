@@ -160,23 +160,32 @@ var intRanges = []struct {
 // The body is copied once; the event's strings share that copy, so the
 // event stays valid after body is reused.
 func ParseEvent(body []byte) (*Event, error) {
-	d := scanner{s: string(body)}
-	switch d.peek() {
-	case 0:
-		return nil, fieldErr("body", "empty; expected a JSON object")
-	case '{':
-	default:
-		if err := d.skip(); err != nil {
-			return nil, err
-		}
-		return nil, fieldErr("body", "must be a JSON object")
-	}
 	// One allocation for the event and its payload.
 	a := &struct {
 		ev Event
 		p  Payload
 	}{}
-	ev := &a.ev
+	if err := ParseEventInto(&a.ev, &a.p, body); err != nil {
+		return nil, err
+	}
+	return &a.ev, nil
+}
+
+// ParseEventInto is ParseEvent into storage the caller owns (and may
+// reuse): ev is overwritten, and its Payload points to payload.
+func ParseEventInto(ev *Event, payload *Payload, body []byte) error {
+	*ev = Event{}
+	d := scanner{s: string(body)}
+	switch d.peek() {
+	case 0:
+		return fieldErr("body", "empty; expected a JSON object")
+	case '{':
+	default:
+		if err := d.skip(); err != nil {
+			return err
+		}
+		return fieldErr("body", "must be a JSON object")
+	}
 	err := d.object("", func(key string) (err error) {
 		switch key {
 		case "namespace":
@@ -191,9 +200,9 @@ func ParseEvent(body []byte) (*Event, error) {
 				ev.Payload = nil
 				return d.literal("null")
 			case '{':
-				a.p = Payload{}
-				ev.Payload = &a.p
-				return d.object("payload", func(key string) error { return parsePayloadField(&d, &a.p, key) })
+				*payload = Payload{}
+				ev.Payload = payload
+				return d.object("payload", func(key string) error { return parsePayloadField(&d, payload, key) })
 			default:
 				if err := d.skip(); err != nil {
 					return err
@@ -206,31 +215,31 @@ func ParseEvent(body []byte) (*Event, error) {
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if err := d.end(); err != nil {
-		return nil, err
+		return err
 	}
 	if ev.Payload == nil {
-		return nil, fieldErr("payload", "required")
+		return fieldErr("payload", "required")
 	}
 	if ev.Namespace == "" {
-		return nil, fieldErr("namespace", "required")
+		return fieldErr("namespace", "required")
 	}
 	if ev.EventType == "" {
-		return nil, fieldErr("eventType", "required")
+		return fieldErr("eventType", "required")
 	}
 	for _, r := range intRanges {
 		if v := int64(r.get(ev.Payload)); v < r.min || v > r.max {
-			return nil, fieldErr(r.field, "must be an integer from %d to %d", r.min, r.max)
+			return fieldErr(r.field, "must be an integer from %d to %d", r.min, r.max)
 		}
 	}
 	for _, f := range requiredIDs(ev.EventType) {
 		if strings.TrimSpace(*f.value(ev.Payload)) == "" {
-			return nil, fieldErr("payload."+f.name, "required for %s", ev.EventType)
+			return fieldErr("payload."+f.name, "required for %s", ev.EventType)
 		}
 	}
-	return ev, nil
+	return nil
 }
 
 // parsePayloadField reads the value of one payload member into p.
