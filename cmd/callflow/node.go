@@ -66,6 +66,9 @@ func runNode(ctx context.Context, o *options, r nodeRoles, stderr io.Writer) err
 		return err
 	}
 
+	if o.pprofAddr != "" {
+		servePprof(o.pprofAddr, log)
+	}
 	n := &node{log: log, reg: newRegistry()}
 	defer n.close()
 	if err := n.start(ctx, o, r, adminCfg); err != nil {

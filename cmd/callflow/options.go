@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -69,6 +70,7 @@ type options struct {
 	logLevel        string
 	logFormat       string
 	shutdownTimeout time.Duration
+	pprofAddr       string
 }
 
 func (o *options) registerNATS(fs *flag.FlagSet, embedded bool) {
@@ -160,6 +162,7 @@ func (o *options) registerProcess(fs *flag.FlagSet) {
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "auto", "log format: json, text, or auto (text on a terminal, else json)")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a graceful stop may take before the process exits anyway")
+	fs.StringVar(&o.pprofAddr, "pprof", "", "serve Go's pprof profiles on this loopback address (e.g. 127.0.0.1:6060); empty: off")
 }
 
 func (o *options) streamConfig() broker.StreamConfig {
@@ -211,6 +214,12 @@ func (o *options) validate(r nodeRoles) error {
 	}
 	if o.shutdownTimeout <= 0 {
 		return fmt.Errorf("--shutdown-timeout must be > 0")
+	}
+	if o.pprofAddr != "" {
+		host, _, err := net.SplitHostPort(o.pprofAddr)
+		if ip := net.ParseIP(host); err != nil || (host != "localhost" && (ip == nil || !ip.IsLoopback())) {
+			return fmt.Errorf("--pprof %q: profiles expose the process's memory; give a loopback address such as 127.0.0.1:6060", o.pprofAddr)
+		}
 	}
 	if !r.ingest {
 		return nil
