@@ -198,6 +198,10 @@ func (a *Archiver) flush(ctx context.Context, b *batch) error {
 	a.stats.lastInsert.Store(int64(took))
 	a.metrics.batchRows.Observe(float64(b.len()))
 	a.metrics.insertTime.Observe(took.Seconds())
+	now := time.Now()
+	for i := range b.parsed {
+		a.metrics.visibility.Observe(now.Sub(b.parsed[i].rec.ReceivedAt).Seconds())
+	}
 	return nil
 }
 

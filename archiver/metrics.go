@@ -13,6 +13,7 @@ import (
 type Metrics struct {
 	batchRows  prometheus.Histogram
 	insertTime prometheus.Histogram
+	visibility prometheus.Histogram
 	reg        prometheus.Registerer
 }
 
@@ -32,8 +33,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
 		}),
 	}
+	m.visibility = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "callflow_archiver_visibility_seconds",
+		Help:    "Time from the ingestor receiving a webhook to its row being stored in ClickHouse (queryable).",
+		Buckets: []float64{.05, .1, .25, .5, .75, 1, 1.5, 2, 3, 5, 10, 30, 60, 300, 3600},
+	})
 	if reg != nil {
-		reg.MustRegister(m.batchRows, m.insertTime)
+		reg.MustRegister(m.batchRows, m.insertTime, m.visibility)
 	}
 	return m
 }

@@ -52,6 +52,7 @@ var documentedMetrics = map[string]string{
 	"callflow_archiver_consumer_pending":        "gauge",
 	"callflow_archiver_consumer_ack_pending":    "gauge",
 	"callflow_archiver_redeliveries_total":      "counter",
+	"callflow_archiver_visibility_seconds":      "histogram",
 	// every role
 	"callflow_build_info": "gauge", // {version, goversion}
 	// standard collectors
