@@ -46,6 +46,13 @@ func Open(js jetstream.JetStream, cfg Config) (*Archiver, error) {
 // Connect opens a ClickHouse connection pool over the native protocol.
 // Nothing is dialled until the first query.
 func Connect(cfg ClickHouseConfig) (driver.Conn, error) {
+	var compression *clickhouse.Compression
+	switch cfg.Compression {
+	case "", "lz4":
+		compression = &clickhouse.Compression{Method: clickhouse.CompressionLZ4}
+	case "zstd":
+		compression = &clickhouse.Compression{Method: clickhouse.CompressionZSTD}
+	}
 	conn, err := clickhouse.Open(&clickhouse.Options{
 		Addr: cfg.Addrs,
 		Auth: clickhouse.Auth{Username: cfg.Username, Password: cfg.Password},
@@ -56,7 +63,7 @@ func Connect(cfg ClickHouseConfig) (driver.Conn, error) {
 		MaxOpenConns:    4,
 		MaxIdleConns:    2,
 		ConnMaxLifetime: time.Hour,
-		Compression:     &clickhouse.Compression{Method: clickhouse.CompressionLZ4},
+		Compression:     compression,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse: %w", err)

@@ -87,9 +87,75 @@ func (r *Record) AppendJSON(dst []byte) []byte {
 }
 
 // ParseRecord decodes a record written by any version up to RecordVersion.
-func ParseRecord(b []byte) (*Record, error) {
+// Unknown keys are skipped, so that a record from a newer minor change is
+// still read. Event and Decision.Callflow share data's memory.
+func ParseRecord(data []byte) (*Record, error) {
 	var r Record
-	if err := json.Unmarshal(b, &r); err != nil {
+	d := scanner{s: string(data)}
+	if d.peek() != '{' {
+		return nil, fmt.Errorf("%w: not a JSON object", ErrInvalidRecord)
+	}
+	raw := func() (json.RawMessage, error) {
+		start := d.i
+		if err := d.skip(); err != nil {
+			return nil, err
+		}
+		return json.RawMessage(data[start:d.i]), nil
+	}
+	err := d.object("", func(key string) (err error) {
+		switch key {
+		case "v":
+			var v int64
+			v, err = d.integer("", "v")
+			r.Version = int(v)
+		case "id":
+			r.ID, err = d.str("", "id")
+		case "eventType":
+			r.EventType, err = d.str("", "eventType")
+		case "instance":
+			r.Instance, err = d.str("", "instance")
+		case "receivedAt":
+			var ts string
+			if ts, err = d.str("", "receivedAt"); err == nil && ts != "" {
+				r.ReceivedAt, err = time.Parse(time.RFC3339Nano, ts)
+			}
+		case "event":
+			if d.peek() == 'n' {
+				return d.literal("null")
+			}
+			r.Event, err = raw()
+		case "decision":
+			if d.peek() == 'n' {
+				return d.literal("null")
+			}
+			dec := &Decision{}
+			r.Decision = dec
+			err = d.object("decision", func(key string) (err error) {
+				switch key {
+				case "source":
+					dec.Source, err = d.str("decision", key)
+				case "outcome":
+					dec.Outcome, err = d.str("decision", key)
+				case "fallbackReason":
+					dec.FallbackReason, err = d.str("decision", key)
+				case "latencyUs":
+					dec.LatencyMicros, err = d.integer("decision", key)
+				case "callflow":
+					dec.Callflow, err = raw()
+				default:
+					err = d.skip()
+				}
+				return err
+			})
+		default:
+			err = d.skip()
+		}
+		return err
+	})
+	if err == nil {
+		err = d.end()
+	}
+	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidRecord, err)
 	}
 	switch {
@@ -97,7 +163,7 @@ func ParseRecord(b []byte) (*Record, error) {
 		return nil, fmt.Errorf("%w: version %d, this build reads 1 to %d", ErrInvalidRecord, r.Version, RecordVersion)
 	case r.ID == "":
 		return nil, fmt.Errorf("%w: no id", ErrInvalidRecord)
-	case len(r.Event) == 0 || string(r.Event) == "null":
+	case len(r.Event) == 0:
 		return nil, fmt.Errorf("%w: no event", ErrInvalidRecord)
 	}
 	return &r, nil

@@ -203,7 +203,7 @@ func TestParseRecordInvalid(t *testing.T) {
 		{"bad receivedAt", `{"v":1,"id":"x","receivedAt":"yesterday","event":{}}`, "", ""},
 		{"malformed", `{"v":1,"id":"x","event":{}`, "", ""},
 		{"empty", ``, "", ""},
-		{"null", `null`, "version 0", ""},
+		{"null", `null`, "not a JSON object", ""},
 		{"array", `[]`, "", ""},
 		{"raw webhook instead of a record", string(readFixture(t, "call_action.json")), "version 0", ""},
 	}
