@@ -26,6 +26,7 @@ var commands = map[string]command{
 	"archiver": {"archive the records stream into ClickHouse; 'archiver replay' re-archives a range", runArchiver},
 	"sessions": {"create, get, list or delete number-masking sessions through the admin API", runSessions},
 	"probe":    {"GET a URL and exit 0 on a 2xx answer (container health checks)", runProbe},
+	"bench":    {"generate webhook load against a URL and report latency, throughput and answers", runBench},
 	"version":  {"print the version", runVersion},
 }
 

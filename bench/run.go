@@ -1,0 +1,217 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// probeWait bounds how long the load waits for the deciders to see the
+// sessions it created.
+const probeWait = 10 * time.Second
+
+// auditMargin is how far before the run the stream is read from, for
+// clock differences between this machine and the NATS server.
+const auditMargin = 10 * time.Second
+
+// Run does one `callflow bench`: creates the sessions, runs the baseline
+// (when asked) and the load, audits (when asked) and prints the report to
+// stdout, as text or JSON; progress lines and notices go to stderr. The
+// report is returned too; an error means the run could not be done (a bad
+// configuration, the admin API refusing sessions), not that the system
+// under test failed: that is in the report.
+func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) (*Report, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	started := time.Now()
+	runID := cfg.RunID
+	if runID == "" {
+		runID = strconv.FormatInt(started.UnixMilli(), 10)
+	}
+	mode := "closed"
+	if cfg.Rate > 0 {
+		mode = "open"
+	}
+	rep := &Report{
+		RunID:   runID,
+		Started: started.UTC(),
+		Machine: machine(),
+		Config: RunConfig{
+			URL: cfg.URL, Mode: mode, Rate: cfg.Rate, Duration: cfg.Duration.String(), Connections: cfg.Connections,
+			Timeout: cfg.Timeout.String(), Warmup: cfg.Warmup.String(), Drain: cfg.Drain.String(), Sessions: cfg.Sessions, Mix: cfg.Mix,
+			Baseline: cfg.Baseline, Audit: cfg.Audit, Soak: cfg.Soak,
+		},
+	}
+	procs := newProcWatch(cfg.PIDs)
+	fmt.Fprintf(stderr, "callflow bench: run %s, event ids bench-%s-<n>\n", runID, runID)
+
+	sessions := MakeSessions(runID, cfg.Sessions)
+	traffic, err := NewTraffic(runID, started, sessions, cfg.Mix)
+	if err != nil {
+		return nil, err
+	}
+	if len(sessions) > 0 {
+		t0 := time.Now()
+		created, err := CreateSessions(ctx, cfg.AdminURL, cfg.AdminToken, sessions, sessionTTL(cfg), cfg.Timeout)
+		if err != nil {
+			return nil, fmt.Errorf("%d of %d sessions created: %w", created, len(sessions), err)
+		}
+		rep.Sessions = &SessionsResult{Created: created, Seconds: time.Since(t0).Round(time.Millisecond).Seconds()}
+		rep.Sessions.Visible = probeSessions(ctx, cfg.URL, traffic, sessions, cfg.Timeout, probeWait)
+		if !rep.Sessions.Visible {
+			fmt.Fprintf(stderr, "callflow bench: WARNING: no probe call to a new session was connected within %s; in-session calls may be answered out of session\n", probeWait)
+		}
+	}
+
+	spec := LoadSpec{
+		Rate: cfg.Rate, Duration: cfg.Duration, Connections: cfg.Connections,
+		Timeout: cfg.Timeout, Drain: cfg.Drain,
+	}
+	if cfg.ReportEvery > 0 && (cfg.Soak || cfg.Duration > cfg.ReportEvery) {
+		spec.ReportEvery = cfg.ReportEvery
+	}
+
+	if cfg.Baseline {
+		b, err := StartBaseline()
+		if err != nil {
+			return nil, fmt.Errorf("baseline: %w", err)
+		}
+		bspec := spec
+		bspec.Name, bspec.URL = "baseline", b.URL()
+		bspec.OnProgress = func(p Progress) { fmt.Fprint(stderr, "baseline "); writeProgress(stderr, p, nil) }
+		// The same bodies, under ids of their own.
+		btraffic, err := NewTraffic(runID+"b", started, sessions, cfg.Mix)
+		if err != nil {
+			b.Close()
+			return nil, err
+		}
+		fmt.Fprintf(stderr, "callflow bench: baseline on %s\n", bspec.URL)
+		if err := warmup(ctx, cfg, bspec, runID+"bw", started, sessions, stderr); err != nil {
+			b.Close()
+			return nil, err
+		}
+		rep.Baseline, _, err = Load(ctx, bspec, btraffic)
+		b.Close()
+		if err != nil {
+			return nil, fmt.Errorf("baseline: %w", err)
+		}
+	}
+
+	sspec := spec
+	sspec.Name, sspec.URL = "system", cfg.URL
+	sspec.TrackAnswered = cfg.Audit
+	sspec.CheckAnswers = true
+	sspec.OnProgress = func(p Progress) {
+		procs.sample(false)
+		writeProgress(stderr, p, procs.snapshot())
+	}
+	fmt.Fprintf(stderr, "callflow bench: load on %s\n", cfg.URL)
+	if err := warmup(ctx, cfg, sspec, runID+"w", started, sessions, stderr); err != nil {
+		return nil, err
+	}
+	loadStart := time.Now()
+	res, answered, err := Load(ctx, sspec, traffic)
+	if err != nil {
+		return nil, err
+	}
+	rep.System = res
+	if rep.Baseline != nil {
+		rep.Ratio = newRatio(res, rep.Baseline)
+	}
+
+	if cfg.Audit {
+		fmt.Fprintf(stderr, "callflow bench: auditing (waiting up to %s for the stores)\n", cfg.AuditWait)
+		actx := context.WithoutCancel(ctx)
+		if ctx.Err() != nil {
+			// Interrupted: audit what was answered, without waiting.
+			cfg.AuditWait = 0
+		}
+		a, err := runAudit(actx, auditSpec{
+			natsURL: cfg.NATSURL, stream: cfg.Stream,
+			chAddr: cfg.ClickHouseAddr, chDB: cfg.ClickHouseDatabase, chUser: cfg.ClickHouseUser, chPassword: cfg.ClickHousePassword,
+			wait: cfg.AuditWait, since: loadStart.Add(-auditMargin),
+		}, traffic, res.indexes, answered)
+		if err != nil {
+			return nil, err
+		}
+		rep.Audit = a
+	}
+	procs.sample(false)
+	if len(cfg.PIDs) > 0 {
+		rep.Processes = procs.snapshot()
+	}
+	if cfg.JSON {
+		if err := rep.WriteJSON(stdout); err != nil {
+			return rep, err
+		}
+	} else {
+		rep.WriteText(stdout)
+	}
+	return rep, rep.verdict()
+}
+
+// sessionTTL is the sessions' lifetime: as asked, but never shorter than
+// the run, or in-session calls of a long soak would turn out of session
+// halfway.
+func sessionTTL(cfg Config) time.Duration {
+	if cfg.SessionTTL <= 0 {
+		return 0
+	}
+	need := 2*(cfg.Warmup+cfg.Duration+cfg.Drain) + 10*time.Minute
+	return max(cfg.SessionTTL, need)
+}
+
+// warmup runs spec for cfg.Warmup with traffic of its own run id (so its
+// events are not the measured run's, nor audited) and prints a line.
+func warmup(ctx context.Context, cfg Config, spec LoadSpec, runID string, started time.Time, sessions []Session, stderr io.Writer) error {
+	if cfg.Warmup <= 0 {
+		return nil
+	}
+	t, err := NewTraffic(runID, started, sessions, cfg.Mix)
+	if err != nil {
+		return err
+	}
+	spec.Name, spec.Duration, spec.ReportEvery, spec.TrackAnswered = "warmup", cfg.Warmup, 0, false
+	res, _, err := Load(ctx, spec, t)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "callflow bench: warm-up of %s on %s: %d answered, %d errors, p99 %s (not counted)\n",
+		cfg.Warmup, spec.URL, res.Answered, res.ErrorCount(), fmtMs(res.Latency.P99))
+	return nil
+}
+
+// ErrFailed is returned, after the report is printed, when the audit found
+// a store not holding every answered event exactly once, or when no
+// request was answered at all: scripts and soaks can rely on the exit code.
+var ErrFailed = errors.New("bench failed")
+
+func (rep *Report) verdict() error {
+	var why []string
+	if rep.System != nil && rep.System.Answered == 0 && !rep.System.Interrupted {
+		why = append(why, "no request was answered 200 (see errors)")
+	}
+	if a := rep.Audit; a != nil {
+		for _, s := range []*StoreAudit{a.Stream, a.ClickHouse} {
+			if s != nil && !s.OK() {
+				why = append(why, fmt.Sprintf("audit of %s: %d missing, %d duplicates%s", s.Where, s.Missing, s.Duplicates, errSuffix(s.Error)))
+			}
+		}
+	}
+	if len(why) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %s", ErrFailed, strings.Join(why, "; "))
+}
+
+func errSuffix(e string) string {
+	if e == "" {
+		return ""
+	}
+	return " (" + e + ")"
+}

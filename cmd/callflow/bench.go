@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/callflow/callflow/bench"
+)
+
+const benchSynopsis = `bench [flags]
+
+  Sends 8x8 webhooks to --url and reports throughput, latency percentiles,
+  errors and answers. Open loop at --rate calls/s (latency from each
+  request's scheduled send time), or closed loop with --rate 0
+  (--connections requests in flight, each sent when the previous answer
+  came back). Creates --sessions masking sessions through the admin API
+  first. --baseline measures a bare fasthttp responder with the same load
+  first; --audit checks afterwards that every answered event is stored
+  exactly once; --soak is a long open-loop run with progress lines and the
+  audit.
+
+  examples:
+    callflow bench --rate 0 --connections 32 --duration 10s --baseline
+    callflow bench --rate 5000 --duration 60s --baseline --json
+    callflow bench --soak --rate 2000 --duration 10m --clickhouse-addr 127.0.0.1:9000 --pids 1234`
+
+// runBench wires the flags of `callflow bench` to package bench.
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("bench", benchSynopsis, stderr)
+	var c bench.Config
+	fs.StringVar(&c.URL, "url", bench.DefaultURL, "webhook URL to load; must be loopback unless --allow-remote")
+	fs.Float64Var(&c.Rate, "rate", 1000, "open loop: calls per second; 0 runs closed loop")
+	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "how long to generate load")
+	fs.IntVar(&c.Connections, "connections", bench.DefaultConnections, "closed loop: concurrent requests; open loop: connections at most")
+	fs.DurationVar(&c.Timeout, "timeout", 2*time.Second, "timeout of each request")
+	fs.DurationVar(&c.Warmup, "warmup", 0, "run the same load this long before measuring, on each target, and discard its figures")
+	fs.DurationVar(&c.Drain, "drain", 5*time.Second, "after --duration, how long requests still queued or in flight are waited for")
+	fs.IntVar(&c.Sessions, "sessions", bench.DefaultSessions, "masking sessions to create through the admin API first (0: none, every call is out of session)")
+	fs.DurationVar(&c.SessionTTL, "session-ttl", time.Hour, "lifetime of the sessions created, raised to outlast the run (0: no expiry)")
+	fs.StringVar(&c.AdminURL, "admin-url", bench.DefaultAdminURL, "base URL of the admin API, for the sessions; loopback unless --allow-remote")
+	fs.StringVar(&c.AdminToken, "admin-token", "", "bearer token for the admin API")
+	fs.Float64Var(&c.Mix.InSession, "mix-in-session", bench.DefaultMix.InSession, "weight of CALL_ACTIONs from session participants to their virtual number")
+	fs.Float64Var(&c.Mix.OutOfSession, "mix-out-of-session", bench.DefaultMix.OutOfSession, "weight of CALL_ACTIONs from numbers in no session")
+	fs.Float64Var(&c.Mix.Status, "mix-status", bench.DefaultMix.Status, "weight of CALL_STATUS events")
+	fs.Float64Var(&c.Mix.Summary, "mix-summary", bench.DefaultMix.Summary, "weight of SESSION_SUMMARY events")
+	fs.BoolVar(&c.Baseline, "baseline", false, "first run the same load against a bare fasthttp responder on 127.0.0.1 and print the ratios")
+	fs.BoolVar(&c.JSON, "json", false, "print one JSON object instead of text")
+	fs.BoolVar(&c.Audit, "audit", false, "afterwards check that every event answered 200 is in the stream (and ClickHouse) exactly once")
+	fs.StringVar(&c.NATSURL, "nats-url", bench.DefaultNATSURL, "audit: NATS server URLs, comma-separated")
+	fs.StringVar(&c.Stream, "stream", bench.DefaultStream, "audit: JetStream stream of call records")
+	fs.StringVar(&c.ClickHouseAddr, "clickhouse-addr", "", "audit: ClickHouse native-protocol addresses, comma-separated; empty skips the ClickHouse check")
+	fs.StringVar(&c.ClickHouseDatabase, "clickhouse-database", bench.DefaultDatabase, "audit: ClickHouse database of call_events")
+	fs.StringVar(&c.ClickHouseUser, "clickhouse-user", "default", "audit: ClickHouse user")
+	fs.StringVar(&c.ClickHousePassword, "clickhouse-password", "", "audit: ClickHouse password")
+	fs.DurationVar(&c.AuditWait, "audit-wait", 30*time.Second, "audit: how long to wait for the stream and the archive to catch up")
+	fs.BoolVar(&c.Soak, "soak", false, "soak: an open-loop run of --duration with progress lines, the audit and --pids memory")
+	fs.DurationVar(&c.ReportEvery, "report-every", 10*time.Second, "interval of progress lines on stderr (runs longer than it, and soaks; 0: none)")
+	pids := fs.String("pids", "", "comma-separated process ids whose peak memory (VmHWM) and RSS are reported")
+	fs.BoolVar(&c.AllowRemote, "allow-remote", false, "allow a --url or --admin-url host that is not loopback; load on other addresses is forbidden in this workplace, do not set this there")
+	fs.StringVar(&c.RunID, "run-id", "", "run id in event ids bench-<run-id>-<n> and session numbers (default: the start time in Unix milliseconds)")
+	if err := parseFlags(fs, args, false); err != nil {
+		return err
+	}
+	for _, p := range strings.Split(*pids, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		pid, err := strconv.Atoi(p)
+		if err != nil {
+			return fmt.Errorf("--pids: %q is not a process id", p)
+		}
+		c.PIDs = append(c.PIDs, pid)
+	}
+	_, err := bench.Run(ctx, c, stdout, stderr)
+	return err
+}

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/callflow/callflow/bench"
+	"github.com/callflow/callflow/internal/chtest"
+)
+
+// TestBenchAgainstServe runs `callflow bench` as a user would against a
+// fresh `callflow serve`: sessions created through the admin API, a short
+// open-loop run beside the baseline, every answer the right kind, and the
+// audit finding every answered event in the stream once (and in
+// ClickHouse through FINAL when CALLFLOW_TEST_CLICKHOUSE is set).
+func TestBenchAgainstServe(t *testing.T) {
+	httpAddr, adminAddr, natsAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	serveArgs := []string{"serve", "--data-dir", t.TempDir(), "--http-addr", httpAddr, "--admin-addr", adminAddr,
+		"--nats-listen", natsAddr, "--log-format", "json"}
+	var benchCH []string
+	if os.Getenv(chtest.EnvAddr) != "" {
+		chAddr := chtest.Addr(t)
+		db := chtest.Database(t, chAddr)
+		serveArgs = append(serveArgs, "--clickhouse-addr", chAddr, "--clickhouse-database", db, "--batch-max-age", "100ms")
+		benchCH = []string{"--clickhouse-addr", chAddr, "--clickhouse-database", db}
+	} else {
+		t.Logf("%s is not set: auditing the stream only", chtest.EnvAddr)
+		serveArgs = append(serveArgs, "--clickhouse-addr", "")
+	}
+	p := start(t, nil, serveArgs...)
+	waitReady(t, p, adminAddr)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	args := append([]string{"bench",
+		"--url", "http://" + httpAddr + "/vca", "--admin-url", "http://" + adminAddr,
+		"--rate", "200", "--duration", "1s", "--connections", "16", "--sessions", "20",
+		"--baseline", "--audit", "--audit-wait", "30s", "--nats-url", "nats://" + natsAddr,
+		"--pids", strconv.Itoa(p.cmd.Process.Pid), "--json"}, benchCH...)
+	if code := run(ctx, args, &stdout, &stderr); code != 0 {
+		t.Fatalf("bench exited %d:\n%s", code, stderr.String())
+	}
+	var rep bench.Report
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("bench --json printed %v:\n%s", err, stdout.String())
+	}
+	t.Logf("system %+v\nbaseline %+v", rep.System.Latency, rep.Baseline.Latency)
+
+	if rep.Sessions == nil || rep.Sessions.Created != 20 || !rep.Sessions.Visible {
+		t.Errorf("sessions: %+v", rep.Sessions)
+	}
+	sys := rep.System
+	if sys.Requests != 200 || sys.Answered != 200 || sys.ErrorCount() != 0 {
+		t.Fatalf("system: %d sent, %d answered, errors %v %v", sys.Requests, sys.Answered, sys.Errors, sys.ErrorSamples)
+	}
+	// Every answer is what the request called for.
+	calls := sys.SentByKind["in_session"]
+	if sys.Answers["connect"] != calls || sys.Answers["out_of_session"] != sys.SentByKind["out_of_session"] ||
+		sys.Answers["ack"] != sys.SentByKind["status"]+sys.SentByKind["summary"] ||
+		sys.Answers["fallback"] != 0 || sys.Answers["bad"] != 0 || sys.Answers["other"] != 0 {
+		t.Errorf("answers %v for sent %v", sys.Answers, sys.SentByKind)
+	}
+	if calls == 0 || sys.SentByKind["out_of_session"] == 0 {
+		t.Errorf("the mix sent %v", sys.SentByKind)
+	}
+	if sys.Wrong["in_session_not_connected"] != 0 || sys.Wrong["out_of_session_connected"] != 0 {
+		t.Errorf("wrong answers: %v", sys.Wrong)
+	}
+	if rep.Baseline == nil || rep.Baseline.Answered != 200 || rep.Ratio == nil || rep.Ratio.Throughput <= 0 {
+		t.Errorf("baseline %+v ratio %+v", rep.Baseline, rep.Ratio)
+	}
+
+	a := rep.Audit
+	if a == nil || a.Expected != 200 || a.Stream == nil || !a.Stream.OK() || a.Stream.Found != 200 {
+		t.Fatalf("stream audit: %+v %+v", a, a.Stream)
+	}
+	if benchCH != nil {
+		if c := a.ClickHouse; c == nil || !c.OK() || c.Found != 200 {
+			t.Errorf("clickhouse audit: %+v", c)
+		}
+	} else if a.ClickHouse != nil {
+		t.Errorf("clickhouse audited without --clickhouse-addr: %+v", a.ClickHouse)
+	}
+	if len(rep.Processes) != 1 || rep.Processes[0].PeakRSS == 0 {
+		t.Errorf("processes %+v", rep.Processes)
+	}
+
+	// A second run finds only its own events: ids do not collide.
+	stdout.Reset()
+	args = []string{"bench", "--url", "http://" + httpAddr + "/vca", "--admin-url", "http://" + adminAddr,
+		"--rate", "100", "--duration", "500ms", "--sessions", "5", "--audit", "--nats-url", "nats://" + natsAddr}
+	if code := run(ctx, args, &stdout, &stderr); code != 0 {
+		t.Fatalf("second bench exited %d:\n%s", code, stderr.String())
+	}
+	for _, want := range []string{"stream CALLS", "OK: 50 found, 0 missing, 0 duplicates", "wrong       in_session_not_connected 0, out_of_session_connected 0"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("second run's report lacks %q:\n%s", want, stdout.String())
+		}
+	}
+	if err := p.stop(t); err != nil {
+		t.Errorf("serve exit: %v", err)
+	}
+}
+
+func TestBenchCommandLine(t *testing.T) {
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		wantErr  string
+	}{
+		{"help", []string{"bench", "--help"}, 0, "CALLFLOW_RATE"},
+		{"remote url", []string{"bench", "--url", "http://192.0.2.1:8080/vca"}, 1, "not loopback"},
+		{"remote admin", []string{"bench", "--admin-url", "http://192.0.2.1:8081"}, 1, "--admin-url"},
+		{"negative rate", []string{"bench", "--rate", "-5"}, 1, "--rate"},
+		{"soak needs a rate", []string{"bench", "--soak", "--rate", "0"}, 1, "--soak"},
+		{"bad pid", []string{"bench", "--pids", "12,x"}, 1, "--pids"},
+		// The report is printed, and the exit code says the run failed.
+		{"nothing listening", []string{"bench", "--url", "http://127.0.0.1:1/vca", "--sessions", "0", "--rate", "20", "--duration", "100ms", "--timeout", "200ms"}, 1, "connection 2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), tt.args, &stdout, &stderr)
+			if code != tt.wantCode {
+				t.Errorf("exit %d, want %d:\n%s", code, tt.wantCode, stderr.String())
+			}
+			if !strings.Contains(stderr.String()+stdout.String(), tt.wantErr) {
+				t.Errorf("output lacks %q:\n%s%s", tt.wantErr, stderr.String(), stdout.String())
+			}
+		})
+	}
+}
