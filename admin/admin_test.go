@@ -34,7 +34,7 @@ func newLoggedServer(t *testing.T, tokens ...string) (*httptest.Server, *Server,
 		t.Fatal(err)
 	}
 	t.Cleanup(store.Close)
-	s, err := New(Config{Addr: "127.0.0.1:0", Tokens: tokens, SessionAPI: true, Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+	s, err := New(Config{Addr: "127.0.0.1:0", Tokens: tokens, SessionAPI: true, Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Reproduces BENCHMARKS.md: every target of the performance issue measured
+# beside its baseline from the same run, on this machine.
+#
+#   scripts/bench.sh                 # the full table (about 6 minutes)
+#   BENCH_QUICK=1 scripts/bench.sh   # shorter runs, for a smoke test
+#
+# Results (JSON, profiles) go to ${BENCH_OUT:-bench-results}/; the summary
+# table is printed at the end. Load goes to 127.0.0.1 only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="/usr/local/go/bin:$PATH"
+out=${BENCH_OUT:-bench-results}
+mkdir -p "$out"
+quick=${BENCH_QUICK:-}
+open_secs=60s; closed_secs=20s; fallback_secs=30s; records=1000000
+if [ -n "$quick" ]; then open_secs=10s; closed_secs=5s; fallback_secs=5s; records=100000; fi
+
+bin=$(mktemp -d)/callflow
+go build -o "$bin" ./cmd/callflow
+source scripts/clickhouse.sh
+data=$(mktemp -d)
+serve_pid=""
+cleanup() { [ -n "$serve_pid" ] && kill "$serve_pid" 2>/dev/null; clickhouse_stop; rm -rf "$data"; }
+trap cleanup EXIT
+clickhouse_start
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+http=$(free_port); admin=$(free_port); nats=$(free_port); pprof=$(free_port)
+
+start_serve() { # args: extra serve flags
+  [ -n "$serve_pid" ] && { kill "$serve_pid"; wait "$serve_pid" 2>/dev/null || true; }
+  rm -rf "$data"/*
+  "$bin" serve --data-dir "$data" --http-addr "127.0.0.1:$http" --admin-addr "127.0.0.1:$admin" \
+    --nats-listen "127.0.0.1:$nats" --clickhouse-addr "$CALLFLOW_TEST_CLICKHOUSE" --clickhouse-compression none \
+    --pprof "127.0.0.1:$pprof" --log-format json "$@" > "$out/serve.log" 2>&1 &
+  serve_pid=$!
+  for _ in $(seq 1 100); do "$bin" probe "http://127.0.0.1:$admin/readyz" >/dev/null 2>&1 && return; sleep 0.1; done
+  echo "serve did not become ready"; tail "$out/serve.log"; exit 1
+}
+bench() { "$bin" bench --url "http://127.0.0.1:$http/vca" --admin-url "http://127.0.0.1:$admin" --json "$@"; }
+
+echo "== go benchmarks: parser, encoder, decision"
+go test -run XXX -bench 'ParseEvent$|EncodeResponse$|Decide' -benchmem ./wire/ ./decider/ | tee "$out/gobench.txt"
+
+echo "== serve (embedded NATS, 2 deciders, archiver into the throwaway ClickHouse)"
+start_serve
+
+echo "== handler allocations in the ingest process alone (NATS and deciders in serve)"
+CALLFLOW_BENCH_NATS_URL="nats://127.0.0.1:$nats" go test -run XXX -bench 'HandlerRemote' -benchmem -benchtime 20000x ./ingest/ | tee "$out/handler.txt"
+
+echo "== closed loop, full path, beside the bare fasthttp baseline"
+bench --rate 0 --connections 32 --duration "$closed_secs" --warmup 3s --baseline > "$out/closed.json"
+
+echo "== open loop 5000/s, audited in the stream and ClickHouse, memory of serve"
+# A fresh serve: the archive of the closed-loop run must not compete.
+start_serve
+curl -s -o "$out/cpu.prof" "http://127.0.0.1:$pprof/debug/pprof/profile?seconds=10" &
+profile_pid=$!
+bench --rate 5000 --duration "$open_secs" --warmup 3s --baseline --audit --nats-url "nats://127.0.0.1:$nats" \
+  --clickhouse-addr "$CALLFLOW_TEST_CLICKHOUSE" --pids "$serve_pid" > "$out/open.json"
+wait "$profile_pid"
+curl -s "http://127.0.0.1:$admin/metrics" > "$out/metrics.txt"
+
+echo "== breaker open: no deciders, fallback at 5000/s"
+start_serve --deciders 0 --breaker-open-for 1h
+bench --rate 5000 --duration "$fallback_secs" --warmup 3s --baseline --sessions 0 > "$out/fallback.json"
+kill "$serve_pid"; wait "$serve_pid" 2>/dev/null || true; serve_pid=""
+
+echo "== archive: replay of $records records beside a direct insert of the same rows"
+CALLFLOW_BENCH_RECORDS=$records CALLFLOW_BENCH_COMPRESSION=none CALLFLOW_BENCH_OUT="$PWD/$out/archive.json" \
+  go test -count=1 -run TestArchiveThroughput -timeout 30m ./archiver/ > "$out/archive.txt"
+
+python3 scripts/bench_table.py "$out"

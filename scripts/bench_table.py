@@ -1,0 +1,54 @@
+"""Prints the BENCHMARKS.md table from the results scripts/bench.sh wrote."""
+import json, re, sys, os
+
+out = sys.argv[1]
+load = lambda f: json.load(open(os.path.join(out, f)))
+
+def hist_quantile(q, text, name):
+    buckets = [(float('inf') if le == '+Inf' else float(le), float(v))
+               for le, v in re.findall(r'^%s_bucket\{le="([^"]+)"\} (\S+)$' % name, text, re.M)]
+    if not buckets or buckets[-1][1] == 0:
+        return None
+    total, prev_le, prev_c = buckets[-1][1], 0.0, 0.0
+    for le, c in buckets:
+        if c >= q * total:
+            if le == float('inf'):
+                return prev_le
+            return prev_le + (le - prev_le) * (q * total - prev_c) / max(c - prev_c, 1e-9)
+        prev_le, prev_c = le, c
+
+closed, opn, fb, arch = load('closed.json'), load('open.json'), load('fallback.json'), load('archive.json')
+metrics = open(os.path.join(out, 'metrics.txt')).read()
+vis = hist_quantile(0.99, metrics, 'callflow_archiver_visibility_seconds')
+handler = re.search(r'BenchmarkHandlerRemote\S*\s+\d+\s+(\d+) ns/op\s+(\d+) B/op\s+(\d+) allocs/op', open(os.path.join(out, 'handler.txt')).read())
+gob = open(os.path.join(out, 'gobench.txt')).read()
+def gobench(name):
+    m = re.search(r'Benchmark%s\S*\s+\d+\s+([\d.]+) ns/op(?:.*?)\s+(\d+) B/op\s+(\d+) allocs/op' % name, gob)
+    return m.groups() if m else ('?', '?', '?')
+
+s, b = closed['system'], closed['baseline']
+o, ob = opn['system'], opn['baseline']
+f, fbb = fb['system'], fb['baseline']
+audit = opn.get('audit') or {}
+def store(a):
+    return 'missing %d, duplicates %d of %d' % (a['missing'], a['duplicates'], audit.get('expected', 0)) if a else 'n/a'
+audit_text = 'stream: %s; ClickHouse: %s' % (store(audit.get('stream')), store(audit.get('clickhouse')))
+rss = ['%.0f' % (p['peak_rss_bytes'] / 2**20) for p in opn.get('processes') or []]
+rows = [
+    ('Closed loop, full path (32 conns)', 'throughput >= 0.40 of baseline',
+     '%.0f/s vs %.0f/s baseline' % (s['throughput'], b['throughput']), '%.3f' % (s['throughput'] / b['throughput'])),
+    ('Open loop 5000/s, p99', '<= 2 ms', '%.2f ms (baseline %.2f ms)' % (o['latency_ms']['p99'], ob['latency_ms']['p99']), ''),
+    ('Open loop 5000/s, p99.9', '<= 10 ms', '%.2f ms (baseline %.2f ms)' % (o['latency_ms']['p99_9'], ob['latency_ms']['p99_9']), ''),
+    ('Open loop 5000/s, errors / fallbacks', '0 / 0', '%d / %d' % (sum(o['errors'].values()), o['answers'].get('fallback', 0)), ''),
+    ('Open loop audit: stream / ClickHouse', 'every answered id once', audit_text, ''),
+    ('Breaker open, fallback p99 at 5000/s', '<= 1 ms', '%.2f ms (baseline %.2f ms)' % (f['latency_ms']['p99'], fbb['latency_ms']['p99']), ''),
+    ('Archive replay', '>= 150k/s and >= 0.7 of direct insert', '%.0f/s (direct %.0f/s)' % (arch['archive_records_per_s'], arch['direct_records_per_s']), '%.2f' % arch['ratio_to_direct']),
+    ('200 to row visible, p99 (at 5000/s)', '< 2 s', ('%.2f s' % vis) if vis is not None else 'n/a', ''),
+    ('Handler allocations (ingest process alone)', '<= 30 a call', ('%s allocs, %s B, %s ns' % (handler.group(3), handler.group(2), handler.group(1))) if handler else '?', ''),
+    ('Parse event', 'a handful of allocations', '%s ns, %s B, %s allocs' % gobench('ParseEvent'), ''),
+    ('Encode callflow', 'a handful of allocations', '%s ns, %s B, %s allocs' % gobench('EncodeResponse'), ''),
+    ('Serve peak RSS (VmHWM) after the 5000/s run', '< 200 MiB', ', '.join('%s MiB' % r for r in rss) or 'n/a', ''),
+]
+print('| target | goal | measured | ratio |\n| --- | --- | --- | --- |')
+for r in rows:
+    print('| %s | %s | %s | %s |' % r)
