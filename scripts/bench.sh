@@ -12,6 +12,7 @@ cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"
 out=${BENCH_OUT:-bench-results}
 mkdir -p "$out"
+out=$(cd "$out" && pwd)
 quick=${BENCH_QUICK:-}
 open_secs=60s; closed_secs=20s; fallback_secs=30s; records=1000000
 if [ -n "$quick" ]; then open_secs=10s; closed_secs=5s; fallback_secs=5s; records=100000; fi
@@ -28,12 +29,15 @@ clickhouse_start
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 http=$(free_port); admin=$(free_port); nats=$(free_port); pprof=$(free_port)
 
-start_serve() { # args: extra serve flags
+# start_serve [flags]: a fresh serve (new data directory). Without flags it
+# runs no archiver: ClickHouse on the same two cores as the load generator
+# and serve would measure their fight for CPU, not the call path; the
+# archive has runs of its own below.
+start_serve() {
   [ -n "$serve_pid" ] && { kill "$serve_pid"; wait "$serve_pid" 2>/dev/null || true; }
-  rm -rf "$data"/*
+  rm -rf "${data:?}"/*
   "$bin" serve --data-dir "$data" --http-addr "127.0.0.1:$http" --admin-addr "127.0.0.1:$admin" \
-    --nats-listen "127.0.0.1:$nats" --clickhouse-addr "$CALLFLOW_TEST_CLICKHOUSE" --clickhouse-compression none \
-    --pprof "127.0.0.1:$pprof" --log-format json "$@" > "$out/serve.log" 2>&1 &
+    --nats-listen "127.0.0.1:$nats" --clickhouse-addr "" --pprof "127.0.0.1:$pprof" --log-format json "$@" > "$out/serve.log" 2>&1 &
   serve_pid=$!
   for _ in $(seq 1 100); do "$bin" probe "http://127.0.0.1:$admin/readyz" >/dev/null 2>&1 && return; sleep 0.1; done
   echo "serve did not become ready"; tail "$out/serve.log"; exit 1
@@ -43,32 +47,37 @@ bench() { "$bin" bench --url "http://127.0.0.1:$http/vca" --admin-url "http://12
 echo "== go benchmarks: parser, encoder, decision"
 go test -run XXX -bench 'ParseEvent$|EncodeResponse$|Decide' -benchmem ./wire/ ./decider/ | tee "$out/gobench.txt"
 
-echo "== serve (embedded NATS, 2 deciders, archiver into the throwaway ClickHouse)"
+echo "== serve (embedded NATS, 2 deciders)"
 start_serve
 
 echo "== handler allocations in the ingest process alone (NATS and deciders in serve)"
 CALLFLOW_BENCH_NATS_URL="nats://127.0.0.1:$nats" go test -run XXX -bench 'HandlerRemote' -benchmem -benchtime 20000x ./ingest/ | tee "$out/handler.txt"
 
 echo "== closed loop, full path, beside the bare fasthttp baseline"
+start_serve
 bench --rate 0 --connections 32 --duration "$closed_secs" --warmup 3s --baseline > "$out/closed.json"
 
-echo "== open loop 5000/s, audited in the stream and ClickHouse, memory of serve"
-# A fresh serve: the archive of the closed-loop run must not compete.
+echo "== open loop 5000/s, every answered id audited in the stream, memory of serve"
 start_serve
 curl -s -o "$out/cpu.prof" "http://127.0.0.1:$pprof/debug/pprof/profile?seconds=10" &
 profile_pid=$!
 bench --rate 5000 --duration "$open_secs" --warmup 3s --baseline --audit --nats-url "nats://127.0.0.1:$nats" \
-  --clickhouse-addr "$CALLFLOW_TEST_CLICKHOUSE" --pids "$serve_pid" > "$out/open.json"
+  --pids "$serve_pid" > "$out/open.json"
 wait "$profile_pid"
-curl -s "http://127.0.0.1:$admin/metrics" > "$out/metrics.txt"
 
 echo "== breaker open: no deciders, fallback at 5000/s"
 start_serve --deciders 0 --breaker-open-for 1h
 bench --rate 5000 --duration "$fallback_secs" --warmup 3s --baseline --sessions 0 > "$out/fallback.json"
+
+echo "== archive at 5000/s: serve with its archiver into ClickHouse (same machine), audited in ClickHouse"
+start_serve --clickhouse-addr "$CALLFLOW_TEST_CLICKHOUSE" --clickhouse-compression none
+bench --rate 5000 --duration "$open_secs" --warmup 3s --audit --nats-url "nats://127.0.0.1:$nats" \
+  --clickhouse-addr "$CALLFLOW_TEST_CLICKHOUSE" --pids "$serve_pid" > "$out/archive_live.json"
+curl -s "http://127.0.0.1:$admin/metrics" > "$out/metrics.txt"
 kill "$serve_pid"; wait "$serve_pid" 2>/dev/null || true; serve_pid=""
 
 echo "== archive: replay of $records records beside a direct insert of the same rows"
-CALLFLOW_BENCH_RECORDS=$records CALLFLOW_BENCH_COMPRESSION=none CALLFLOW_BENCH_OUT="$PWD/$out/archive.json" \
+CALLFLOW_BENCH_RECORDS=$records CALLFLOW_BENCH_COMPRESSION=none CALLFLOW_BENCH_OUT="$out/archive.json" \
   go test -count=1 -run TestArchiveThroughput -timeout 30m ./archiver/ > "$out/archive.txt"
 
 python3 scripts/bench_table.py "$out"
