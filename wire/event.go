@@ -176,9 +176,10 @@ func ParseEvent(body []byte) (*Event, error) {
 func ParseEventInto(ev *Event, payload *Payload, body []byte) error {
 	*ev = Event{}
 	d := scanner{s: string(body)}
-	switch d.peek() {
-	case 0:
+	if d.eof() {
 		return fieldErr("body", "empty; expected a JSON object")
+	}
+	switch d.peek() {
 	case '{':
 	default:
 		if err := d.skip(); err != nil {

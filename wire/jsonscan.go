@@ -307,25 +307,12 @@ func (d *scanner) escapedString(start int) (string, error) {
 		if i+1 >= len(s) {
 			break
 		}
+		if c := unescape[s[i+1]]; c != 0 {
+			b = append(b, c)
+			i += 2
+			continue
+		}
 		switch e := s[i+1]; e {
-		case '"', '\\', '/':
-			b = append(b, e)
-			i += 2
-		case 'b':
-			b = append(b, '\b')
-			i += 2
-		case 'f':
-			b = append(b, '\f')
-			i += 2
-		case 'n':
-			b = append(b, '\n')
-			i += 2
-		case 'r':
-			b = append(b, '\r')
-			i += 2
-		case 't':
-			b = append(b, '\t')
-			i += 2
 		case 'u':
 			r, ok := hex4(s, i+2)
 			if !ok {
@@ -354,6 +341,10 @@ func (d *scanner) escapedString(start int) (string, error) {
 	d.i = len(s)
 	return "", d.syntax("unexpected end of JSON input")
 }
+
+// unescape maps the byte after a backslash to what it stands for (0: not
+// a one-character escape).
+var unescape = [256]byte{'"': '"', '\\': '\\', '/': '/', 'b': '\b', 'f': '\f', 'n': '\n', 'r': '\r', 't': '\t'}
 
 func hex4(s string, i int) (rune, bool) {
 	if i+4 > len(s) {
@@ -385,7 +376,7 @@ func (d *scanner) skip() error {
 	case c == '-' || (c >= '0' && c <= '9'):
 		_, err := d.number()
 		return err
-	case c == 0:
+	case c == 0 && d.eof():
 		return d.syntax("unexpected end of JSON input")
 	default:
 		return d.syntax("invalid character %q looking for a value", c)
@@ -407,10 +398,10 @@ func (d *scanner) skipString() (string, error) {
 				d.i = i
 				return "", d.syntax("unexpected end of JSON input")
 			}
-			switch s[i+1] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			switch {
+			case unescape[s[i+1]] != 0:
 				i++
-			case 'u':
+			case s[i+1] == 'u':
 				if _, ok := hex4(s, i+2); !ok {
 					d.i = i
 					return "", d.syntax("invalid \\u escape")
@@ -468,8 +459,15 @@ func (d *scanner) array(elem func() error) error {
 
 // end checks that nothing but whitespace follows the top-level value.
 func (d *scanner) end() error {
-	if d.peek() != 0 {
+	if !d.eof() {
 		return d.syntax("invalid character %q after top-level value", d.s[d.i])
 	}
 	return nil
+}
+
+// eof reports whether only whitespace is left. (peek's 0 cannot tell the
+// end from a NUL byte.)
+func (d *scanner) eof() bool {
+	d.ws()
+	return d.i >= len(d.s)
 }
