@@ -178,6 +178,11 @@ func (a *Archiver) flush(ctx context.Context, b *batch) error {
 	start := time.Now()
 	var stored int
 	err := a.retry(ctx, "insert", func(ctx context.Context) error {
+		// An attempt under way is not cut by a stop (that would leave
+		// ClickHouse with rows whose messages were never acknowledged);
+		// the stop is noticed between attempts. The query timeout
+		// bounds each attempt.
+		ctx = context.WithoutCancel(ctx)
 		b.keepAlive(a.cfg.AckWait)
 		if err := a.w.reject(ctx, b.rejects); err != nil {
 			return err

@@ -141,14 +141,23 @@ func TestServiceMalformedRequest(t *testing.T) {
 	if outcomeOf(msg) != wire.OutcomeOutOfSession {
 		t.Errorf("after bad requests: %v %s", msg.Header, msg.Data)
 	}
-	// micro counts them as errors.
-	var stats micro.Stats
-	statsSubject, _ := micro.ControlSubject(micro.StatsVerb, decider.DefaultServiceName, c.deciders[0].ID())
-	if err := json.Unmarshal(ask(t, c.client, statsSubject, nil).Data, &stats); err != nil {
-		t.Fatal(err)
+	// micro counts them as errors, summed over the deciders of the queue
+	// group (any of them may have taken any request).
+	var requests, errs int
+	for _, d := range c.deciders {
+		var stats micro.Stats
+		statsSubject, _ := micro.ControlSubject(micro.StatsVerb, decider.DefaultServiceName, d.ID())
+		if err := json.Unmarshal(ask(t, c.client, statsSubject, nil).Data, &stats); err != nil {
+			t.Fatal(err)
+		}
+		if len(stats.Endpoints) != 1 {
+			t.Fatalf("stats = %+v", stats)
+		}
+		requests += stats.Endpoints[0].NumRequests
+		errs += stats.Endpoints[0].NumErrors
 	}
-	if len(stats.Endpoints) != 1 || stats.Endpoints[0].NumErrors != len(tests) || stats.Endpoints[0].NumRequests != len(tests)+1 {
-		t.Errorf("stats = %+v", stats.Endpoints[0])
+	if errs != len(tests) || requests != len(tests)+1 {
+		t.Errorf("deciders counted %d requests, %d errors; want %d, %d", requests, errs, len(tests)+1, len(tests))
 	}
 }
 
