@@ -34,6 +34,7 @@ const (
 
 var answerNames = [numAnswers]string{"connect", "out_of_session", "fallback", "ack", "other", "bad"}
 
+// String names the answer kind as reports do.
 func (a Answer) String() string { return answerNames[a] }
 
 // ClassifyCallflow classifies the 200 answer to a CALL_ACTION.

@@ -29,6 +29,7 @@ const (
 
 var kindNames = [numKinds]string{"in_session", "out_of_session", "status", "summary"}
 
+// String names the traffic kind as reports do.
 func (k Kind) String() string { return kindNames[k] }
 
 // IsCall reports whether the webhook is a CALL_ACTION, answered with a
