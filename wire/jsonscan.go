@@ -100,19 +100,28 @@ func (d *scanner) object(path string, member func(key string) error) error {
 		if err := member(key); err != nil {
 			return err
 		}
-		switch d.peek() {
-		case ',':
-			d.i++
-		case '}':
-			d.i++
-			d.depth--
-			return nil
-		case 0:
-			return d.syntax("unexpected end of JSON input")
-		default:
-			return d.syntax("expected ',' or '}' after object member")
+		if done, err := d.after('}', "object member"); done || err != nil {
+			return err
 		}
 	}
+}
+
+// after reads what follows a member or an element: ',' when more come, or
+// the closing bracket, which ends the object or array.
+func (d *scanner) after(closing byte, what string) (done bool, err error) {
+	switch d.peek() {
+	case ',':
+		d.i++
+		return false, nil
+	case closing:
+		d.i++
+		d.depth--
+		return true, nil
+	}
+	if d.eof() {
+		return false, d.syntax("unexpected end of JSON input")
+	}
+	return false, d.syntax("expected ',' or '%c' after %s", closing, what)
 }
 
 func pathOr(path string) string {
@@ -442,17 +451,8 @@ func (d *scanner) array(elem func() error) error {
 		if err := elem(); err != nil {
 			return err
 		}
-		switch d.peek() {
-		case ',':
-			d.i++
-		case ']':
-			d.i++
-			d.depth--
-			return nil
-		case 0:
-			return d.syntax("unexpected end of JSON input")
-		default:
-			return d.syntax("expected ',' or ']' after array element")
+		if done, err := d.after(']', "array element"); done || err != nil {
+			return err
 		}
 	}
 }
