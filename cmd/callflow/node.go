@@ -62,7 +62,7 @@ func runNode(ctx context.Context, o *options, r nodeRoles, stderr io.Writer) err
 	if err := adminCfg.Validate(); err != nil {
 		return err
 	}
-	if err := o.streamConfig().Validate(); r.ingest && err != nil {
+	if err := o.streamConfig().Validate(); (r.ingest || r.archiver) && err != nil {
 		return err
 	}
 
