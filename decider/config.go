@@ -14,7 +14,7 @@ var ErrInvalidConfig = errors.New("invalid decider config")
 // Defaults for Config.
 const (
 	DefaultServiceName = "callflow-decider"
-	DefaultSubject     = "callflow.decide"
+	DefaultSubject     = wire.DecideSubject
 	DefaultQueueGroup  = "callflow-deciders"
 )
 

@@ -95,7 +95,7 @@ func (c *Config) setDefaults() {
 	def(&c.WriteTimeout, 5*time.Second)
 	def(&c.IdleTimeout, 60*time.Second)
 	if c.DecideSubject == "" {
-		c.DecideSubject = "callflow.decide"
+		c.DecideSubject = wire.DecideSubject
 	}
 	def(&c.DecideTimeout, DefaultDecideTimeout)
 	if c.Breaker.Failures == 0 {

@@ -2,6 +2,10 @@ package wire
 
 import "fmt"
 
+// DecideSubject is the default subject on which deciders take requests
+// and ingestors send them.
+const DecideSubject = "callflow.decide"
+
 // DecideRequest is what the ingestor asks a decider about a CALL_ACTION.
 // Numbers are passed as 8x8 sent them; the decider normalizes them.
 type DecideRequest struct {

@@ -1,12 +1,9 @@
 package wire
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"math"
-	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -72,67 +69,21 @@ type ErrorDetails struct {
 // kept as text either way.
 type FlexiCode string
 
-// UnmarshalJSON accepts a string, a number or null.
-func (c *FlexiCode) UnmarshalJSON(b []byte) error {
-	switch {
-	case len(b) > 0 && b[0] == '"':
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-		*c = FlexiCode(s)
-	case bytes.Equal(b, []byte("null")):
-	default:
-		var n json.Number
-		if err := json.Unmarshal(b, &n); err != nil {
-			return &json.UnmarshalTypeError{Value: "non-scalar value", Type: reflect.TypeFor[string]()}
-		}
-		*c = FlexiCode(n)
-	}
-	return nil
-}
-
 // Int is an integer field of an event. It accepts a JSON number with no
 // fractional part, also when written as 200.0 or 2e2; a fraction, a string
 // or a value beyond int64 is the wrong type.
 type Int int64
 
-// UnmarshalJSON implements json.Unmarshaler.
-func (n *Int) UnmarshalJSON(b []byte) error {
-	s := string(b)
-	if s == "null" {
-		return nil
+// wholeNumber reads the text of a JSON number as an integer, when it has
+// no fractional part.
+func wholeNumber(num string) (int64, bool) {
+	if v, err := strconv.ParseInt(num, 10, 64); err == nil {
+		return v, true
 	}
-	if v, err := strconv.ParseInt(s, 10, 64); err == nil {
-		*n = Int(v)
-		return nil
+	if f, err := strconv.ParseFloat(num, 64); err == nil && f == math.Trunc(f) && math.Abs(f) < 1<<53 {
+		return int64(f), true
 	}
-	if len(s) > 0 && (s[0] == '-' || (s[0] >= '0' && s[0] <= '9')) {
-		if f, err := strconv.ParseFloat(s, 64); err == nil && f == math.Trunc(f) && math.Abs(f) < 1<<53 {
-			*n = Int(f)
-			return nil
-		}
-	}
-	return &json.UnmarshalTypeError{Value: describeValue(s), Type: reflect.TypeFor[int64]()}
-}
-
-func describeValue(s string) string {
-	switch {
-	case s == "":
-		return "nothing"
-	case s[0] == '"':
-		return "string"
-	case s[0] == '{':
-		return "object"
-	case s[0] == '[':
-		return "array"
-	case s == "true" || s == "false":
-		return "bool"
-	case len(s) > 32:
-		return "number " + s[:32] + "..."
-	default:
-		return "number " + s
-	}
+	return 0, false
 }
 
 // Ranges of the integer fields: a value outside them is the wrong type.

@@ -170,11 +170,14 @@ func (d *scanner) integer(parent, key string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	var n Int
-	if err := n.UnmarshalJSON([]byte(num)); err != nil {
-		return 0, fieldErr(join(parent, key), "must be an integer, got %s", describeValue(num))
+	n, ok := wholeNumber(num)
+	if !ok {
+		if len(num) > 32 {
+			num = num[:32] + "..."
+		}
+		return 0, fieldErr(join(parent, key), "must be an integer, got number %s", num)
 	}
-	return int64(n), nil
+	return n, nil
 }
 
 // textOrNumber reads a string or a number as text (an error code 8x8 may
