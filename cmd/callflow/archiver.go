@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"time"
 
@@ -100,21 +99,19 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // progressReporter draws a progress bar on a terminal and prints plain
 // progress lines (at most one every 2s) otherwise.
 func progressReporter(w io.Writer) func(done, total uint64) {
-	if f, ok := w.(*os.File); ok {
-		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
-			var bar *progressbar.ProgressBar
-			return func(done, total uint64) {
-				if bar == nil {
-					bar = progressbar.NewOptions64(int64(total), progressbar.OptionSetWriter(w),
-						progressbar.OptionSetDescription("replaying"), progressbar.OptionShowCount(), progressbar.OptionShowIts(),
-						progressbar.OptionSetItsString("records"), progressbar.OptionThrottle(100*time.Millisecond))
-				}
-				bar.ChangeMax64(int64(total))
-				_ = bar.Set64(int64(done))
-				if done >= total {
-					_ = bar.Finish()
-					fmt.Fprintln(w)
-				}
+	if isTerminal(w) {
+		var bar *progressbar.ProgressBar
+		return func(done, total uint64) {
+			if bar == nil {
+				bar = progressbar.NewOptions64(int64(total), progressbar.OptionSetWriter(w),
+					progressbar.OptionSetDescription("replaying"), progressbar.OptionShowCount(), progressbar.OptionShowIts(),
+					progressbar.OptionSetItsString("records"), progressbar.OptionThrottle(100*time.Millisecond))
+			}
+			bar.ChangeMax64(int64(total))
+			_ = bar.Set64(int64(done))
+			if done >= total {
+				_ = bar.Finish()
+				fmt.Fprintln(w)
 			}
 		}
 	}

@@ -248,13 +248,22 @@ func (o *options) logger(w io.Writer) (*slog.Logger, error) {
 	case "text":
 		return slog.New(slog.NewTextHandler(w, hopts)), nil
 	case "auto":
-		if f, ok := w.(*os.File); ok {
-			if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
-				return slog.New(slog.NewTextHandler(w, hopts)), nil
-			}
+		if isTerminal(w) {
+			return slog.New(slog.NewTextHandler(w, hopts)), nil
 		}
 		return slog.New(slog.NewJSONHandler(w, hopts)), nil
 	default:
 		return nil, fmt.Errorf("--log-format %q: want json, text or auto", o.logFormat)
 	}
+}
+
+// isTerminal reports whether w is a terminal (text for people) rather than
+// a pipe or a file (lines for machines).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
