@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/callflow/callflow/spool"
 	"github.com/callflow/callflow/wire"
 )
 
@@ -35,11 +36,14 @@ type Config struct {
 	Fallback wire.Say
 
 	// RecordTimeout is how long a call waits for JetStream to acknowledge
-	// its record before it is answered anyway and the record goes to the
-	// unacknowledged file.
+	// its record before the record goes to the spool and the call is
+	// answered.
 	RecordTimeout time.Duration
-	// DataDir holds the file of records JetStream did not acknowledge.
+	// DataDir holds the spool (DataDir/spool) of records JetStream did not
+	// acknowledge in time.
 	DataDir string
+	// SpoolMaxBytes bounds the spool on disk (default 1 GiB).
+	SpoolMaxBytes int64
 	// Instance names this ingestor in records (default: the host name).
 	Instance string
 
@@ -112,6 +116,9 @@ func (c *Config) setDefaults() {
 	if c.DataDir == "" {
 		c.DataDir = "data"
 	}
+	if c.SpoolMaxBytes == 0 {
+		c.SpoolMaxBytes = spool.DefaultMaxBytes
+	}
 	if c.Instance == "" {
 		c.Instance, _ = os.Hostname()
 	}
@@ -138,6 +145,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: record timeout must be > 0", ErrInvalidConfig)
 	case c.Breaker.OpenFor <= 0:
 		return fmt.Errorf("%w: breaker open interval must be > 0", ErrInvalidConfig)
+	case c.SpoolMaxBytes < 1<<20:
+		return fmt.Errorf("%w: spool max bytes must be at least 1 MiB, got %d", ErrInvalidConfig, c.SpoolMaxBytes)
 	}
 	if err := c.Fallback.Validate(); err != nil {
 		return fmt.Errorf("%w: fallback say: %v", ErrInvalidConfig, err)

@@ -77,12 +77,25 @@ func (s *Server) webhook(ctx *fasthttp.RequestCtx, received time.Time) {
 		answer = b.ack
 	}
 	b.rec = rec.AppendJSON(b.rec[:0])
-	if err := s.rec.record(s.subjects.get(ev.EventType, ev.Payload.SubAccountID), rec.ID, b.rec); err == nil {
+	switch err := s.rec.record(s.subjects.get(ev.EventType, ev.Payload.SubAccountID), rec.ID, b.rec); {
+	case err == nil:
 		s.stats.recorded.Add(1)
-	} else {
-		// An unacknowledged publish may still be retried by the client
+	case errors.Is(err, ErrSpooled):
+		// An unacknowledged publish may still be resent by the client
 		// from this buffer: it must not be reused for another record.
 		b.rec = nil
+	default:
+		b.rec = nil
+		if ev.EventType != wire.EventCallAction {
+			// Nobody is waiting on the line: refuse, so that the
+			// sender may retry, rather than answer and lose it.
+			ctx.Response.Header.Set("Retry-After", "5")
+			s.reject(ctx, fasthttp.StatusServiceUnavailable, "event not stored: "+err.Error())
+			s.metrics.answered(eventLabel(ev.EventType), fasthttp.StatusServiceUnavailable, received)
+			return
+		}
+		// A caller is waiting: the call is answered even though its
+		// record is lost (counted in callflow_records_lost_total).
 	}
 	ctx.SetStatusCode(fasthttp.StatusOK)
 	ctx.SetContentType(contentTypeJSON)

@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -13,7 +12,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -23,6 +21,7 @@ import (
 	"github.com/callflow/callflow/decider"
 	"github.com/callflow/callflow/internal/natstest"
 	"github.com/callflow/callflow/session"
+	"github.com/callflow/callflow/spool"
 	"github.com/callflow/callflow/wire"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -517,46 +516,12 @@ func errorDecider(t testing.TB, ns *server.Server) {
 	t.Cleanup(func() { _ = svc.Stop() })
 }
 
-// unackedEntry is one entry of DataDir/unacked/records.log.
-type unackedEntry struct {
-	subject, id string
-	data        []byte
-}
-
-// readUnacked parses the unacked file: "subject msgid length\n", then
-// length bytes and a newline, per entry.
-func readUnacked(t testing.TB, dataDir string) []unackedEntry {
+// readSpool returns what the ingestor's spool holds, oldest first.
+func readSpool(t testing.TB, dataDir string) []spool.Entry {
 	t.Helper()
-	f, err := os.Open(filepath.Join(dataDir, "unacked", "records.log"))
+	entries, err := spool.Read(filepath.Join(dataDir, "spool"))
 	if err != nil {
-		t.Fatalf("open unacked file: %v", err)
+		t.Fatalf("read spool: %v", err)
 	}
-	defer f.Close()
-	r := bufio.NewReader(f)
-	var out []unackedEntry
-	for {
-		line, err := r.ReadString('\n')
-		if err == io.EOF && line == "" {
-			return out
-		}
-		if err != nil {
-			t.Fatalf("unacked file: header line: %v (read %q)", err, line)
-		}
-		f := strings.Fields(line)
-		if len(f) != 3 {
-			t.Fatalf("unacked file: header %q is not \"subject msgid length\"", line)
-		}
-		n, err := strconv.Atoi(f[2])
-		if err != nil || n <= 0 {
-			t.Fatalf("unacked file: bad length in %q", line)
-		}
-		data := make([]byte, n+1)
-		if _, err := io.ReadFull(r, data); err != nil {
-			t.Fatalf("unacked file: record of %d bytes: %v", n, err)
-		}
-		if data[n] != '\n' {
-			t.Fatalf("unacked file: record not followed by a newline")
-		}
-		out = append(out, unackedEntry{subject: f[0], id: f[1], data: data[:n]})
-	}
+	return entries
 }

@@ -71,7 +71,7 @@ func TestShutdownAnswersCallsInFlight(t *testing.T) {
 			t.Errorf("%s: decision %+v", id, d)
 		}
 	}
-	if s := e.srv.Stats(); s.Decided != inFlight || s.Recorded != inFlight || s.Unacked != 0 {
+	if s := e.srv.Stats(); s.Decided != inFlight || s.Recorded != inFlight || s.Spooled != 0 {
 		t.Errorf("stats = %+v", s)
 	}
 
@@ -149,10 +149,10 @@ func TestConcurrentCalls(t *testing.T) {
 	}
 
 	s := e.srv.Stats()
-	if s.Requests != calls || s.Decided != calls || s.Fallbacks != 0 || s.Recorded != calls || s.Unacked != 0 || s.Rejected != 0 {
+	if s.Requests != calls || s.Decided != calls || s.Fallbacks != 0 || s.Recorded != calls || s.Spooled != 0 || s.Rejected != 0 {
 		t.Errorf("stats = %+v, want %d requests all decided and recorded", s, calls)
 	}
-	if s.Decided+s.Fallbacks != s.Requests-s.Rejected || s.Recorded+s.Unacked != s.Requests-s.Rejected {
+	if s.Decided+s.Fallbacks != s.Requests-s.Rejected || s.Recorded+s.Spooled != s.Requests-s.Rejected {
 		t.Errorf("stats inconsistent: %+v", s)
 	}
 }

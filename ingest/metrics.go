@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/callflow/callflow/spool"
 	"github.com/callflow/callflow/wire"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -19,7 +20,8 @@ type Metrics struct {
 	deciderTime   prometheus.Histogram
 	publishTime   prometheus.Histogram
 	publishFailed *prometheus.CounterVec
-	spool         prometheus.Gauge
+	spooled       *prometheus.CounterVec
+	recordsLost   *prometheus.CounterVec
 	reg           prometheus.Registerer
 	// answeredOK caches the series of 200 answers per event label: the
 	// label lookups would otherwise cost a hash and an allocation a call.
@@ -69,12 +71,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		publishFailed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "callflow_record_publish_failures_total",
-			Help: "Records JetStream did not acknowledge in time, by reason (timeout, error); they are kept on local disk.",
+			Help: "Records JetStream did not acknowledge in time, by reason (timeout, error); they go to the spool.",
 		}, []string{"reason"}),
-		spool: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "callflow_spool_records",
-			Help: "Records kept on local disk because JetStream did not acknowledge them (should be 0).",
-		}),
+		spooled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "callflow_spool_appended_total",
+			Help: "Records written to the on-disk spool, by reason (timeout, error, disconnected, degraded).",
+		}, []string{"reason"}),
+		recordsLost: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "callflow_records_lost_total",
+			Help: "Records neither JetStream nor the spool could keep, by reason (spool_full, spool_error). Should stay 0.",
+		}, []string{"reason"}),
 	}
 	// Series present at 0 from the start, so that rate() and alerts work
 	// before the first event of each kind.
@@ -84,14 +90,20 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.decisions.WithLabelValues(wire.SourceDecider, wire.OutcomeConnect)
 	m.decisions.WithLabelValues(wire.SourceDecider, wire.OutcomeOutOfSession)
 	m.decisions.WithLabelValues(wire.SourceFallback, wire.OutcomeFallback)
-	m.publishFailed.WithLabelValues("timeout")
-	m.publishFailed.WithLabelValues("error")
+	for _, r := range []string{SpoolTimeout, SpoolError} {
+		m.publishFailed.WithLabelValues(r)
+	}
+	for _, r := range []string{SpoolTimeout, SpoolError, SpoolDisconnected, SpoolDegraded} {
+		m.spooled.WithLabelValues(r)
+	}
+	m.recordsLost.WithLabelValues("spool_full")
+	m.recordsLost.WithLabelValues("spool_error")
 	m.answeredOK = map[string]okSeries{}
 	for _, et := range []string{wire.EventCallAction, wire.EventCallStatus, wire.EventSessionSummary, wire.EventVirtualNumberUpdate, "other"} {
 		m.answeredOK[et] = okSeries{m.requests.WithLabelValues(et, "200"), m.duration.WithLabelValues(et)}
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.duration, m.decisions, m.fallbacks, m.deciderTime, m.publishTime, m.publishFailed, m.spool)
+		reg.MustRegister(m.requests, m.duration, m.decisions, m.fallbacks, m.deciderTime, m.publishTime, m.publishFailed, m.spooled, m.recordsLost)
 	}
 	return m
 }
@@ -113,6 +125,31 @@ func (m *Metrics) answered(eventType string, code int, since time.Time) {
 	}
 	m.requests.WithLabelValues(eventType, strconv.Itoa(code)).Inc()
 	m.duration.WithLabelValues(eventType).Observe(time.Since(since).Seconds())
+}
+
+// registerSpool exposes the spool's state, read when scraped.
+func (m *Metrics) registerSpool(sp *spool.Spool) {
+	if m.reg == nil {
+		return
+	}
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "callflow_spool_records",
+			Help: "Records in the on-disk spool waiting to be republished to JetStream (should be 0).",
+		}, func() float64 { return float64(sp.Len()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "callflow_spool_bytes",
+			Help: "Bytes the spool takes on disk.",
+		}, func() float64 { return float64(sp.Stats().Bytes) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "callflow_spool_limit_bytes",
+			Help: "The spool's bound on disk (--spool-max-bytes); past it records are lost.",
+		}, func() float64 { return float64(sp.MaxBytes()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "callflow_spool_replayed_total",
+			Help: "Spooled records republished to JetStream and acknowledged.",
+		}, func() float64 { return float64(sp.Stats().Replayed) }),
+	)
 }
 
 // registerBreaker exposes the breaker's state, read when scraped.

@@ -5,80 +5,162 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/callflow/callflow/spool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// ErrNotAcknowledged means JetStream did not acknowledge a record in time;
-// the record was kept in the unacknowledged file instead.
-var ErrNotAcknowledged = errors.New("record not acknowledged by JetStream")
+var (
+	// ErrSpooled means JetStream did not acknowledge a record in time and
+	// the record was kept in the on-disk spool instead, to be republished.
+	ErrSpooled = errors.New("record spooled: JetStream did not acknowledge it in time")
+	// ErrNotRecorded means a record could be kept neither in JetStream nor
+	// in the spool (full, or the disk failed).
+	ErrNotRecorded = errors.New("record not stored")
+)
 
-// recorder writes records to JetStream and waits, within a budget, for
-// each acknowledgement. Publishes are asynchronous so that concurrent calls
-// share the connection without waiting on each other's round trips; each
-// call waits only for its own ack.
+// Reasons a record went to the spool (label of callflow_spool_appended_total).
+const (
+	SpoolTimeout      = "timeout"      // published, not acknowledged within the record budget
+	SpoolError        = "error"        // the publish failed
+	SpoolDisconnected = "disconnected" // no NATS connection: not published
+	SpoolDegraded     = "degraded"     // JetStream failed recently: not published until a replay gets through
+)
+
+// Replay pacing: the first retry after a failure, and the longest wait.
+const (
+	replayMinWait = 250 * time.Millisecond
+	replayMaxWait = 5 * time.Second
+	replayChunk   = 256
+)
+
+// recorder makes each record durable before its call is answered: in
+// JetStream when it acknowledges within the record budget, otherwise in the
+// on-disk spool, which a background loop republishes once JetStream is
+// back. Publishes are asynchronous so that concurrent calls share the
+// connection without waiting on each other's round trips; each call waits
+// only for its own ack.
+//
+// After a publish fails the recorder is degraded: records go straight to the
+// spool, without making callers wait for a JetStream that is not answering,
+// until the replay loop gets a spooled record acknowledged.
 type recorder struct {
-	js      jetstream.JetStream
-	timeout time.Duration
-	log     *slog.Logger
-	unacked *unackedFile
-	metrics *Metrics
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	timeout  time.Duration
+	log      *slog.Logger
+	spool    *spool.Spool
+	metrics  *Metrics
+	degraded atomic.Bool
 
-	msgs   sync.Pool     // *nats.Msg with a Nats-Msg-Id header, reused after an ack
-	failed atomic.Uint64 // records that went to the unacked file
-	last   atomic.Int64  // unix nanos of the last failure log line
+	msgs    sync.Pool     // *nats.Msg with a Nats-Msg-Id header, reused after an ack
+	spooled atomic.Uint64 // records that went to the spool
+	lost    atomic.Uint64 // records kept nowhere
+	last    atomic.Int64  // unix nanos of the last failure log line
+
+	kick chan struct{} // wakes the replay loop
+	stop context.CancelFunc
+	done chan struct{}
 }
 
-func newRecorder(js jetstream.JetStream, cfg *Config, log *slog.Logger) *recorder {
+// newRecorder opens the spool under cfg.DataDir, moving into it what an
+// older version left in the unacknowledged-records file, and starts the
+// replay loop.
+func newRecorder(nc *nats.Conn, js jetstream.JetStream, cfg *Config, log *slog.Logger) (*recorder, error) {
+	sp, err := spool.Open(spool.Config{
+		Dir:      filepath.Join(cfg.DataDir, "spool"),
+		MaxBytes: cfg.SpoolMaxBytes,
+		Logger:   log.With("component", "spool"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	legacy := filepath.Join(cfg.DataDir, "unacked", "records.log")
+	if n, err := sp.ImportUnacked(legacy); err != nil {
+		log.Error("records of the unacknowledged-records file not all moved to the spool", "moved", n, "file", legacy, "error", err)
+	} else if n > 0 {
+		log.Info("records of the unacknowledged-records file moved to the spool", "records", n, "file", legacy)
+	}
 	r := &recorder{
+		nc:      nc,
 		js:      js,
 		timeout: cfg.RecordTimeout,
 		log:     log,
-		unacked: &unackedFile{path: filepath.Join(cfg.DataDir, "unacked", "records.log")},
+		spool:   sp,
 		metrics: cfg.Metrics,
+		kick:    make(chan struct{}, 1),
+		done:    make(chan struct{}),
 	}
 	r.msgs.New = func() any { return &nats.Msg{Header: nats.Header{nats.MsgIdHdr: []string{""}}} }
-	return r
+	r.metrics.registerSpool(sp)
+	ctx, cancel := context.WithCancel(context.Background())
+	r.stop = cancel
+	go r.replayLoop(ctx)
+	return r, nil
 }
 
 // record publishes data on subject with id as its Nats-Msg-Id (so JetStream
 // stores a webhook sent twice once) and waits for the ack. When the ack
-// does not come within the budget the record is appended to the unacked
-// file, so that it can be recovered, and ErrNotAcknowledged is returned.
-// data must not be modified until record returns.
+// does not come within the budget, or JetStream is known to be away, the
+// record is appended to the spool and an error wrapping ErrSpooled is
+// returned; when the spool cannot keep it either, one wrapping
+// ErrNotRecorded. data must not be modified until record returns, nor
+// reused after an error: an unacknowledged publish may still be resent
+// from it by the client.
 func (r *recorder) record(subject, id string, data []byte) error {
-	msg := r.msgs.Get().(*nats.Msg)
-	msg.Subject, msg.Data = subject, data
-	msg.Header[nats.MsgIdHdr][0] = id
-	start := time.Now()
-	err := r.publish(msg)
-	if err == nil {
-		r.metrics.publishTime.Observe(time.Since(start).Seconds())
-		msg.Data = nil
-		r.msgs.Put(msg) // acknowledged: the client holds it no more
-		return nil
+	reason := SpoolDegraded
+	var err error
+	switch {
+	case r.degraded.Load():
+	case !r.nc.IsConnected():
+		reason = SpoolDisconnected
+	default:
+		msg := r.msgs.Get().(*nats.Msg)
+		msg.Subject, msg.Data = subject, data
+		msg.Header[nats.MsgIdHdr][0] = id
+		start := time.Now()
+		if err = r.publish(msg); err == nil {
+			r.metrics.publishTime.Observe(time.Since(start).Seconds())
+			msg.Data = nil
+			r.msgs.Put(msg) // acknowledged: the client holds it no more
+			return nil
+		}
+		reason = SpoolError
+		if errors.Is(err, jetstream.ErrAsyncPublishTimeout) {
+			reason = SpoolTimeout
+		}
+		r.metrics.publishFailed.WithLabelValues(reason).Inc()
+		if !r.degraded.Swap(true) {
+			r.log.Warn("JetStream did not acknowledge a record; records go to the spool until it does again",
+				"error", err, "spool", r.spool.Dir())
+		}
 	}
-	reason := "error"
-	if errors.Is(err, jetstream.ErrAsyncPublishTimeout) {
-		reason = "timeout"
+	if serr := r.spool.Append(spool.Entry{Subject: subject, ID: id, Data: data}); serr != nil {
+		r.lost.Add(1)
+		lostReason := "spool_error"
+		if errors.Is(serr, spool.ErrFull) {
+			lostReason = "spool_full"
+		}
+		r.metrics.recordsLost.WithLabelValues(lostReason).Inc()
+		err = fmt.Errorf("%w: JetStream: %s (%v); spool: %w", ErrNotRecorded, reason, err, serr)
+		r.logFailure(err)
+		return err
 	}
-	r.metrics.publishFailed.WithLabelValues(reason).Inc()
-	r.failed.Add(1)
-	if ferr := r.unacked.append(subject, id, data); ferr != nil {
-		err = fmt.Errorf("%w: %w; and keeping it failed: %w", ErrNotAcknowledged, err, ferr)
-	} else {
-		r.metrics.spool.Inc()
-		err = fmt.Errorf("%w: %w", ErrNotAcknowledged, err)
+	r.spooled.Add(1)
+	r.metrics.spooled.WithLabelValues(reason).Inc()
+	select {
+	case r.kick <- struct{}{}:
+	default:
 	}
-	r.logFailure(err)
-	return err
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrSpooled, err)
+	}
+	return fmt.Errorf("%w (%s)", ErrSpooled, reason)
 }
 
 // publish waits for the ack; the JetStream context fails the future after
@@ -97,15 +179,85 @@ func (r *recorder) publish(msg *nats.Msg) error {
 	}
 }
 
-// logFailure logs at most one line a second; the count says how many.
-func (r *recorder) logFailure(err error) {
-	now := time.Now().UnixNano()
-	last := r.last.Load()
-	if now-last < int64(time.Second) || !r.last.CompareAndSwap(last, now) {
-		return
+// send republishes spooled records with their original Nats-Msg-Id and
+// reports how many, from the first, JetStream acknowledged.
+func (r *recorder) send(ctx context.Context, entries []spool.Entry) (int, error) {
+	futs := make([]jetstream.PubAckFuture, 0, len(entries))
+	var perr error
+	for _, e := range entries {
+		msg := &nats.Msg{Subject: e.Subject, Data: e.Data, Header: nats.Header{nats.MsgIdHdr: []string{e.ID}}}
+		f, err := r.js.PublishMsgAsync(msg)
+		if err != nil {
+			perr = err
+			break
+		}
+		futs = append(futs, f)
 	}
-	r.log.Error("records not acknowledged by JetStream; kept in the unacked file",
-		"error", err, "failed_total", r.failed.Load(), "file", r.unacked.path)
+	for i, f := range futs {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return i, err
+		case <-ctx.Done():
+			return i, ctx.Err()
+		}
+	}
+	return len(futs), perr
+}
+
+// replayLoop republishes the spool whenever it holds records and NATS is
+// connected, backing off while JetStream keeps failing.
+func (r *recorder) replayLoop(ctx context.Context) {
+	defer close(r.done)
+	wait := replayMinWait
+	for {
+		if r.spool.Len() == 0 {
+			r.degraded.Store(false)
+			wait = replayMinWait
+			select {
+			case <-ctx.Done():
+				return
+			case <-r.kick:
+			}
+		}
+		// Spooled records wait a little: a burst of failures is sent
+		// together, and a JetStream that just failed gets time.
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		if !r.nc.IsConnected() {
+			continue
+		}
+		if err := r.replay(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			wait = min(2*wait, replayMaxWait)
+			continue
+		}
+		wait = replayMinWait
+	}
+}
+
+// replay sends what the spool holds once; any record acknowledged ends the
+// degraded state.
+func (r *recorder) replay(ctx context.Context) error {
+	n, err := r.spool.Replay(ctx, replayChunk, r.send)
+	if n > 0 && r.degraded.Swap(false) {
+		r.log.Info("JetStream acknowledges records again; new records are published directly")
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			r.log.Warn("spool replay interrupted; retrying", "replayed", n, "waiting", r.spool.Len(), "error", err)
+		}
+		return err
+	}
+	if n > 0 {
+		r.log.Info("spool replayed to JetStream", "records", n, "waiting", r.spool.Len())
+	}
+	return nil
 }
 
 // flush waits until every publish in flight is acknowledged or ctx ends.
@@ -118,51 +270,37 @@ func (r *recorder) flush(ctx context.Context) error {
 	}
 }
 
-// unackedFile keeps records JetStream did not acknowledge. Each entry is a
-// header line "subject msg-id length" followed by the record bytes and a
-// newline, so records may contain newlines. Entries are fsynced: the caller
-// was answered on the strength of it.
-type unackedFile struct {
-	path string
-	mu   sync.Mutex
-	f    *os.File
+// logFailure logs at most one line a second; the count says how many.
+func (r *recorder) logFailure(err error) {
+	now := time.Now().UnixNano()
+	last := r.last.Load()
+	if now-last < int64(time.Second) || !r.last.CompareAndSwap(last, now) {
+		return
+	}
+	r.log.Error("records lost: neither JetStream nor the spool could keep them",
+		"error", err, "lost_total", r.lost.Load(), "spool", r.spool.Dir())
 }
 
-func (u *unackedFile) append(subject, id string, data []byte) error {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if u.f == nil {
-		if err := os.MkdirAll(filepath.Dir(u.path), 0o750); err != nil {
-			return err
+// close waits for the acks in flight, stops the replay loop, sends what the
+// spool still holds if NATS is connected, and closes the spool; all within
+// ctx. Whatever is left stays on disk for the next start.
+func (r *recorder) close(ctx context.Context) error {
+	var errs []error
+	if err := r.flush(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	r.stop()
+	<-r.done
+	if r.spool.Len() > 0 && r.nc.IsConnected() && ctx.Err() == nil {
+		if err := r.replay(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("flushing the spool: %w", err))
 		}
-		f, err := os.OpenFile(u.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
-		if err != nil {
-			return err
-		}
-		u.f = f
 	}
-	buf := make([]byte, 0, len(subject)+len(id)+len(data)+32)
-	buf = append(buf, subject...)
-	buf = append(buf, ' ')
-	buf = append(buf, id...)
-	buf = append(buf, ' ')
-	buf = strconv.AppendInt(buf, int64(len(data)), 10)
-	buf = append(buf, '\n')
-	buf = append(buf, data...)
-	buf = append(buf, '\n')
-	if _, err := u.f.Write(buf); err != nil {
-		return err
+	if n := r.spool.Len(); n > 0 {
+		r.log.Warn("records remain in the spool; they are sent at the next start", "records", n, "spool", r.spool.Dir())
 	}
-	return u.f.Sync()
-}
-
-func (u *unackedFile) close() error {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if u.f == nil {
-		return nil
+	if err := r.spool.Close(); err != nil {
+		errs = append(errs, err)
 	}
-	err := u.f.Close()
-	u.f = nil
-	return err
+	return errors.Join(errs...)
 }

@@ -43,10 +43,14 @@ func New(nc *nats.Conn, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	log := cfg.Logger
+	rec, err := newRecorder(nc, js, &cfg, log)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{
 		cfg:      cfg,
 		deciders: newDeciders(nc, &cfg, log),
-		rec:      newRecorder(js, &cfg, log),
+		rec:      rec,
 		metrics:  cfg.Metrics,
 	}
 	s.metrics.registerBreaker(s.deciders)
@@ -85,16 +89,11 @@ func (s *Server) ListenAndServe() error {
 }
 
 // Shutdown stops accepting webhooks, waits for the calls in flight to be
-// answered and their records acknowledged, all within ctx.
+// answered and their records acknowledged, then sends what the spool holds
+// while NATS is connected and closes it, all within ctx. Records still
+// spooled stay on disk for the next start.
 func (s *Server) Shutdown(ctx context.Context) error {
-	err := s.http.ShutdownWithContext(ctx)
-	if ferr := s.rec.flush(ctx); ferr != nil {
-		err = errors.Join(err, ferr)
-	}
-	if cerr := s.rec.unacked.close(); cerr != nil {
-		err = errors.Join(err, cerr)
-	}
-	return err
+	return errors.Join(s.http.ShutdownWithContext(ctx), s.rec.close(ctx))
 }
 
 // BreakerOpen reports whether the circuit breaker in front of the deciders
@@ -105,7 +104,11 @@ func (s *Server) BreakerOpen() bool { return s.deciders.state() == gobreaker.Sta
 func (s *Server) BreakerState() string { return s.deciders.state().String() }
 
 // Stats returns counters of what the ingestor did since it started.
-func (s *Server) Stats() Stats { return s.stats.snapshot(s.rec.failed.Load()) }
+func (s *Server) Stats() Stats {
+	st := s.stats.snapshot()
+	st.Spooled, st.Lost, st.SpoolWaiting = s.rec.spooled.Load(), s.rec.lost.Load(), s.rec.spool.Len()
+	return st
+}
 
 // debugLogger takes fasthttp's per-connection error lines (a client that
 // sent garbage, a body over the limit) at debug level: they are answered

@@ -45,7 +45,7 @@ func TestSeedCallActionInSession(t *testing.T) {
 	if !bytes.Equal(d.Callflow, a.body) {
 		t.Errorf("recorded callflow = %s, answered %s", d.Callflow, a.body)
 	}
-	if s := e.srv.Stats(); s.Requests != 1 || s.Decided != 1 || s.Recorded != 1 || s.Fallbacks != 0 || s.Rejected != 0 || s.Unacked != 0 {
+	if s := e.srv.Stats(); s.Requests != 1 || s.Decided != 1 || s.Recorded != 1 || s.Fallbacks != 0 || s.Rejected != 0 || s.Spooled != 0 {
 		t.Errorf("stats = %+v", s)
 	}
 }

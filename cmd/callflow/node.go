@@ -251,7 +251,7 @@ func (n *node) shutdown(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("ingest: %w", err))
 		}
 		st := n.ingest.Stats()
-		n.log.Info("ingest drained", "requests", st.Requests, "decided", st.Decided, "fallbacks", st.Fallbacks, "recorded", st.Recorded, "unacked", st.Unacked)
+		n.log.Info("ingest drained", "requests", st.Requests, "decided", st.Decided, "fallbacks", st.Fallbacks, "recorded", st.Recorded, "spooled", st.Spooled, "spool_waiting", st.SpoolWaiting, "lost", st.Lost)
 	}
 	for _, d := range n.deciders {
 		if err := d.Stop(); err != nil {

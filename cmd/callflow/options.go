@@ -16,6 +16,7 @@ import (
 	"github.com/callflow/callflow/decider"
 	"github.com/callflow/callflow/ingest"
 	"github.com/callflow/callflow/session"
+	"github.com/callflow/callflow/spool"
 )
 
 // options are the flags of the long-running roles. Each role registers the
@@ -39,6 +40,7 @@ type options struct {
 	maxBody        int
 	decideTimeout  time.Duration
 	recordTimeout  time.Duration
+	spoolMaxBytes  int64
 	breakerFails   uint
 	breakerOpenFor time.Duration
 	breakerProbes  uint
@@ -81,7 +83,7 @@ func (o *options) registerNATS(fs *flag.FlagSet, embedded bool) {
 	} else {
 		fs.StringVar(&o.natsURL, "nats-url", "nats://127.0.0.1:4222", "NATS server URLs, comma-separated")
 	}
-	fs.StringVar(&o.dataDir, "data-dir", "./data", "directory for the embedded JetStream store and records JetStream did not acknowledge")
+	fs.StringVar(&o.dataDir, "data-dir", "./data", "directory for the embedded JetStream store and the ingest spool (<data-dir>/spool) of records JetStream did not acknowledge in time")
 }
 
 func (o *options) registerStream(fs *flag.FlagSet) {
@@ -100,7 +102,8 @@ func (o *options) registerIngest(fs *flag.FlagSet) {
 	fs.StringVar(&o.httpAddr, "http-addr", ingest.DefaultAddr, "webhook listener address (serves POST /vca)")
 	fs.IntVar(&o.maxBody, "max-body", ingest.DefaultMaxBody, "largest webhook body accepted, in bytes (larger is 413)")
 	fs.DurationVar(&o.decideTimeout, "decide-timeout", ingest.DefaultDecideTimeout, "how long a call waits for a decider before the fallback")
-	fs.DurationVar(&o.recordTimeout, "record-timeout", ingest.DefaultRecordTimeout, "how long a call waits for JetStream to acknowledge its record")
+	fs.DurationVar(&o.recordTimeout, "record-timeout", ingest.DefaultRecordTimeout, "how long a call waits for JetStream to acknowledge its record before it is spooled to disk")
+	fs.Int64Var(&o.spoolMaxBytes, "spool-max-bytes", spool.DefaultMaxBytes, "bound of the on-disk spool of unacknowledged records, in bytes (past it, records are lost and counted)")
 	fs.UintVar(&o.breakerFails, "breaker-failures", 5, "consecutive decider failures that open the circuit breaker")
 	fs.DurationVar(&o.breakerOpenFor, "breaker-open-for", 5*time.Second, "how long the breaker stays open before probing the deciders again")
 	fs.UintVar(&o.breakerProbes, "breaker-half-open-probes", 3, "calls let through to probe the deciders while half open")
@@ -182,6 +185,7 @@ func (o *options) ingestConfig(log *slog.Logger) ingest.Config {
 		DecideTimeout: o.decideTimeout,
 		RecordTimeout: o.recordTimeout,
 		DataDir:       o.dataDir,
+		SpoolMaxBytes: o.spoolMaxBytes,
 		Instance:      o.instance,
 		Logger:        log,
 	}
