@@ -40,6 +40,11 @@ var documentedMetrics = map[string]string{
 	"callflow_record_publish_duration_seconds": "histogram",
 	"callflow_record_publish_failures_total":   "counter", // {reason}
 	"callflow_spool_records":                   "gauge",
+	"callflow_spool_bytes":                     "gauge",
+	"callflow_spool_limit_bytes":               "gauge",
+	"callflow_spool_appended_total":            "counter", // {reason}
+	"callflow_spool_replayed_total":            "counter",
+	"callflow_records_lost_total":              "counter", // {reason}
 	// decider (and the session index of ingest)
 	"callflow_decider_requests_total": "counter", // {outcome}
 	"callflow_sessions":               "gauge",
