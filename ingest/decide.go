@@ -18,7 +18,9 @@ const (
 	ReasonNoResponders = "no_responders"
 	ReasonBadReply     = "bad_reply"
 	ReasonDeciderError = "decider_error"
-	ReasonUnavailable  = "unavailable"
+	// ReasonUnavailable: no NATS connection (the call is not made to wait
+	// for a reconnect), or an error of no other kind.
+	ReasonUnavailable = "unavailable"
 )
 
 var (
@@ -64,7 +66,13 @@ func newDeciders(nc *nats.Conn, cfg *Config, log *slog.Logger) *deciders {
 }
 
 // decide returns the deciders' callflow for req, or the reason it has none.
+// Without a NATS connection the call gets the fallback at once: a request
+// would only wait in the reconnect buffer for the whole decide timeout. That
+// is not counted against the breaker, which judges the deciders, not NATS.
 func (d *deciders) decide(req []byte) (decision, string) {
+	if !d.nc.IsConnected() {
+		return decision{}, ReasonUnavailable
+	}
 	dec, err := d.cb.Execute(func() (decision, error) {
 		msg, err := d.nc.Request(d.subject, req, d.timeout)
 		if err != nil {
