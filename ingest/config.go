@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/callflow/callflow/spool"
@@ -25,6 +27,24 @@ type Config struct {
 	// ReadTimeout and WriteTimeout bound one request's read and the
 	// answer's write; IdleTimeout bounds a kept-alive connection's idleness.
 	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	// MaxHeaderBytes bounds a request's header (larger is 431).
+	MaxHeaderBytes int
+	// MaxConns bounds the connections served at once, MaxConnsPerIP those
+	// from one address; past them a connection gets 503 or 429 and is
+	// closed. Zero is fasthttp's default (256 * 1024), or no per-IP limit.
+	MaxConns, MaxConnsPerIP int
+
+	// Auth holds the accepted values of the Authorization header: what is
+	// configured as the webhook's httpAuthHeader at 8x8. Several values
+	// let the secret be rotated without downtime. Empty accepts any
+	// request, which is only for development.
+	Auth []string
+	// AllowCIDRs, when set, are the only source ranges that may call the
+	// webhook (8x8's published ranges); others get 403.
+	AllowCIDRs []netip.Prefix
+	// TrustedProxies are the load balancers whose X-Forwarded-For names
+	// the client; for any other peer the header is ignored.
+	TrustedProxies []netip.Prefix
 
 	// DecideSubject is where the deciders listen.
 	DecideSubject string
@@ -72,6 +92,9 @@ const (
 	DefaultMaxBody       = 64 << 10
 	DefaultDecideTimeout = 500 * time.Millisecond
 	DefaultRecordTimeout = time.Second
+	// DefaultMaxHeaderBytes is fasthttp's read buffer: 8x8 sends a few
+	// hundred bytes of header.
+	DefaultMaxHeaderBytes = 8 << 10
 )
 
 // DefaultFallback is what callers hear when no decider can answer.
@@ -98,6 +121,9 @@ func (c *Config) setDefaults() {
 	def(&c.ReadTimeout, 5*time.Second)
 	def(&c.WriteTimeout, 5*time.Second)
 	def(&c.IdleTimeout, 60*time.Second)
+	if c.MaxHeaderBytes == 0 {
+		c.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
 	if c.DecideSubject == "" {
 		c.DecideSubject = wire.DecideSubject
 	}
@@ -139,6 +165,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: max body must be at least 1024 bytes, got %d", ErrInvalidConfig, c.MaxBody)
 	case c.ReadTimeout < 0 || c.WriteTimeout < 0 || c.IdleTimeout < 0:
 		return fmt.Errorf("%w: HTTP timeouts cannot be negative", ErrInvalidConfig)
+	case c.MaxHeaderBytes < 1024:
+		return fmt.Errorf("%w: max header bytes must be at least 1024, got %d", ErrInvalidConfig, c.MaxHeaderBytes)
+	case c.MaxConns < 0 || c.MaxConnsPerIP < 0:
+		return fmt.Errorf("%w: connection limits cannot be negative", ErrInvalidConfig)
 	case c.DecideTimeout <= 0:
 		return fmt.Errorf("%w: decide timeout must be > 0", ErrInvalidConfig)
 	case c.RecordTimeout <= 0:
@@ -147,6 +177,11 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: breaker open interval must be > 0", ErrInvalidConfig)
 	case c.SpoolMaxBytes < 1<<20:
 		return fmt.Errorf("%w: spool max bytes must be at least 1 MiB, got %d", ErrInvalidConfig, c.SpoolMaxBytes)
+	}
+	for _, a := range c.Auth {
+		if strings.TrimSpace(a) == "" || strings.ContainsAny(a, "\r\n") {
+			return fmt.Errorf("%w: an accepted Authorization value is empty or holds a line break", ErrInvalidConfig)
+		}
 	}
 	if err := c.Fallback.Validate(); err != nil {
 		return fmt.Errorf("%w: fallback say: %v", ErrInvalidConfig, err)

@@ -31,6 +31,17 @@ const contentTypeJSON = "application/json"
 func (s *Server) route(ctx *fasthttp.RequestCtx) {
 	s.stats.requests.Add(1)
 	start := time.Now()
+	// Strangers learn nothing, not even which paths exist: the network,
+	// then the credentials, are checked first.
+	if !s.guard.allowed(ctx) {
+		s.refuse(ctx, fasthttp.StatusForbidden, RefusedNetwork, "source address not allowed", start)
+		return
+	}
+	if !s.guard.authorized(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization)) {
+		ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, `Static realm="callflow webhook"`)
+		s.refuse(ctx, fasthttp.StatusUnauthorized, RefusedUnauthorized, "missing or wrong Authorization header", start)
+		return
+	}
 	if string(ctx.Path()) != s.cfg.Path {
 		s.reject(ctx, fasthttp.StatusNotFound, "not found: "+string(ctx.Path())+"; webhooks go to POST "+s.cfg.Path)
 		s.metrics.answered("invalid", fasthttp.StatusNotFound, start)
@@ -145,17 +156,24 @@ func (s *Server) reject(ctx *fasthttp.RequestCtx, status int, msg string) {
 func (s *Server) transportError(ctx *fasthttp.RequestCtx, err error) {
 	s.stats.requests.Add(1)
 	start := time.Now()
-	var status int
-	var msg string
 	var netErr net.Error
+	var small *fasthttp.ErrSmallBuffer
 	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
-		status, msg = fasthttp.StatusRequestEntityTooLarge, "body larger than the limit of "+strconv.Itoa(s.cfg.MaxBody)+" bytes"
+		s.refuse(ctx, fasthttp.StatusRequestEntityTooLarge, RefusedBodyTooLarge, "body larger than the limit of "+strconv.Itoa(s.cfg.MaxBody)+" bytes", start)
+	case errors.As(err, &small):
+		s.refuse(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, RefusedHeaderLarge, "request header larger than the limit of "+strconv.Itoa(s.cfg.MaxHeaderBytes)+" bytes", start)
 	case errors.As(err, &netErr) && netErr.Timeout():
-		status, msg = fasthttp.StatusRequestTimeout, "request not received in time"
+		s.refuse(ctx, fasthttp.StatusRequestTimeout, RefusedTimeout, "request not received in time", start)
 	default:
-		status, msg = fasthttp.StatusBadRequest, "malformed HTTP request: "+err.Error()
+		s.refuse(ctx, fasthttp.StatusBadRequest, RefusedMalformed, "malformed HTTP request: "+err.Error(), start)
 	}
+}
+
+// refuse answers a request refused before it was read as an event, and
+// counts why.
+func (s *Server) refuse(ctx *fasthttp.RequestCtx, status int, reason, msg string, start time.Time) {
 	s.reject(ctx, status, msg)
+	s.metrics.refused.WithLabelValues(reason).Inc()
 	s.metrics.answered("invalid", status, start)
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/callflow/callflow/spool"
 	"github.com/callflow/callflow/wire"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
 )
 
 // Metrics are the ingestor's Prometheus collectors. Label values are
@@ -21,6 +22,7 @@ type Metrics struct {
 	publishTime   prometheus.Histogram
 	publishFailed *prometheus.CounterVec
 	spooled       *prometheus.CounterVec
+	refused       *prometheus.CounterVec
 	recordsLost   *prometheus.CounterVec
 	reg           prometheus.Registerer
 	// answeredOK caches the series of 200 answers per event label: the
@@ -73,6 +75,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "callflow_record_publish_failures_total",
 			Help: "Records JetStream did not acknowledge in time, by reason (timeout, error); they go to the spool.",
 		}, []string{"reason"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "callflow_webhook_refused_total",
+			Help: "Webhook requests refused before being read as an event, by reason (unauthorized, network, body_too_large, header_too_large, timeout, malformed_http).",
+		}, []string{"reason"}),
 		spooled: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "callflow_spool_appended_total",
 			Help: "Records written to the on-disk spool, by reason (timeout, error, disconnected, degraded).",
@@ -96,6 +102,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for _, r := range []string{SpoolTimeout, SpoolError, SpoolDisconnected, SpoolDegraded} {
 		m.spooled.WithLabelValues(r)
 	}
+	for _, r := range []string{RefusedUnauthorized, RefusedNetwork, RefusedBodyTooLarge, RefusedHeaderLarge, RefusedTimeout, RefusedMalformed} {
+		m.refused.WithLabelValues(r)
+	}
 	m.recordsLost.WithLabelValues("spool_full")
 	m.recordsLost.WithLabelValues("spool_error")
 	m.answeredOK = map[string]okSeries{}
@@ -103,7 +112,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.answeredOK[et] = okSeries{m.requests.WithLabelValues(et, "200"), m.duration.WithLabelValues(et)}
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.duration, m.decisions, m.fallbacks, m.deciderTime, m.publishTime, m.publishFailed, m.spooled, m.recordsLost)
+		reg.MustRegister(m.requests, m.duration, m.decisions, m.fallbacks, m.deciderTime, m.publishTime, m.publishFailed, m.spooled, m.recordsLost, m.refused)
 	}
 	return m
 }
@@ -152,13 +161,20 @@ func (m *Metrics) registerSpool(sp *spool.Spool) {
 	)
 }
 
-// registerBreaker exposes the breaker's state, read when scraped.
-func (m *Metrics) registerBreaker(d *deciders) {
+// registerServer exposes the breaker's state and the connections the
+// listener turned away, read when scraped.
+func (m *Metrics) registerServer(d *deciders, srv *fasthttp.Server) {
 	if m.reg == nil {
 		return
 	}
-	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "callflow_decider_breaker_state",
-		Help: "State of the circuit breaker in front of the deciders: 0 closed, 1 half-open, 2 open (calls get the fallback).",
-	}, func() float64 { return float64(d.state()) }))
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "callflow_decider_breaker_state",
+			Help: "State of the circuit breaker in front of the deciders: 0 closed, 1 half-open, 2 open (calls get the fallback).",
+		}, func() float64 { return float64(d.state()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "callflow_webhook_rejected_connections_total",
+			Help: "Webhook connections turned away at the connection limits (--http-max-conns: 503, --http-max-conns-per-ip: 429).",
+		}, func() float64 { return float64(srv.GetRejectedConnectionsCount()) }),
+	)
 }

@@ -29,6 +29,7 @@ type Server struct {
 	stats    stats
 	metrics  *Metrics
 	subjects subjectCache
+	guard    *guard
 }
 
 // New builds an ingestor on nc. The records stream must exist (see
@@ -52,8 +53,11 @@ func New(nc *nats.Conn, cfg Config) (*Server, error) {
 		deciders: newDeciders(nc, &cfg, log),
 		rec:      rec,
 		metrics:  cfg.Metrics,
+		guard:    newGuard(&cfg),
 	}
-	s.metrics.registerBreaker(s.deciders)
+	if len(cfg.Auth) == 0 {
+		log.Warn("webhook authentication is off: any client that reaches the listener can post calls; set --webhook-auth to the httpAuthHeader configured at 8x8")
+	}
 	fb := fallbackResponse(cfg.Fallback)
 	s.fallback = fb.JSON()
 	s.bufs.New = func() any { return &buffers{} }
@@ -65,11 +69,15 @@ func New(nc *nats.Conn, cfg Config) (*Server, error) {
 		ReadTimeout:           cfg.ReadTimeout,
 		WriteTimeout:          cfg.WriteTimeout,
 		IdleTimeout:           cfg.IdleTimeout,
+		ReadBufferSize:        cfg.MaxHeaderBytes,
+		Concurrency:           cfg.MaxConns,
+		MaxConnsPerIP:         cfg.MaxConnsPerIP,
 		NoDefaultServerHeader: true,
 		NoDefaultDate:         true,
 		CloseOnShutdown:       true,
 		Logger:                debugLogger{log},
 	}
+	s.metrics.registerServer(s.deciders, s.http)
 	return s, nil
 }
 

@@ -36,7 +36,8 @@ type Config struct {
 	// MaxBytes bounds the bytes on disk (default 1 GiB).
 	MaxBytes int64
 	// SegmentBytes is the size past which the next commit starts a new
-	// segment (default 8 MiB). Replay reads one segment at a time.
+	// segment (default 8 MiB, or an eighth of MaxBytes when that is less).
+	// Replay reads one segment at a time.
 	SegmentBytes int64
 	// Logger receives recoveries and removals; never one line per record.
 	Logger *slog.Logger
@@ -47,7 +48,9 @@ func (c *Config) setDefaults() {
 		c.MaxBytes = DefaultMaxBytes
 	}
 	if c.SegmentBytes == 0 {
-		c.SegmentBytes = DefaultSegmentBytes
+		// A small spool still has several segments, so that delivered
+		// ones free space while the rest wait.
+		c.SegmentBytes = min(DefaultSegmentBytes, max(c.MaxBytes/8, 4<<10))
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

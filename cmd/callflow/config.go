@@ -55,7 +55,10 @@ func yamlConfig(r io.Reader, set func(name, value string) error) error {
 
 // secret reports whether a flag holds a secret that output must redact.
 func secret(name string) bool {
-	return strings.Contains(name, "token") || strings.Contains(name, "password")
+	if strings.HasSuffix(name, "-file") {
+		return false // a path, not the secret
+	}
+	return strings.Contains(name, "token") || strings.Contains(name, "password") || name == "webhook-auth"
 }
 
 const configSynopsis = `config print <role> [--config FILE] [flags]   the effective configuration, as YAML, secrets redacted

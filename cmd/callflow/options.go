@@ -47,6 +47,15 @@ type options struct {
 	fallbackText   string
 	fallbackVoice  string
 	instance       string
+	webhookAuth    string
+	allowCIDRs     string
+	trustedProxies string
+	readTimeout    time.Duration
+	writeTimeout   time.Duration
+	idleTimeout    time.Duration
+	maxHeaderBytes int
+	maxConns       int
+	maxConnsPerIP  int
 
 	// deciders
 	deciders          int
@@ -68,6 +77,9 @@ type options struct {
 	// admin
 	adminAddr  string
 	adminToken string
+
+	// secrets that may be read from files (see secretVar)
+	secrets []*secretSetting
 
 	// process
 	logLevel        string
@@ -110,6 +122,70 @@ func (o *options) registerIngest(fs *flag.FlagSet) {
 	fs.StringVar(&o.fallbackText, "fallback-text", ingest.DefaultFallback.Text, "said to callers when no decider can answer")
 	fs.StringVar(&o.fallbackVoice, "fallback-voice", ingest.DefaultFallback.VoiceProfile, "voice profile of the fallback message")
 	fs.StringVar(&o.instance, "instance", "", "name of this ingestor in records (default: host name)")
+	o.secretVar(fs, &o.webhookAuth, "webhook-auth", "accepted Authorization header values of webhooks (8x8's httpAuthHeader), comma-separated to rotate; empty accepts any request")
+	fs.StringVar(&o.allowCIDRs, "webhook-allow-cidrs", "", "source ranges allowed to call the webhook (8x8's published ranges), comma-separated CIDRs; empty allows any")
+	fs.StringVar(&o.trustedProxies, "trusted-proxies", "", "load balancers whose X-Forwarded-For names the client, comma-separated CIDRs; the header of any other peer is ignored")
+	fs.DurationVar(&o.readTimeout, "http-read-timeout", 5*time.Second, "webhook listener: the longest a request may take to arrive (slow clients get 408 or are cut off)")
+	fs.DurationVar(&o.writeTimeout, "http-write-timeout", 5*time.Second, "webhook listener: the longest an answer may take to be written")
+	fs.DurationVar(&o.idleTimeout, "http-idle-timeout", 60*time.Second, "webhook listener: how long a kept-alive connection may sit idle")
+	fs.IntVar(&o.maxHeaderBytes, "http-max-header-bytes", ingest.DefaultMaxHeaderBytes, "webhook listener: largest request header, in bytes (larger is 431)")
+	fs.IntVar(&o.maxConns, "http-max-conns", 0, "webhook listener: connections served at once, past which new ones get 503 (0: 262144)")
+	fs.IntVar(&o.maxConnsPerIP, "http-max-conns-per-ip", 0, "webhook listener: connections from one address, past which new ones get 429 (0: unlimited; 8x8 calls from few addresses)")
+}
+
+// secretVar registers a secret setting and its -file companion, which
+// reads it from a file so that it appears neither in process arguments nor
+// in the environment. A file holds one value per line.
+func (o *options) secretVar(fs *flag.FlagSet, p *string, name, usage string) {
+	s := &secretSetting{name: name, value: p}
+	o.secrets = append(o.secrets, s)
+	fs.StringVar(p, name, "", usage)
+	fs.StringVar(&s.file, name+"-file", "", "file holding --"+name+" (one value per line), so that it appears neither in process arguments nor in the environment")
+}
+
+// secretSetting is a secret flag and the file it may be read from.
+type secretSetting struct {
+	name  string
+	value *string
+	file  string
+}
+
+// readSecrets loads the secrets given as files.
+func (o *options) readSecrets() error {
+	for _, s := range o.secrets {
+		if s.file == "" {
+			continue
+		}
+		if *s.value != "" {
+			return fmt.Errorf("--%s and --%s-file are both set; give one", s.name, s.name)
+		}
+		b, err := os.ReadFile(s.file)
+		if err != nil {
+			return fmt.Errorf("--%s-file: %w", s.name, err)
+		}
+		var values []string
+		for _, line := range strings.Split(string(b), "\n") {
+			if line = strings.TrimSpace(line); line != "" {
+				values = append(values, line)
+			}
+		}
+		if len(values) == 0 {
+			return fmt.Errorf("--%s-file %s holds no value", s.name, s.file)
+		}
+		*s.value = strings.Join(values, ",")
+	}
+	return nil
+}
+
+// list splits a comma-separated setting, dropping blanks.
+func list(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 func (o *options) registerDeciders(fs *flag.FlagSet, def int) {
@@ -159,7 +235,7 @@ func (o *options) registerAdmin(fs *flag.FlagSet, addr string, api bool) {
 	}
 	fs.StringVar(&o.adminAddr, "admin-addr", addr, usage)
 	if api {
-		fs.StringVar(&o.adminToken, "admin-token", "", "bearer tokens for /v1/, comma-separated to rotate; required unless --admin-addr is loopback")
+		o.secretVar(fs, &o.adminToken, "admin-token", "bearer tokens for /v1/, comma-separated to rotate; required unless --admin-addr is loopback")
 	}
 }
 
@@ -188,7 +264,18 @@ func (o *options) ingestConfig(log *slog.Logger) ingest.Config {
 		SpoolMaxBytes: o.spoolMaxBytes,
 		Instance:      o.instance,
 		Logger:        log,
+
+		ReadTimeout:    o.readTimeout,
+		WriteTimeout:   o.writeTimeout,
+		IdleTimeout:    o.idleTimeout,
+		MaxHeaderBytes: o.maxHeaderBytes,
+		MaxConns:       o.maxConns,
+		MaxConnsPerIP:  o.maxConnsPerIP,
+		Auth:           list(o.webhookAuth),
 	}
+	// Checked by validate.
+	c.AllowCIDRs, _ = ingest.ParsePrefixes(list(o.allowCIDRs))
+	c.TrustedProxies, _ = ingest.ParsePrefixes(list(o.trustedProxies))
 	c.Breaker.Failures = uint32(min(o.breakerFails, 1<<31))
 	c.Breaker.OpenFor = o.breakerOpenFor
 	c.Breaker.HalfOpenProbes = uint32(min(o.breakerProbes, 1<<31))
@@ -203,13 +290,7 @@ func (o *options) deciderConfig(log *slog.Logger) decider.Config {
 }
 
 func (o *options) adminConfig(sessionAPI bool, log *slog.Logger) admin.Config {
-	var tokens []string
-	for _, t := range strings.Split(o.adminToken, ",") {
-		if t = strings.TrimSpace(t); t != "" {
-			tokens = append(tokens, t)
-		}
-	}
-	return admin.Config{Addr: o.adminAddr, Tokens: tokens, SessionAPI: sessionAPI, Logger: log}
+	return admin.Config{Addr: o.adminAddr, Tokens: list(o.adminToken), SessionAPI: sessionAPI, Logger: log}
 }
 
 // validate checks what no package config covers: the process settings and
@@ -235,6 +316,12 @@ func (o *options) validate(r nodeRoles) error {
 	}
 	if o.breakerProbes == 0 {
 		return fmt.Errorf("--breaker-half-open-probes must be >= 1")
+	}
+	if _, err := ingest.ParsePrefixes(list(o.allowCIDRs)); err != nil {
+		return fmt.Errorf("--webhook-allow-cidrs: %w", err)
+	}
+	if _, err := ingest.ParsePrefixes(list(o.trustedProxies)); err != nil {
+		return fmt.Errorf("--trusted-proxies: %w", err)
 	}
 	return nil
 }

@@ -107,6 +107,9 @@ func runRole(name string) func(ctx context.Context, args []string, stdout, stder
 		if err := parseFlags(r.flagSet(&o, stderr), args, false); err != nil {
 			return err
 		}
+		if err := o.readSecrets(); err != nil {
+			return err
+		}
 		nr, err := r.roles(&o)
 		if err != nil {
 			return err
