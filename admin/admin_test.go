@@ -38,7 +38,7 @@ func newLoggedServer(t *testing.T, tokens ...string) (*httptest.Server, *Server,
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.MountSessions(store)
+	s.MountSessions(store, nil)
 	s.AddCheck("sessions_bucket", false, store.Check)
 	hs := httptest.NewServer(s.mux)
 	t.Cleanup(hs.Close)

@@ -2,7 +2,9 @@ package admin
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +13,9 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/callflow/callflow/certs"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // ErrInvalidConfig is wrapped by every configuration error.
@@ -27,8 +32,51 @@ type Config struct {
 	// only then is a token required off loopback (probes and metrics are
 	// never authenticated).
 	SessionAPI bool
+	// RateLimit is the requests per second one client address may make
+	// to /v1/ (with bursts of RateBurst); past it, 429. Zero: 20/s,
+	// bursts of 40; negative: no limit.
+	RateLimit float64
+	RateBurst int
+	// TLS, when set, serves the listener over TLS (see package certs).
+	TLS *certs.Reloader
+	// Instance names this process in audit records.
+	Instance string
 	// Logger receives notable events.
 	Logger *slog.Logger
+	// Registerer receives the admin API's metrics; nil keeps them
+	// unregistered.
+	Registerer prometheus.Registerer
+}
+
+// Reasons a /v1/ request is refused (label of callflow_admin_refused_total).
+const (
+	RefusedUnauthorized = "unauthorized"
+	RefusedRateLimited  = "rate_limited"
+)
+
+// metrics are the admin API's collectors.
+type metrics struct {
+	refused       *prometheus.CounterVec
+	auditFailures prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "callflow_admin_refused_total",
+			Help: "Session API requests refused, by reason (unauthorized, rate_limited).",
+		}, []string{"reason"}),
+		auditFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "callflow_admin_audit_failures_total",
+			Help: "Session changes whose audit record could be kept neither in JetStream nor in the spool. Should stay 0.",
+		}),
+	}
+	m.refused.WithLabelValues(RefusedUnauthorized)
+	m.refused.WithLabelValues(RefusedRateLimited)
+	if reg != nil {
+		reg.MustRegister(m.refused, m.auditFailures)
+	}
+	return m
 }
 
 // Validate refuses a session API without a token on an address other than
@@ -42,6 +90,9 @@ func (c *Config) Validate() error {
 		if t == "" {
 			return fmt.Errorf("%w: an admin token cannot be empty", ErrInvalidConfig)
 		}
+	}
+	if c.RateLimit > 0 && c.RateBurst < 1 {
+		return fmt.Errorf("%w: rate burst must be >= 1 with a rate limit", ErrInvalidConfig)
 	}
 	if c.SessionAPI && len(c.Tokens) == 0 && !isLoopback(host) {
 		return fmt.Errorf("%w: admin address %s is not loopback, so an admin token is required", ErrInvalidConfig, c.Addr)
@@ -62,10 +113,12 @@ type Check func(ctx context.Context) error
 
 // Server is the admin listener.
 type Server struct {
-	cfg    Config
-	mux    *http.ServeMux
-	srv    *http.Server
-	checks []namedCheck
+	cfg     Config
+	mux     *http.ServeMux
+	srv     *http.Server
+	checks  []namedCheck
+	limits  *clientLimits
+	metrics *metrics
 }
 
 type namedCheck struct {
@@ -82,7 +135,13 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, mux: http.NewServeMux()}
+	if cfg.RateLimit == 0 {
+		cfg.RateLimit, cfg.RateBurst = 20, max(cfg.RateBurst, 40)
+	}
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), metrics: newMetrics(cfg.Registerer)}
+	if cfg.RateLimit > 0 {
+		s.limits = newClientLimits(cfg.RateLimit, cfg.RateBurst)
+	}
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -110,28 +169,37 @@ func (s *Server) AddCheck(name string, advisory bool, c Check) {
 // Handle mounts h on pattern (http.ServeMux syntax).
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
-// Protect wraps h so that it requires one of the configured bearer tokens
-// (compared in constant time). Without tokens, h is served as it is: New
-// has made sure that only happens on loopback.
+// Protect wraps h so that it is rate limited per client address and
+// requires one of the configured bearer tokens (compared in constant
+// time). Without tokens, h is served without one: New has made sure that
+// only happens on loopback.
 func (s *Server) Protect(h http.Handler) http.Handler {
 	if len(s.cfg.Tokens) == 0 {
-		return h
+		return s.limit(h)
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	tokens := make([][sha256.Size]byte, len(s.cfg.Tokens))
+	for i, t := range s.cfg.Tokens {
+		tokens[i] = sha256.Sum256([]byte(t))
+	}
+	return s.limit(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || !s.tokenOK(got) {
+		if !ok || !tokenOK(tokens, got) {
+			s.metrics.refused.WithLabelValues(RefusedUnauthorized).Inc()
 			w.Header().Set("WWW-Authenticate", `Bearer realm="callflow"`)
 			writeError(w, http.StatusUnauthorized, "a valid bearer token is required")
 			return
 		}
 		h.ServeHTTP(w, r)
-	})
+	}))
 }
 
-func (s *Server) tokenOK(got string) bool {
+// tokenOK compares digests, so that the time taken says nothing about the
+// tokens' lengths, and checks every token without stopping at a match.
+func tokenOK(tokens [][sha256.Size]byte, got string) bool {
+	sum := sha256.Sum256([]byte(got))
 	ok := 0
-	for _, t := range s.cfg.Tokens {
-		ok |= subtle.ConstantTimeCompare([]byte(got), []byte(t))
+	for i := range tokens {
+		ok |= subtle.ConstantTimeCompare(sum[:], tokens[i][:])
 	}
 	return ok == 1
 }
@@ -158,9 +226,12 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, code, map[string]any{"status": status, "checks": checks})
 }
 
-// Serve serves on ln until Shutdown.
+// Serve serves on ln until Shutdown, over TLS when configured.
 func (s *Server) Serve(ln net.Listener) error {
-	s.cfg.Logger.Info("admin listener started", "addr", ln.Addr().String(), "auth", len(s.cfg.Tokens) > 0)
+	s.cfg.Logger.Info("admin listener started", "addr", ln.Addr().String(), "auth", len(s.cfg.Tokens) > 0, "tls", s.cfg.TLS != nil)
+	if s.cfg.TLS != nil {
+		ln = tls.NewListener(ln, s.cfg.TLS.TLSConfig())
+	}
 	if err := s.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}

@@ -15,14 +15,15 @@ import (
 // maxSessionBody bounds a session request body.
 const maxSessionBody = 16 << 10
 
-// MountSessions serves the session API on s under /v1/sessions:
+// MountSessions serves the session API on s under /v1/sessions, writing an
+// audit record of every change through rec (nil: none):
 //
 //	POST   /v1/sessions                        create (201, 400, 409)
 //	GET    /v1/sessions?virtualNumber=...      list the open sessions on a number
 //	GET    /v1/sessions/{id}                   read (200, 404)
 //	DELETE /v1/sessions/{id}                   end (204, 404)
-func (s *Server) MountSessions(store *session.Store) {
-	h := &sessionsAPI{store: store, s: s}
+func (s *Server) MountSessions(store *session.Store, rec Recorder) {
+	h := &sessionsAPI{store: store, s: s, rec: rec}
 	s.Handle("POST /v1/sessions", s.Protect(http.HandlerFunc(h.create)))
 	s.Handle("GET /v1/sessions", s.Protect(http.HandlerFunc(h.list)))
 	s.Handle("GET /v1/sessions/{id}", s.Protect(http.HandlerFunc(h.get)))
@@ -49,6 +50,7 @@ func notAllowed(w http.ResponseWriter, r *http.Request) {
 type sessionsAPI struct {
 	store *session.Store
 	s     *Server
+	rec   Recorder
 }
 
 func (h *sessionsAPI) create(w http.ResponseWriter, r *http.Request) {
@@ -77,6 +79,7 @@ func (h *sessionsAPI) create(w http.ResponseWriter, r *http.Request) {
 		// notable event.
 		h.s.cfg.Logger.Debug("session created", "id", sess.ID, "virtual_number", wire.Masked(sess.VirtualNumber),
 			"participants", []string{wire.MaskNumber(sess.Participants[0]), wire.MaskNumber(sess.Participants[1])}, "ttl_seconds", sess.TTLSeconds)
+		h.audit(r, wire.AuditCreate, sess)
 		w.Header().Set("Location", "/v1/sessions/"+sess.ID)
 		writeJSON(w, http.StatusCreated, sess)
 	}
@@ -121,6 +124,7 @@ func (h *sessionsAPI) get(w http.ResponseWriter, r *http.Request) {
 func (h *sessionsAPI) delete(w http.ResponseWriter, r *http.Request) {
 	sess, err := h.store.Delete(r.Context(), r.PathValue("id"))
 	if err == nil {
+		h.audit(r, wire.AuditDelete, sess)
 		h.s.cfg.Logger.Debug("session deleted", "id", sess.ID, "virtual_number", wire.Masked(sess.VirtualNumber))
 	}
 	h.answer(w, sess, err, http.StatusNoContent)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/callflow/callflow/certs"
 	"github.com/callflow/callflow/spool"
 	"github.com/callflow/callflow/wire"
 )
@@ -42,6 +43,8 @@ type Config struct {
 	// AllowCIDRs, when set, are the only source ranges that may call the
 	// webhook (8x8's published ranges); others get 403.
 	AllowCIDRs []netip.Prefix
+	// TLS, when set, serves the webhook over TLS (see package certs).
+	TLS *certs.Reloader
 	// TrustedProxies are the load balancers whose X-Forwarded-For names
 	// the client; for any other peer the header is ignored.
 	TrustedProxies []netip.Prefix

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -81,9 +82,13 @@ func New(nc *nats.Conn, cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Serve answers webhooks on ln until Shutdown.
+// Serve answers webhooks on ln until Shutdown, over TLS when configured.
 func (s *Server) Serve(ln net.Listener) error {
-	s.cfg.Logger.Info("webhook listener started", "addr", ln.Addr().String(), "path", s.cfg.Path)
+	s.cfg.Logger.Info("webhook listener started", "addr", ln.Addr().String(), "path", s.cfg.Path,
+		"tls", s.cfg.TLS != nil, "auth", len(s.cfg.Auth) > 0, "allow_cidrs", len(s.cfg.AllowCIDRs))
+	if s.cfg.TLS != nil {
+		ln = tls.NewListener(ln, s.cfg.TLS.TLSConfig())
+	}
 	return s.http.Serve(ln)
 }
 
@@ -102,6 +107,17 @@ func (s *Server) ListenAndServe() error {
 // spooled stay on disk for the next start.
 func (s *Server) Shutdown(ctx context.Context) error {
 	return errors.Join(s.http.ShutdownWithContext(ctx), s.rec.close(ctx))
+}
+
+// Record keeps a record that is not a webhook's (an audit record of the
+// admin API) the way webhook records are kept: acknowledged by JetStream,
+// or else in the spool. It returns nil once the record is kept in either.
+// data must not be modified afterwards.
+func (s *Server) Record(subject, id string, data []byte) error {
+	if err := s.rec.record(subject, id, data); err != nil && !errors.Is(err, ErrSpooled) {
+		return err
+	}
+	return nil
 }
 
 // BreakerOpen reports whether the circuit breaker in front of the deciders

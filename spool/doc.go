@@ -7,7 +7,7 @@
 // failing publishes costs one fsync per burst, not one per call. The spool is
 // bounded in bytes; past the bound an append fails with ErrFull.
 //
-// Records live in segment files named by a growing sequence number. Replay
+// Records live in segment files named by a sequence number, in order. Replay
 // seals the segment being written, sends the records of the oldest segment in
 // chunks and removes a segment once every record in it was sent. A restart
 // finds the segments still on disk and replays them from their start: a

@@ -2,6 +2,7 @@ package spool
 
 import (
 	"bufio"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -57,7 +58,7 @@ func parseUnacked(r *bufio.Reader) ([]Entry, error) {
 			return out, fmt.Errorf("entry %d: header %q is not \"subject msg-id length\"", len(out)+1, strings.TrimSpace(line))
 		}
 		n, err := strconv.Atoi(f[2])
-		if err != nil || n < 0 || n > maxFrame {
+		if err != nil || n < 0 || n+len(f[0])+len(f[1])+2*binary.MaxVarintLen64 > maxFrame {
 			return out, fmt.Errorf("entry %d: bad length %q", len(out)+1, f[2])
 		}
 		data := make([]byte, n+1)

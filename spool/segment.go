@@ -207,14 +207,21 @@ func syncDir(dir string) error {
 // changing anything: for inspection and tests. A torn tail ends its
 // segment's records, as recovery would.
 func Read(dir string) ([]Entry, error) {
-	names, err := filepath.Glob(filepath.Join(dir, "*"+segmentExt))
+	des, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, err
+	}
+	var names []string
+	for _, de := range des {
+		seq, ok := strings.CutSuffix(de.Name(), segmentExt)
+		if _, err := strconv.ParseUint(seq, 10, 64); ok && err == nil && de.Type().IsRegular() {
+			names = append(names, de.Name())
+		}
 	}
 	slices.Sort(names) // zero-padded sequence numbers sort as numbers
 	var out []Entry
 	for _, name := range names {
-		entries, err := readSegment(name)
+		entries, err := readSegment(filepath.Join(dir, name))
 		if err != nil && !errors.Is(err, errBadFrame) {
 			return out, err
 		}

@@ -18,6 +18,8 @@ var (
 	ErrFull = errors.New("spool full")
 	// ErrClosed means the spool was closed.
 	ErrClosed = errors.New("spool closed")
+	// ErrTooLarge means a record is larger than a frame may be (64 MiB).
+	ErrTooLarge = errors.New("record too large for the spool")
 	// ErrInvalidConfig is wrapped by every configuration error.
 	ErrInvalidConfig = errors.New("invalid spool config")
 )
@@ -171,19 +173,24 @@ func (s *Spool) Dir() string { return s.cfg.Dir }
 // together share one fsync.
 func (s *Spool) Append(e Entry) error {
 	frame := appendFrame(nil, e)
+	if len(frame)-frameHead > maxFrame {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(frame)-frameHead, maxFrame)
+	}
+	// The read lock keeps Close from closing reqs under the send.
+	s.closing.RLock()
+	if s.closed {
+		s.closing.RUnlock()
+		return ErrClosed
+	}
+	// A new segment's header may come on top: it is counted as if it did.
 	n := int64(len(frame))
-	if s.bytes.Add(n) > s.cfg.MaxBytes {
+	if s.bytes.Add(n)+int64(len(segmentHeader)) > s.cfg.MaxBytes {
+		s.closing.RUnlock()
 		s.bytes.Add(-n)
 		s.refused.Add(1)
 		return fmt.Errorf("%w: %d bytes on disk, limit %d", ErrFull, s.bytes.Load(), s.cfg.MaxBytes)
 	}
 	r := &request{frame: frame, err: make(chan error, 1)}
-	s.closing.RLock()
-	if s.closed {
-		s.closing.RUnlock()
-		s.bytes.Add(-n)
-		return ErrClosed
-	}
 	s.reqs <- r
 	s.closing.RUnlock()
 	return <-r.err
@@ -387,11 +394,11 @@ func (s *Spool) Replay(ctx context.Context, chunk int, send Send) (int, error) {
 func (s *Spool) remove(seg *segment) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.sealed = slices.DeleteFunc(s.sealed, func(x *segment) bool { return x == seg })
-	s.bytes.Add(-seg.size)
 	if err := os.Remove(seg.path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("spool: remove delivered segment: %w", err)
 	}
+	s.sealed = slices.DeleteFunc(s.sealed, func(x *segment) bool { return x == seg })
+	s.bytes.Add(-seg.size)
 	return syncDir(s.cfg.Dir)
 }
 

@@ -45,6 +45,11 @@ var documentedMetrics = map[string]string{
 	"callflow_spool_appended_total":            "counter", // {reason}
 	"callflow_spool_replayed_total":            "counter",
 	"callflow_records_lost_total":              "counter", // {reason}
+	// ingest and admin: refusals
+	"callflow_webhook_refused_total":              "counter", // {reason}
+	"callflow_webhook_rejected_connections_total": "counter",
+	"callflow_admin_refused_total":                "counter", // {reason}
+	"callflow_admin_audit_failures_total":         "counter",
 	// decider (and the session index of ingest)
 	"callflow_decider_requests_total": "counter", // {outcome}
 	"callflow_sessions":               "gauge",

@@ -333,7 +333,22 @@ func TestServeEndToEnd(t *testing.T) {
 		t.Errorf("missing callId: %d %s", status, body)
 	}
 
-	recs := streamRecords(t, "nats://"+natsAddr, 4)
+	// Four webhooks and the audit record of the session's creation.
+	recs := streamRecords(t, "nats://"+natsAddr, 5)
+	var audits int
+	for _, r := range recs {
+		if r.EventType != wire.EventSessionAudit {
+			continue
+		}
+		audits++
+		ev, err := wire.ParseEvent(r.Event)
+		if err != nil || ev.Payload.SessionID != sess.ID || !strings.Contains(string(r.Event), `"operation":"create"`) {
+			t.Errorf("audit record %s (%v), want the creation of session %s", r.Event, err, sess.ID)
+		}
+	}
+	if audits != 1 {
+		t.Errorf("%d audit records, want 1 (the conflicting create changed nothing)", audits)
+	}
 	seedRec := recs["eb0fc709-9693-11ea-454d-1705dde98182"]
 	if seedRec == nil || seedRec.Decision == nil || seedRec.Decision.Source != wire.SourceDecider || seedRec.Decision.Outcome != wire.OutcomeConnect {
 		t.Errorf("seed record: %+v", seedRec)

@@ -7,11 +7,15 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/callflow/callflow/admin"
 	"github.com/callflow/callflow/archiver"
 	"github.com/callflow/callflow/broker"
+	"github.com/callflow/callflow/certs"
 	"github.com/callflow/callflow/decider"
 	"github.com/callflow/callflow/ingest"
 	"github.com/callflow/callflow/session"
@@ -46,6 +50,38 @@ type node struct {
 	deciders []*decider.Service
 	ingest   *ingest.Server
 	admin    *admin.Server
+	httpTLS  *certs.Reloader
+	certs    []*certs.Reloader // may hold nils: listeners without TLS
+}
+
+// reloadCertsOnSIGHUP reads the listeners' certificate files again on each
+// SIGHUP; a pair that fails to load leaves the one in use. It returns the
+// function that stops listening for the signal.
+func (n *node) reloadCertsOnSIGHUP() func() {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-hup:
+				for _, c := range n.certs {
+					if c == nil {
+						continue
+					}
+					cert, key := c.Files()
+					if err := c.Reload(); err != nil {
+						n.log.Error("TLS certificate not reloaded; the previous one stays in use", "cert", cert, "key", key, "error", err)
+						continue
+					}
+					n.log.Info("TLS certificate reloaded", "cert", cert)
+				}
+			}
+		}
+	}()
+	return func() { signal.Stop(hup); close(done) }
 }
 
 // runNode starts the parts r names, serves until ctx ends or a listener
@@ -71,6 +107,19 @@ func runNode(ctx context.Context, o *options, r nodeRoles, stderr io.Writer) err
 	}
 	n := &node{log: log, reg: newRegistry()}
 	defer n.close()
+	adminCfg.Registerer = n.reg
+	if adminCfg.TLS, err = certs.New(o.adminTLSCert, o.adminTLSKey); err != nil {
+		return fmt.Errorf("--admin-tls-cert/--admin-tls-key: %w", err)
+	}
+	n.certs = append(n.certs, adminCfg.TLS)
+	if r.ingest {
+		if n.httpTLS, err = certs.New(o.httpTLSCert, o.httpTLSKey); err != nil {
+			return fmt.Errorf("--http-tls-cert/--http-tls-key: %w", err)
+		}
+		n.certs = append(n.certs, n.httpTLS)
+	}
+	stopReload := n.reloadCertsOnSIGHUP()
+	defer stopReload()
 	if err := n.start(ctx, o, r, adminCfg); err != nil {
 		return err
 	}
@@ -187,10 +236,11 @@ func (n *node) start(ctx context.Context, o *options, r nodeRoles, adminCfg admi
 	if r.ingest {
 		icfg := o.ingestConfig(log.With("component", "ingest"))
 		icfg.Metrics = ingest.NewMetrics(n.reg)
+		icfg.TLS = n.httpTLS
 		if n.ingest, err = ingest.New(n.nc, icfg); err != nil {
 			return err
 		}
-		n.admin.MountSessions(n.store)
+		n.admin.MountSessions(n.store, n.ingest)
 		n.admin.AddCheck("breaker", true, func(context.Context) error {
 			if n.ingest.BreakerOpen() {
 				return errors.New("open: calls get the fallback answer")

@@ -75,8 +75,14 @@ type options struct {
 	archiverAckWait    time.Duration
 
 	// admin
-	adminAddr  string
-	adminToken string
+	adminAddr      string
+	adminToken     string
+	adminRateLimit float64
+	adminRateBurst int
+	adminTLSCert   string
+	adminTLSKey    string
+	httpTLSCert    string
+	httpTLSKey     string
 
 	// secrets that may be read from files (see secretVar)
 	secrets []*secretSetting
@@ -122,6 +128,8 @@ func (o *options) registerIngest(fs *flag.FlagSet) {
 	fs.StringVar(&o.fallbackText, "fallback-text", ingest.DefaultFallback.Text, "said to callers when no decider can answer")
 	fs.StringVar(&o.fallbackVoice, "fallback-voice", ingest.DefaultFallback.VoiceProfile, "voice profile of the fallback message")
 	fs.StringVar(&o.instance, "instance", "", "name of this ingestor in records (default: host name)")
+	fs.StringVar(&o.httpTLSCert, "http-tls-cert", "", "certificate file (PEM) to serve the webhook over TLS; reloaded on SIGHUP")
+	fs.StringVar(&o.httpTLSKey, "http-tls-key", "", "private key file (PEM) of --http-tls-cert")
 	o.secretVar(fs, &o.webhookAuth, "webhook-auth", "accepted Authorization header values of webhooks (8x8's httpAuthHeader), comma-separated to rotate; empty accepts any request")
 	fs.StringVar(&o.allowCIDRs, "webhook-allow-cidrs", "", "source ranges allowed to call the webhook (8x8's published ranges), comma-separated CIDRs; empty allows any")
 	fs.StringVar(&o.trustedProxies, "trusted-proxies", "", "load balancers whose X-Forwarded-For names the client, comma-separated CIDRs; the header of any other peer is ignored")
@@ -236,7 +244,11 @@ func (o *options) registerAdmin(fs *flag.FlagSet, addr string, api bool) {
 	fs.StringVar(&o.adminAddr, "admin-addr", addr, usage)
 	if api {
 		o.secretVar(fs, &o.adminToken, "admin-token", "bearer tokens for /v1/, comma-separated to rotate; required unless --admin-addr is loopback")
+		fs.Float64Var(&o.adminRateLimit, "admin-rate-limit", 20, "requests per second one client address may make to /v1/ (past it, 429); negative: no limit")
+		fs.IntVar(&o.adminRateBurst, "admin-rate-burst", 40, "burst of requests one client address may make to /v1/ above --admin-rate-limit")
 	}
+	fs.StringVar(&o.adminTLSCert, "admin-tls-cert", "", "certificate file (PEM) to serve the admin listener over TLS; reloaded on SIGHUP")
+	fs.StringVar(&o.adminTLSKey, "admin-tls-key", "", "private key file (PEM) of --admin-tls-cert")
 }
 
 func (o *options) registerProcess(fs *flag.FlagSet) {
@@ -290,7 +302,14 @@ func (o *options) deciderConfig(log *slog.Logger) decider.Config {
 }
 
 func (o *options) adminConfig(sessionAPI bool, log *slog.Logger) admin.Config {
-	return admin.Config{Addr: o.adminAddr, Tokens: list(o.adminToken), SessionAPI: sessionAPI, Logger: log}
+	instance := o.instance
+	if instance == "" {
+		instance, _ = os.Hostname()
+	}
+	return admin.Config{
+		Addr: o.adminAddr, Tokens: list(o.adminToken), SessionAPI: sessionAPI, Logger: log,
+		RateLimit: o.adminRateLimit, RateBurst: o.adminRateBurst, Instance: instance,
+	}
 }
 
 // validate checks what no package config covers: the process settings and

@@ -1,0 +1,629 @@
+package main
+
+// The fault harness: a whole callflow deployment of real processes (the
+// binary built by TestMain) around an in-process NATS server, driven by the
+// load tool with its audit, so that a test can break one part while calls
+// flow and then check the promise of issue 4: every call answered, every
+// answered webhook in ClickHouse exactly once.
+//
+//	rig := newFaultRig(t, faultConfig{})
+//	load := rig.startLoad(t, faultLoadConfig{})
+//	load.waitStarted(t)
+//	... break something, repair it ...
+//	rep := load.wait(t)
+//	rig.requireExactlyOnce(t, rep)
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/callflow/callflow/bench"
+	"github.com/callflow/callflow/internal/chtest"
+	"github.com/callflow/callflow/internal/natstest"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// faultConfig says what a faultRig runs. The zero value is an in-process
+// NATS server, one ingest, two decider processes and an archiver writing
+// to a fresh database of the shared test ClickHouse.
+type faultConfig struct {
+	// NATSURL points every role at these NATS servers (comma-separated)
+	// instead of the rig's in-process one (a cluster, say). StopNATS and
+	// StartNATS need the in-process server.
+	NATSURL string
+	// Deciders is the number of decider processes (default 2; -1 for
+	// none) and DecidersEach their --deciders (default 1).
+	Deciders     int
+	DecidersEach int
+	// NoArchiver runs no archiver (the load's audit then covers the
+	// stream only).
+	NoArchiver bool
+	// PrivateClickHouse starts a ClickHouse server of the test's own
+	// (rig.CH) that it may stop and start, instead of a database on the
+	// shared one.
+	PrivateClickHouse bool
+	// Extra flags for each role, after the rig's own (a flag given twice
+	// takes the last value, so these override the rig's defaults).
+	IngestArgs, DeciderArgs, ArchiverArgs []string
+	// Env is added to the environment of every process.
+	Env []string
+}
+
+// The rig's flags, before faultConfig's extra ones.
+var (
+	// Fault tests want the breaker to probe again soon after the deciders
+	// return, not after the default 5s.
+	faultIngestArgs = []string{"--breaker-open-for", "2s", "--log-format", "json"}
+	// What a killed archiver held is redelivered after the ack wait.
+	faultArchiverArgs = []string{"--batch-max-age", "200ms", "--archiver-ack-wait", "5s", "--log-format", "json"}
+	faultDeciderArgs  = []string{"--log-format", "json"}
+)
+
+// faultRig is a running deployment. Its fields are for tests to read;
+// processes are (re)started and broken through its methods. Everything it
+// starts is stopped when the test ends.
+type faultRig struct {
+	cfg faultConfig
+
+	// NATSURL is what every role connects to. NATS is the in-process
+	// server (nil when faultConfig.NATSURL was given); natsOpts start it
+	// again on the same port and store.
+	NATSURL  string
+	NATS     *server.Server
+	natsOpts *server.Options
+
+	// CHAddr and DB are where the archiver writes; CH is the private
+	// server when faultConfig.PrivateClickHouse.
+	CHAddr, DB string
+	CH         *chtest.Server
+
+	// HTTPAddr serves the webhook; IngestAdmin /readyz, /metrics and the
+	// session API. DataDir is the ingest's --data-dir (its spool), kept
+	// across restarts.
+	HTTPAddr, IngestAdmin, DataDir string
+	Ingest                         *proc
+
+	// Deciders are the decider processes started so far (killed ones
+	// included), DeciderAdmins their admin addresses.
+	Deciders      []*proc
+	DeciderAdmins []string
+
+	Archiver      *proc
+	ArchiverAdmin string
+}
+
+// newFaultRig starts NATS, ClickHouse (when private), the ingest, the
+// deciders and the archiver, and waits until each is ready.
+func newFaultRig(t *testing.T, cfg faultConfig) *faultRig {
+	t.Helper()
+	if cfg.Deciders == 0 {
+		cfg.Deciders = 2
+	}
+	if cfg.DecidersEach == 0 {
+		cfg.DecidersEach = 1
+	}
+	r := &faultRig{cfg: cfg, NATSURL: cfg.NATSURL}
+	if r.NATSURL == "" {
+		_, port, err := net.SplitHostPort(freeAddr(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A fixed port (not -1), so that StartNATS brings the server
+		// back where the clients reconnect to.
+		r.natsOpts = natstest.Options(t.TempDir())
+		if r.natsOpts.Port, err = strconv.Atoi(port); err != nil {
+			t.Fatal(err)
+		}
+		r.NATS = natstest.RunServerWith(t, r.natsOpts)
+		r.NATSURL = r.NATS.ClientURL()
+	}
+	if !cfg.NoArchiver {
+		if cfg.PrivateClickHouse {
+			r.CH = chtest.StartServer(t)
+			r.CHAddr = r.CH.Addr
+		} else {
+			r.CHAddr = chtest.Addr(t)
+		}
+		r.DB = chtest.Database(t, r.CHAddr)
+	}
+
+	r.HTTPAddr, r.IngestAdmin, r.DataDir = freeAddr(t), freeAddr(t), t.TempDir()
+	r.StartIngest(t)
+	for cfg.Deciders > 0 && len(r.Deciders) < cfg.Deciders {
+		r.StartDecider(t)
+	}
+	if !cfg.NoArchiver {
+		r.StartArchiver(t)
+	}
+	return r
+}
+
+// StartIngest starts the ingest (again, after it was stopped) on the
+// rig's addresses and data directory, and waits until it is ready.
+func (r *faultRig) StartIngest(t *testing.T) *proc {
+	t.Helper()
+	args := []string{"ingest", "--nats-url", r.NATSURL, "--http-addr", r.HTTPAddr, "--admin-addr", r.IngestAdmin,
+		"--data-dir", r.DataDir}
+	args = append(append(args, faultIngestArgs...), r.cfg.IngestArgs...)
+	r.Ingest = start(t, r.cfg.Env, args...)
+	waitReady(t, r.Ingest, r.IngestAdmin)
+	return r.Ingest
+}
+
+// StartDecider starts one more decider process and waits until it is
+// ready (its deciders registered, after their session snapshot).
+func (r *faultRig) StartDecider(t *testing.T) *proc {
+	t.Helper()
+	admin := freeAddr(t)
+	args := []string{"decider", "--nats-url", r.NATSURL, "--admin-addr", admin, "--data-dir", t.TempDir(),
+		"--deciders", strconv.Itoa(r.cfg.DecidersEach)}
+	args = append(append(args, faultDeciderArgs...), r.cfg.DeciderArgs...)
+	p := start(t, r.cfg.Env, args...)
+	waitReady(t, p, admin)
+	r.Deciders = append(r.Deciders, p)
+	r.DeciderAdmins = append(r.DeciderAdmins, admin)
+	return p
+}
+
+// StartArchiver starts the archiver (again) and waits until it is ready,
+// which needs ClickHouse up.
+func (r *faultRig) StartArchiver(t *testing.T) *proc {
+	t.Helper()
+	if r.DB == "" {
+		t.Fatal("the rig runs without an archiver")
+	}
+	r.ArchiverAdmin = freeAddr(t)
+	args := []string{"archiver", "--nats-url", r.NATSURL, "--admin-addr", r.ArchiverAdmin, "--data-dir", t.TempDir(),
+		"--clickhouse-addr", r.CHAddr, "--clickhouse-database", r.DB}
+	args = append(append(args, faultArchiverArgs...), r.cfg.ArchiverArgs...)
+	r.Archiver = start(t, r.cfg.Env, args...)
+	waitReady(t, r.Archiver, r.ArchiverAdmin)
+	return r.Archiver
+}
+
+// Kill sends SIGKILL to p and waits for it to exit.
+func (r *faultRig) Kill(t *testing.T, p *proc) {
+	t.Helper()
+	r.Signal(t, p, syscall.SIGKILL)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("process %d still running 10s after SIGKILL", p.cmd.Process.Pid)
+	}
+}
+
+// Signal sends sig to p: SIGSTOP hangs it (its connections stay open, it
+// answers nothing), SIGCONT resumes it.
+func (r *faultRig) Signal(t *testing.T, p *proc, sig syscall.Signal) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("signal %v to %d: %v", sig, p.cmd.Process.Pid, err)
+	}
+}
+
+// StopNATS shuts the in-process NATS server down (its store stays).
+func (r *faultRig) StopNATS(t *testing.T) {
+	t.Helper()
+	if r.NATS == nil {
+		t.Fatal("the rig has no in-process NATS server to stop")
+	}
+	r.NATS.Shutdown()
+	r.NATS.WaitForShutdown()
+}
+
+// StartNATS starts the in-process NATS server again, on the same port with
+// the same store.
+func (r *faultRig) StartNATS(t *testing.T) {
+	t.Helper()
+	if r.natsOpts == nil {
+		t.Fatal("the rig has no in-process NATS server to start")
+	}
+	r.NATS = natstest.RunServerWith(t, r.natsOpts)
+}
+
+// Connect opens a client connection to the rig's NATS, closed when the
+// test ends.
+func (r *faultRig) Connect(t *testing.T) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect(r.NATSURL, nats.Name("callflow-fault-test"), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	if err != nil {
+		t.Fatalf("connect to %s: %v", r.NATSURL, err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nc, js
+}
+
+// Metric returns the sum of every series of the metric name that the
+// process with admin address addr exports, and whether it has one.
+func (r *faultRig) Metric(addr, name string) (float64, bool, error) {
+	client := &http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return 0, false, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, false, fmt.Errorf("GET /metrics: %s", resp.Status)
+	}
+	var sum float64
+	found := false
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		rest, ok := strings.CutPrefix(line, name)
+		if !ok || rest == "" || (rest[0] != ' ' && rest[0] != '{') {
+			continue
+		}
+		fields := strings.Fields(rest[strings.LastIndexByte(rest, '}')+1:])
+		if len(fields) == 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(fields[0], 64)
+		if err != nil {
+			return 0, false, fmt.Errorf("%s: %v", line, err)
+		}
+		sum += v
+		found = true
+	}
+	return sum, found, sc.Err()
+}
+
+// Breaker states as callflow_decider_breaker_state reports them.
+const (
+	breakerClosed   = 0
+	breakerHalfOpen = 1
+	breakerOpen     = 2
+)
+
+// BreakerState reads the ingest's callflow_decider_breaker_state.
+func (r *faultRig) BreakerState() (int, error) {
+	v, ok, err := r.Metric(r.IngestAdmin, "callflow_decider_breaker_state")
+	if err == nil && !ok {
+		err = errors.New("the ingest exports no callflow_decider_breaker_state")
+	}
+	return int(v), err
+}
+
+// WaitBreaker waits until the ingest reports the breaker in state want.
+func (r *faultRig) WaitBreaker(t *testing.T, want int, within time.Duration) {
+	t.Helper()
+	names := map[int]string{breakerClosed: "closed", breakerHalfOpen: "half-open", breakerOpen: "open"}
+	natstest.CheckFor(t, within, 25*time.Millisecond, func() error {
+		got, err := r.BreakerState()
+		if err != nil {
+			return err
+		}
+		if got != want {
+			return fmt.Errorf("breaker %s (%d), waiting for %s", names[got], got, names[want])
+		}
+		return nil
+	})
+}
+
+// Readyz returns the status code of addr's /readyz and its checks.
+func (r *faultRig) Readyz(addr string) (int, map[string]string, error) {
+	client := &http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Get("http://" + addr + "/readyz")
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	var body struct{ Checks map[string]string }
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return resp.StatusCode, nil, err
+	}
+	return resp.StatusCode, body.Checks, nil
+}
+
+// faultLoadConfig shapes the load a fault test runs. Zero fields take the
+// defaults: modest enough for -race on two cores.
+type faultLoadConfig struct {
+	// Rate is in calls a second (default 150), for Duration (default
+	// 20s).
+	Rate     float64
+	Duration time.Duration
+	// Sessions are created through the admin API before the load, so
+	// that most calls are in session (default 20; -1 for none).
+	Sessions int
+	// AuditWait bounds how long the audit waits for the stream and
+	// ClickHouse to hold every answered event (default 90s).
+	AuditWait time.Duration
+	// Tune has the last word on the load tool's configuration.
+	Tune func(*bench.Config)
+}
+
+// faultLoad is a load running in the background (bench.Run: sessions,
+// open-loop load, then the audit).
+type faultLoad struct {
+	RunID   string
+	cfg     bench.Config
+	log     *faultLoadLog
+	out     bytes.Buffer
+	done    chan struct{}
+	rep     *bench.Report
+	err     error
+	cancel  context.CancelFunc
+	timeout time.Duration
+}
+
+// faultLoadLog keeps the load tool's progress lines and notices when the
+// load itself (after session creation) starts.
+type faultLoadLog struct {
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	started chan struct{}
+	once    sync.Once
+}
+
+func (w *faultLoadLog) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	// bench.Run prints this line right before the measured load.
+	if strings.Contains(w.buf.String(), "callflow bench: load on ") {
+		w.once.Do(func() { close(w.started) })
+	}
+	return len(p), nil
+}
+
+func (w *faultLoadLog) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
+var faultRunSeq struct {
+	sync.Mutex
+	n int
+}
+
+// startLoad runs the load tool against the rig in the background, with
+// the audit of the stream and (with an archiver) of ClickHouse through
+// FINAL. It is cancelled and waited for when the test ends.
+func (r *faultRig) startLoad(t *testing.T, lc faultLoadConfig) *faultLoad {
+	t.Helper()
+	if lc.Rate == 0 {
+		lc.Rate = 150
+	}
+	if lc.Duration == 0 {
+		lc.Duration = 20 * time.Second
+	}
+	switch lc.Sessions {
+	case 0:
+		lc.Sessions = 20
+	case -1:
+		lc.Sessions = 0
+	}
+	if lc.AuditWait == 0 {
+		lc.AuditWait = 90 * time.Second
+	}
+	faultRunSeq.Lock()
+	faultRunSeq.n++
+	runID := fmt.Sprintf("%d.%d", time.Now().UnixMilli(), faultRunSeq.n)
+	faultRunSeq.Unlock()
+	cfg := bench.Config{
+		URL:         "http://" + r.HTTPAddr + "/vca",
+		Rate:        lc.Rate,
+		Duration:    lc.Duration,
+		Connections: 128,
+		// A call is answered within the decide timeout plus the record
+		// timeout; anything slower is an error worth seeing.
+		Timeout:     10 * time.Second,
+		Drain:       15 * time.Second,
+		Sessions:    lc.Sessions,
+		SessionTTL:  10 * time.Minute,
+		AdminURL:    "http://" + r.IngestAdmin,
+		Mix:         bench.DefaultMix,
+		Audit:       true,
+		NATSURL:     r.NATSURL,
+		AuditWait:   lc.AuditWait,
+		ReportEvery: 2 * time.Second,
+		RunID:       runID,
+	}
+	if r.DB != "" {
+		cfg.ClickHouseAddr, cfg.ClickHouseDatabase = r.CHAddr, r.DB
+	}
+	if lc.Tune != nil {
+		lc.Tune(&cfg)
+	}
+	l := &faultLoad{RunID: cfg.RunID, cfg: cfg, log: &faultLoadLog{started: make(chan struct{})}, done: make(chan struct{})}
+	// Sessions and their probe, the load, the drain, the audit's waits
+	// (stream and ClickHouse), and a margin.
+	l.timeout = time.Minute + cfg.Duration + cfg.Drain + 2*(cfg.AuditWait+30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
+	l.cancel = cancel
+	go func() {
+		defer close(l.done)
+		l.rep, l.err = bench.Run(ctx, cfg, &l.out, l.log)
+	}()
+	t.Cleanup(func() {
+		l.cancel()
+		<-l.done
+		if t.Failed() {
+			t.Logf("load tool (run %s):\n%s\n%s", l.RunID, l.log.String(), l.out.String())
+		}
+	})
+	return l
+}
+
+// waitStarted waits until the sessions are created and visible and the
+// load proper has begun.
+func (l *faultLoad) waitStarted(t *testing.T) {
+	t.Helper()
+	select {
+	case <-l.log.started:
+	case <-l.done:
+		t.Fatalf("the load ended before it started: %v\n%s", l.err, l.log.String())
+	case <-time.After(time.Minute):
+		t.Fatalf("the load did not start within a minute:\n%s", l.log.String())
+	}
+}
+
+// running reports whether the load is still under way.
+func (l *faultLoad) running() bool {
+	select {
+	case <-l.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// wait waits for the load and its audit and returns the report. A report
+// whose audit failed is returned too: requireExactlyOnce says why.
+func (l *faultLoad) wait(t *testing.T) *bench.Report {
+	t.Helper()
+	select {
+	case <-l.done:
+	case <-time.After(l.timeout + 10*time.Second):
+		t.Fatalf("the load did not finish within %s", l.timeout)
+	}
+	t.Logf("load tool report (run %s):\n%s", l.RunID, l.out.String())
+	if l.rep == nil {
+		t.Fatalf("load tool: %v\n%s", l.err, l.log.String())
+	}
+	if l.err != nil && !errors.Is(l.err, bench.ErrFailed) {
+		t.Fatalf("load tool: %v", l.err)
+	}
+	return l.rep
+}
+
+// runLoad runs a load to its end (no fault) and returns its report.
+func (r *faultRig) runLoad(t *testing.T, lc faultLoadConfig) *bench.Report {
+	t.Helper()
+	l := r.startLoad(t, lc)
+	return l.wait(t)
+}
+
+// requireExactlyOnce is the check every fault test ends with: every call
+// got an answer (every request sent, answered 200, no HTTP, timeout or
+// connection error, every answer a usable one), and every webhook answered
+// 200 is in the stream and in ClickHouse exactly once: the audit's set of
+// event ids through FINAL, and the FINAL count and the distinct ids of the
+// run beside the number answered.
+func (r *faultRig) requireExactlyOnce(t *testing.T, rep *bench.Report) {
+	t.Helper()
+	sys := rep.System
+	if sys == nil {
+		t.Fatal("the report has no load result")
+	}
+	if rep.Sessions != nil && !rep.Sessions.Visible {
+		t.Errorf("the deciders did not connect the probe calls before the load")
+	}
+	if sys.ErrorCount() != 0 || sys.Interrupted {
+		t.Errorf("calls without an answer: errors %v (interrupted %v), e.g. %v", sys.Errors, sys.Interrupted, sys.ErrorSamples)
+	}
+	if sys.Scheduled == 0 || sys.Requests != sys.Scheduled || sys.Answered != sys.Requests {
+		t.Errorf("%d calls scheduled, %d sent, %d answered 200: every scheduled call must be answered",
+			sys.Scheduled, sys.Requests, sys.Answered)
+	}
+	if sys.Answers["bad"] != 0 || sys.Answers["other"] != 0 {
+		t.Errorf("answers 8x8 could not use: %v", sys.Answers)
+	}
+	if sys.Wrong["in_session_not_connected"] != 0 || sys.Wrong["out_of_session_connected"] != 0 {
+		t.Errorf("answers contradicting the sessions: %v", sys.Wrong)
+	}
+	a := rep.Audit
+	if a == nil {
+		t.Fatal("the report has no audit")
+	}
+	if a.Expected != sys.Answered {
+		t.Errorf("audit expected %d events, the load had %d answered", a.Expected, sys.Answered)
+	}
+	stores := []*bench.StoreAudit{a.Stream}
+	if r.DB != "" {
+		if a.ClickHouse == nil {
+			t.Fatal("the audit did not read ClickHouse")
+		}
+		stores = append(stores, a.ClickHouse)
+	}
+	for _, s := range stores {
+		if s == nil {
+			t.Fatal("the audit misses a store")
+		}
+		if !s.OK() || s.Found != a.Expected || s.Extra != 0 {
+			t.Errorf("%s: %d found of %d answered, %d missing (e.g. %v), %d duplicates (e.g. %v), %d extra, error %q",
+				s.Where, s.Found, a.Expected, s.Missing, s.MissingSample, s.Duplicates, s.DuplicateSample, s.Extra, s.Error)
+		}
+	}
+	if r.DB == "" {
+		return
+	}
+	// The same from the table directly: the run's rows through FINAL, and
+	// its distinct ids without it (summaries carry the run's prefix in
+	// their sessionId; probes before the load are not counted).
+	conn := chtest.Conn(t, r.CHAddr)
+	where := r.runWhere(rep.RunID)
+	final := chtest.Count(t, conn, "SELECT count() FROM "+r.DB+".call_events FINAL WHERE "+where)
+	distinct := chtest.Count(t, conn, "SELECT uniqExact(event_id) FROM "+r.DB+".call_events WHERE "+where)
+	if final != a.Expected || distinct != a.Expected {
+		t.Errorf("ClickHouse holds %d rows of the run through FINAL and %d distinct event ids; %d were answered",
+			final, distinct, a.Expected)
+	}
+}
+
+// runWhere selects the rows of a load run in call_events, without its
+// probe calls.
+func (r *faultRig) runWhere(runID string) string {
+	prefix := "bench-" + runID + "-"
+	return fmt.Sprintf("(event_id LIKE '%[1]s%%' OR session_id LIKE '%[1]s%%') AND event_id NOT LIKE '%[1]sprobe-%%'", prefix)
+}
+
+// faultDecision is how one CALL_ACTION of a run was answered, as archived.
+type faultDecision struct {
+	Source, Outcome, Reason string
+	LatencyMicros           uint32
+	// ReceivedAt is in whole seconds (ClickHouse DateTime).
+	ReceivedAt time.Time
+}
+
+// decisions reads the decisions of a run's calls from ClickHouse (after
+// the audit found them all there).
+func (r *faultRig) decisions(t *testing.T, runID string) []faultDecision {
+	t.Helper()
+	if r.DB == "" {
+		t.Fatal("decisions are read from ClickHouse; the rig runs without an archiver")
+	}
+	conn := chtest.Conn(t, r.CHAddr)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rows, err := conn.Query(ctx, "SELECT decision_source, decision_outcome, fallback_reason, decision_latency_us, toUInt32(received_at) FROM "+
+		r.DB+".call_events FINAL WHERE event_type = 'CALL_ACTION' AND "+r.runWhere(runID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []faultDecision
+	for rows.Next() {
+		var d faultDecision
+		var at uint32
+		if err := rows.Scan(&d.Source, &d.Outcome, &d.Reason, &d.LatencyMicros, &at); err != nil {
+			t.Fatal(err)
+		}
+		d.ReceivedAt = time.Unix(int64(at), 0)
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
