@@ -56,6 +56,7 @@ func Connect(cfg ClickHouseConfig) (driver.Conn, error) {
 	conn, err := clickhouse.Open(&clickhouse.Options{
 		Addr: cfg.Addrs,
 		Auth: clickhouse.Auth{Username: cfg.Username, Password: cfg.Password},
+		TLS:  cfg.TLS,
 		// Tables are always named with their database, which may not
 		// exist yet when the pool opens.
 		DialTimeout:     cfg.DialTimeout,

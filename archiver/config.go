@@ -1,6 +1,7 @@
 package archiver
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,6 +21,8 @@ type ClickHouseConfig struct {
 	// Username and Password authenticate (default user, no password when
 	// empty).
 	Username, Password string
+	// TLS, when set, connects over TLS (ClickHouse's tcp_port_secure).
+	TLS *tls.Config
 	// DialTimeout bounds connecting; QueryTimeout bounds one statement.
 	DialTimeout, QueryTimeout time.Duration
 	// Compression of inserted blocks: "lz4" (default; saves network

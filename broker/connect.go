@@ -3,6 +3,7 @@ package broker
 import (
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -20,11 +21,76 @@ type ConnConfig struct {
 	Embedded *server.Server
 	// Logger receives connection state changes.
 	Logger *slog.Logger
+
+	// Credentials, at most one kind: User and Password, Token, NKeyFile
+	// (a file holding an NKey seed), or CredsFile (a .creds file with a
+	// user JWT and its seed, as nsc writes it).
+	User, Password, Token, NKeyFile, CredsFile string
+	// TLS: CAFile verifies the servers (instead of the system roots);
+	// CertFile and KeyFile present a client certificate. Any of them, or
+	// a tls:// URL, makes the connection require TLS.
+	TLSCAFile, TLSCertFile, TLSKeyFile string
+}
+
+// Validate checks that at most one kind of credentials is given and that a
+// client certificate comes with its key.
+func (c *ConnConfig) Validate() error {
+	kinds := 0
+	for _, set := range []bool{c.User != "" || c.Password != "", c.Token != "", c.NKeyFile != "", c.CredsFile != ""} {
+		if set {
+			kinds++
+		}
+	}
+	switch {
+	case kinds > 1:
+		return fmt.Errorf("%w: give one kind of NATS credentials: user and password, token, nkey or creds", ErrInvalidConfig)
+	case c.Password != "" && c.User == "":
+		return fmt.Errorf("%w: a NATS password needs its user", ErrInvalidConfig)
+	case (c.TLSCertFile == "") != (c.TLSKeyFile == ""):
+		return fmt.Errorf("%w: a NATS client certificate needs both its certificate and key files", ErrInvalidConfig)
+	}
+	return nil
+}
+
+// authOptions turns the credentials and TLS settings into nats options.
+func (c *ConnConfig) authOptions() ([]nats.Option, error) {
+	var opts []nats.Option
+	switch {
+	case c.User != "":
+		opts = append(opts, nats.UserInfo(c.User, c.Password))
+	case c.Token != "":
+		opts = append(opts, nats.Token(c.Token))
+	case c.NKeyFile != "":
+		o, err := nats.NkeyOptionFromSeed(c.NKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("nats nkey: %w", err)
+		}
+		opts = append(opts, o)
+	case c.CredsFile != "":
+		if _, err := os.Stat(c.CredsFile); err != nil {
+			return nil, fmt.Errorf("nats creds: %w", err)
+		}
+		opts = append(opts, nats.UserCredentials(c.CredsFile))
+	}
+	if c.TLSCAFile != "" {
+		opts = append(opts, nats.RootCAs(c.TLSCAFile))
+	}
+	if c.TLSCertFile != "" {
+		opts = append(opts, nats.ClientCert(c.TLSCertFile, c.TLSKeyFile))
+	}
+	return opts, nil
 }
 
 // Connect opens a connection that reconnects forever with backoff: a NATS
 // restart is ridden through, never a reason for the role to exit.
 func Connect(cfg ConnConfig) (*nats.Conn, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	auth, err := cfg.authOptions()
+	if err != nil {
+		return nil, err
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -52,6 +118,7 @@ func Connect(cfg ConnConfig) (*nats.Conn, error) {
 			log.Error("nats async error", "subject", subject, "error", err)
 		}),
 	}
+	opts = append(opts, auth...)
 	url := cfg.URLs
 	if cfg.Embedded != nil {
 		opts = append(opts, nats.InProcessServer(cfg.Embedded))

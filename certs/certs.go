@@ -6,8 +6,10 @@ package certs
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"os"
 	"sync/atomic"
 )
 
@@ -57,4 +59,33 @@ func (r *Reloader) TLSConfig() *tls.Config {
 			return r.cert.Load(), nil
 		},
 	}
+}
+
+// ClientConfig is a client TLS configuration: caFile (PEM) verifies the
+// server instead of the system roots when given; certFile and keyFile
+// present a client certificate when given (both or neither).
+func ClientConfig(caFile, certFile, keyFile string) (*tls.Config, error) {
+	c := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("certs: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("certs: %s holds no PEM certificate", caFile)
+		}
+		c.RootCAs = pool
+	}
+	if certFile != "" || keyFile != "" {
+		if certFile == "" || keyFile == "" {
+			return nil, ErrIncomplete
+		}
+		pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("certs: load %s and %s: %w", certFile, keyFile, err)
+		}
+		c.Certificates = []tls.Certificate{pair}
+	}
+	return c, nil
 }

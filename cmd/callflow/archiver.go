@@ -69,7 +69,14 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	nc, err := broker.Connect(broker.ConnConfig{URLs: o.natsURL, Name: "callflow-replay", Logger: log})
+	if err := o.readSecrets(); err != nil {
+		return err
+	}
+	acfg, err := o.archiverConfig(log)
+	if err != nil {
+		return err
+	}
+	nc, err := broker.Connect(o.connConfig("callflow-replay", log))
 	if err != nil {
 		return err
 	}
@@ -78,7 +85,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	a, err := archiver.Open(js, o.archiverConfig(log))
+	a, err := archiver.Open(js, acfg)
 	if err != nil {
 		return err
 	}

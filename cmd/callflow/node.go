@@ -158,7 +158,7 @@ func runNode(ctx context.Context, o *options, r nodeRoles, stderr io.Writer) err
 func (n *node) start(ctx context.Context, o *options, r nodeRoles, adminCfg admin.Config) error {
 	log := n.log
 	var err error
-	conn := broker.ConnConfig{URLs: o.natsURL, Name: "callflow-" + r.name, Logger: log.With("component", "nats")}
+	conn := o.connConfig("callflow-"+r.name, log.With("component", "nats"))
 	if r.embedded {
 		n.ns, err = broker.StartEmbedded(broker.EmbeddedConfig{Listen: o.natsListen, DataDir: o.dataDir, Logger: log.With("component", "nats-server")})
 		if err != nil {
@@ -253,7 +253,10 @@ func (n *node) start(ctx context.Context, o *options, r nodeRoles, adminCfg admi
 
 // startArchiver runs the archiver in the background until shutdown.
 func (n *node) startArchiver(js jetstream.JetStream, o *options, r nodeRoles) error {
-	acfg := o.archiverConfig(n.log.With("component", "archiver"))
+	acfg, err := o.archiverConfig(n.log.With("component", "archiver"))
+	if err != nil {
+		return err
+	}
 	acfg.Metrics = archiver.NewMetrics(n.reg)
 	a, err := archiver.Open(js, acfg)
 	if err != nil {

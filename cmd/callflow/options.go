@@ -13,6 +13,7 @@ import (
 	"github.com/callflow/callflow/admin"
 	"github.com/callflow/callflow/archiver"
 	"github.com/callflow/callflow/broker"
+	"github.com/callflow/callflow/certs"
 	"github.com/callflow/callflow/decider"
 	"github.com/callflow/callflow/ingest"
 	"github.com/callflow/callflow/session"
@@ -23,9 +24,17 @@ import (
 // groups it uses; defaults live in the packages' Default* constants.
 type options struct {
 	// NATS
-	natsURL    string
-	natsListen string // serve only: the embedded server's listener
-	dataDir    string
+	natsURL      string
+	natsListen   string // serve only: the embedded server's listener
+	dataDir      string
+	natsUser     string
+	natsPassword string
+	natsToken    string
+	natsNKey     string
+	natsCreds    string
+	natsTLSCA    string
+	natsTLSCert  string
+	natsTLSKey   string
 
 	// records stream and sessions bucket
 	stream           string
@@ -68,6 +77,10 @@ type options struct {
 	clickhouseUser     string
 	clickhousePassword string
 	clickhouseCompress string
+	clickhouseTLS      bool
+	clickhouseTLSCA    string
+	clickhouseTLSCert  string
+	clickhouseTLSKey   string
 	batchMaxRows       int
 	batchMaxBytes      int
 	batchMaxAge        time.Duration
@@ -101,6 +114,14 @@ func (o *options) registerNATS(fs *flag.FlagSet, embedded bool) {
 	} else {
 		fs.StringVar(&o.natsURL, "nats-url", "nats://127.0.0.1:4222", "NATS server URLs, comma-separated")
 	}
+	fs.StringVar(&o.natsUser, "nats-user", "", "NATS user (with --nats-password)")
+	o.secretVar(fs, &o.natsPassword, "nats-password", "NATS password of --nats-user")
+	o.secretVar(fs, &o.natsToken, "nats-token", "NATS authentication token")
+	fs.StringVar(&o.natsNKey, "nats-nkey", "", "file holding the NKey seed to authenticate to NATS with")
+	fs.StringVar(&o.natsCreds, "nats-creds", "", "NATS credentials file (.creds: user JWT and seed)")
+	fs.StringVar(&o.natsTLSCA, "nats-tls-ca", "", "CA certificate file (PEM) that verifies the NATS servers; any --nats-tls-* setting requires TLS")
+	fs.StringVar(&o.natsTLSCert, "nats-tls-cert", "", "client certificate file (PEM) presented to NATS")
+	fs.StringVar(&o.natsTLSKey, "nats-tls-key", "", "private key file (PEM) of --nats-tls-cert")
 	fs.StringVar(&o.dataDir, "data-dir", "./data", "directory for the embedded JetStream store and the ingest spool (<data-dir>/spool) of records JetStream did not acknowledge in time")
 }
 
@@ -210,7 +231,11 @@ func (o *options) registerArchiver(fs *flag.FlagSet, optional bool) {
 	fs.StringVar(&o.clickhouseAddr, "clickhouse-addr", archiver.DefaultAddr, usage)
 	fs.StringVar(&o.clickhouseDatabase, "clickhouse-database", archiver.DefaultDatabase, "ClickHouse database of the call tables (created when missing)")
 	fs.StringVar(&o.clickhouseUser, "clickhouse-user", "default", "ClickHouse user")
-	fs.StringVar(&o.clickhousePassword, "clickhouse-password", "", "ClickHouse password")
+	o.secretVar(fs, &o.clickhousePassword, "clickhouse-password", "ClickHouse password")
+	fs.BoolVar(&o.clickhouseTLS, "clickhouse-tls", false, "connect to ClickHouse over TLS (its secure native port, usually 9440)")
+	fs.StringVar(&o.clickhouseTLSCA, "clickhouse-tls-ca", "", "CA certificate file (PEM) that verifies ClickHouse; implies --clickhouse-tls")
+	fs.StringVar(&o.clickhouseTLSCert, "clickhouse-tls-cert", "", "client certificate file (PEM) presented to ClickHouse; implies --clickhouse-tls")
+	fs.StringVar(&o.clickhouseTLSKey, "clickhouse-tls-key", "", "private key file (PEM) of --clickhouse-tls-cert")
 	fs.StringVar(&o.clickhouseCompress, "clickhouse-compression", "lz4", "compression of inserts: lz4, zstd, or none (fastest when ClickHouse is on the same machine)")
 	fs.IntVar(&o.batchMaxRows, "batch-max-rows", archiver.DefaultMaxRows, "archiver: rows that fill a batch")
 	fs.IntVar(&o.batchMaxBytes, "batch-max-bytes", archiver.DefaultMaxBytes, "archiver: record bytes that fill a batch")
@@ -219,20 +244,31 @@ func (o *options) registerArchiver(fs *flag.FlagSet, optional bool) {
 	fs.DurationVar(&o.archiverAckWait, "archiver-ack-wait", archiver.DefaultAckWait, "archiver: how long before records a stopped archiver held are redelivered to another")
 }
 
-func (o *options) archiverConfig(log *slog.Logger) archiver.Config {
-	var addrs []string
-	for _, a := range strings.Split(o.clickhouseAddr, ",") {
-		if a = strings.TrimSpace(a); a != "" {
-			addrs = append(addrs, a)
+func (o *options) archiverConfig(log *slog.Logger) (archiver.Config, error) {
+	ch := archiver.ClickHouseConfig{Addrs: list(o.clickhouseAddr), Database: o.clickhouseDatabase, Username: o.clickhouseUser, Password: o.clickhousePassword, Compression: o.clickhouseCompress}
+	if o.clickhouseTLS || o.clickhouseTLSCA != "" || o.clickhouseTLSCert != "" || o.clickhouseTLSKey != "" {
+		tc, err := certs.ClientConfig(o.clickhouseTLSCA, o.clickhouseTLSCert, o.clickhouseTLSKey)
+		if err != nil {
+			return archiver.Config{}, fmt.Errorf("--clickhouse-tls-*: %w", err)
 		}
+		ch.TLS = tc
 	}
 	return archiver.Config{
-		ClickHouse: archiver.ClickHouseConfig{Addrs: addrs, Database: o.clickhouseDatabase, Username: o.clickhouseUser, Password: o.clickhousePassword, Compression: o.clickhouseCompress},
+		ClickHouse: ch,
 		Batch:      archiver.BatchConfig{MaxRows: o.batchMaxRows, MaxBytes: o.batchMaxBytes, MaxAge: o.batchMaxAge},
 		Stream:     o.stream,
 		Durable:    o.archiverDurable,
 		AckWait:    o.archiverAckWait,
 		Logger:     log,
+	}, nil
+}
+
+// connConfig is how this process connects to NATS.
+func (o *options) connConfig(name string, log *slog.Logger) broker.ConnConfig {
+	return broker.ConnConfig{
+		URLs: o.natsURL, Name: name, Logger: log,
+		User: o.natsUser, Password: o.natsPassword, Token: o.natsToken, NKeyFile: o.natsNKey, CredsFile: o.natsCreds,
+		TLSCAFile: o.natsTLSCA, TLSCertFile: o.natsTLSCert, TLSKeyFile: o.natsTLSKey,
 	}
 }
 
