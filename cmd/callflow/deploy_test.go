@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"net"
@@ -205,6 +206,13 @@ type k8sPodSpec struct {
 		ConfigMap *struct {
 			Name string `yaml:"name"`
 		} `yaml:"configMap"`
+		Secret *struct {
+			SecretName string `yaml:"secretName"`
+			Items      []struct {
+				Key  string `yaml:"key"`
+				Path string `yaml:"path"`
+			} `yaml:"items"`
+		} `yaml:"secret"`
 	} `yaml:"volumes"`
 }
 
@@ -273,6 +281,42 @@ func (c *k8sContainer) port(n yaml.Node) int {
 type k8sWorkload struct {
 	obj  k8sObject
 	spec k8sWorkloadSpec
+}
+
+// secretFile checks that path is a file of a Secret mounted into c: under
+// the mount of a secret volume that projects that file from a key the
+// Secret (in deploy/k8s) has.
+func (w *k8sWorkload) secretFile(path string, c *k8sContainer, secrets map[string]map[string]bool) error {
+	for _, m := range c.VolumeMounts {
+		name, ok := strings.CutPrefix(path, strings.TrimSuffix(m.MountPath, "/")+"/")
+		if !ok {
+			continue
+		}
+		for _, v := range w.spec.Template.Spec.Volumes {
+			if v.Name != m.Name || v.Secret == nil {
+				continue
+			}
+			keys, ok := secrets[v.Secret.SecretName]
+			if !ok {
+				return fmt.Errorf("Secret %q is not in deploy/k8s", v.Secret.SecretName)
+			}
+			key := name
+			if len(v.Secret.Items) > 0 {
+				key = ""
+				for _, it := range v.Secret.Items {
+					if it.Path == name {
+						key = it.Key
+					}
+				}
+			}
+			if !keys[key] {
+				return fmt.Errorf("%s: Secret %q projects no key as %q", path, v.Secret.SecretName, name)
+			}
+			return nil
+		}
+		return fmt.Errorf("%s is under mount %q, which is not a Secret volume", path, m.MountPath)
+	}
+	return fmt.Errorf("%s is not under any volume mount of the container", path)
 }
 
 // k8sObjects reads every object of every manifest in deploy/k8s.
@@ -417,10 +461,14 @@ func TestDeployK8sMatchesBinary(t *testing.T) {
 				if e.ValueFrom == nil && e.Value.Tag != "!!str" {
 					t.Errorf("%s: value %q is a YAML %s; Kubernetes wants a string (quote it)", e.Name, e.Value.Value, e.Value.Tag)
 				}
-				if secret := strings.Contains(e.Name, "TOKEN") || strings.Contains(e.Name, "PASSWORD"); secret {
-					if e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil {
-						t.Errorf("%s must come from a Secret (valueFrom.secretKeyRef), not a literal", e.Name)
+				secret := strings.Contains(e.Name, "TOKEN") || strings.Contains(e.Name, "PASSWORD") || strings.Contains(e.Name, "WEBHOOK_AUTH")
+				switch {
+				case secret && strings.HasSuffix(e.Name, "_FILE"):
+					if err := w.secretFile(e.Value.Value, c, secrets); err != nil {
+						t.Errorf("%s: %v", e.Name, err)
 					}
+				case secret && (e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil):
+					t.Errorf("%s must come from a Secret (valueFrom.secretKeyRef or a file of a mounted Secret), not a literal", e.Name)
 				}
 				if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
 					ref := e.ValueFrom.SecretKeyRef
@@ -443,8 +491,10 @@ func TestDeployK8sMatchesBinary(t *testing.T) {
 				t.Errorf("CALLFLOW_ADMIN_ADDR %q listens on %s only; probes and Prometheus reach the pod's address", adminAddr, host)
 			}
 			if accepted["CALLFLOW_ADMIN_TOKEN"] {
-				if _, ok := env["CALLFLOW_ADMIN_TOKEN"]; !ok {
-					t.Errorf("no CALLFLOW_ADMIN_TOKEN: callflow %s refuses an admin address off loopback without one", role)
+				_, inline := env["CALLFLOW_ADMIN_TOKEN"]
+				_, file := env["CALLFLOW_ADMIN_TOKEN_FILE"]
+				if !inline && !file {
+					t.Errorf("no CALLFLOW_ADMIN_TOKEN(_FILE): callflow %s refuses an admin address off loopback without one", role)
 				}
 			}
 			hasPort := func(port int) bool {
