@@ -101,6 +101,11 @@ func Connect(cfg ConnConfig) (*nats.Conn, error) {
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.ReconnectJitter(100*time.Millisecond, time.Second),
 		nats.ReconnectBufSize(32 << 20),
+		// A server that vanishes without closing the connection (power
+		// loss, a partition) is noticed within about 15s, not nats.go's
+		// default of minutes, and the client moves to another node.
+		nats.PingInterval(5 * time.Second),
+		nats.MaxPingsOutstanding(3),
 		nats.RetryOnFailedConnect(false),
 		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
 			if err != nil && !nc.IsClosed() && !nc.IsDraining() {

@@ -1,6 +1,8 @@
 // Package natstest starts real NATS servers for tests: in-process, with
 // JetStream, on a random port, with their store in the test's temporary
-// directory, and stopped when the test ends.
+// directory, and stopped when the test ends. RunCluster starts a
+// three-node JetStream cluster whose nodes can be shut down or killed and
+// started again.
 package natstest
 
 import (
