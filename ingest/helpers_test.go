@@ -110,6 +110,9 @@ type envOptions struct {
 	deciders int
 	// ns is a server to use instead of a fresh one.
 	ns *server.Server
+	// conn is the ingestor's connection to use instead of a fresh one to
+	// ns (e.g. one from broker.Connect, or through a proxy).
+	conn *nats.Conn
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -142,7 +145,10 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if o.cfg != nil {
 		o.cfg(&e.cfg)
 	}
-	inc, _ := natstest.Connect(t, ns)
+	inc := o.conn
+	if inc == nil {
+		inc, _ = natstest.Connect(t, ns)
+	}
 	srv, err := New(inc, e.cfg)
 	if err != nil {
 		t.Fatalf("ingest.New: %v", err)

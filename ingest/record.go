@@ -32,11 +32,15 @@ const (
 	SpoolDegraded     = "degraded"     // JetStream failed recently: not published until a replay gets through
 )
 
-// Replay pacing: the first retry after a failure, and the longest wait.
+// Replay pacing: the first retry after a failure, the longest wait, the
+// records sent before waiting for their acks, and how long an ack of a
+// replayed record may take: nobody waits on the line for those, so a
+// JetStream slower than the record budget still drains the spool.
 const (
-	replayMinWait = 250 * time.Millisecond
-	replayMaxWait = 5 * time.Second
-	replayChunk   = 256
+	replayMinWait    = 250 * time.Millisecond
+	replayMaxWait    = 5 * time.Second
+	replayChunk      = 128
+	replayAckTimeout = 30 * time.Second
 )
 
 // recorder makes each record durable before its call is answered: in
@@ -52,6 +56,7 @@ const (
 type recorder struct {
 	nc       *nats.Conn
 	js       jetstream.JetStream
+	replayJS jetstream.JetStream // the same connection, with replayAckTimeout
 	timeout  time.Duration
 	log      *slog.Logger
 	spool    *spool.Spool
@@ -86,9 +91,15 @@ func newRecorder(nc *nats.Conn, js jetstream.JetStream, cfg *Config, log *slog.L
 	} else if n > 0 {
 		log.Info("records of the unacknowledged-records file moved to the spool", "records", n, "file", legacy)
 	}
+	replayJS, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(replayAckTimeout))
+	if err != nil {
+		_ = sp.Close()
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
 	r := &recorder{
-		nc:      nc,
-		js:      js,
+		nc:       nc,
+		js:       js,
+		replayJS: replayJS,
 		timeout: cfg.RecordTimeout,
 		log:     log,
 		spool:   sp,
@@ -147,7 +158,11 @@ func (r *recorder) record(subject, id string, data []byte) error {
 			lostReason = "spool_full"
 		}
 		r.metrics.recordsLost.WithLabelValues(lostReason).Inc()
-		err = fmt.Errorf("%w: JetStream: %s (%v); spool: %w", ErrNotRecorded, reason, err, serr)
+		if err != nil {
+			err = fmt.Errorf("%w: JetStream: %w; spool: %w", ErrNotRecorded, err, serr)
+		} else {
+			err = fmt.Errorf("%w: JetStream %s; spool: %w", ErrNotRecorded, reason, serr)
+		}
 		r.logFailure(err)
 		return err
 	}
@@ -186,7 +201,7 @@ func (r *recorder) send(ctx context.Context, entries []spool.Entry) (int, error)
 	var perr error
 	for _, e := range entries {
 		msg := &nats.Msg{Subject: e.Subject, Data: e.Data, Header: nats.Header{nats.MsgIdHdr: []string{e.ID}}}
-		f, err := r.js.PublishMsgAsync(msg)
+		f, err := r.replayJS.PublishMsgAsync(msg)
 		if err != nil {
 			perr = err
 			break
@@ -230,20 +245,21 @@ func (r *recorder) replayLoop(ctx context.Context) {
 		if !r.nc.IsConnected() {
 			continue
 		}
-		if err := r.replay(ctx); err != nil {
-			if ctx.Err() != nil {
-				return
-			}
+		n, err := r.replay(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil && n == 0:
 			wait = min(2*wait, replayMaxWait)
-			continue
+		default:
+			wait = replayMinWait // done, or progressing
 		}
-		wait = replayMinWait
 	}
 }
 
-// replay sends what the spool holds once; any record acknowledged ends the
-// degraded state.
-func (r *recorder) replay(ctx context.Context) error {
+// replay sends what the spool holds once and says how many records went;
+// any record acknowledged ends the degraded state.
+func (r *recorder) replay(ctx context.Context) (int, error) {
 	n, err := r.spool.Replay(ctx, replayChunk, r.send)
 	if n > 0 && r.degraded.Swap(false) {
 		r.log.Info("JetStream acknowledges records again; new records are published directly")
@@ -252,12 +268,12 @@ func (r *recorder) replay(ctx context.Context) error {
 		if ctx.Err() == nil {
 			r.log.Warn("spool replay interrupted; retrying", "replayed", n, "waiting", r.spool.Len(), "error", err)
 		}
-		return err
+		return n, err
 	}
 	if n > 0 {
 		r.log.Info("spool replayed to JetStream", "records", n, "waiting", r.spool.Len())
 	}
-	return nil
+	return n, nil
 }
 
 // flush waits until every publish in flight is acknowledged or ctx ends.
@@ -292,7 +308,7 @@ func (r *recorder) close(ctx context.Context) error {
 	r.stop()
 	<-r.done
 	if r.spool.Len() > 0 && r.nc.IsConnected() && ctx.Err() == nil {
-		if err := r.replay(ctx); err != nil {
+		if _, err := r.replay(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("flushing the spool: %w", err))
 		}
 	}
