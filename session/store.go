@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -101,12 +102,15 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Store, erro
 		cfg: cfg, kv: kv, log: cfg.Logger, idx: newIndex(),
 		cancel: cancel, done: make(chan struct{}), synced: make(chan struct{}),
 	}
+	// Registered before the watch starts, so that no reconnect is missed.
+	reconnected := js.Conn().StatusChanged(nats.CONNECTED)
 	w, err := kv.Watch(wctx, "s.*")
 	if err != nil {
 		cancel()
+		js.Conn().RemoveStatusListener(reconnected)
 		return nil, fmt.Errorf("watch bucket %s: %w", cfg.Bucket, err)
 	}
-	go s.watch(wctx, w)
+	go s.watch(wctx, w, js.Conn(), reconnected)
 
 	sctx, scancel := context.WithTimeout(ctx, cfg.SyncTimeout)
 	defer scancel()
@@ -170,27 +174,53 @@ func reportBucketDrift(ctx context.Context, kv jetstream.KeyValue, want jetstrea
 }
 
 // watch applies the bucket's changes to the index until ctx ends.
-func (s *Store) watch(ctx context.Context, w jetstream.KeyWatcher) {
+//
+// After NATS reconnects (a server restart, a move to another node), the
+// watcher's ordered consumer would notice only after two missed 5s
+// heartbeats, and sessions created meanwhile would be routed out of
+// session: so a new watcher is started at once, from the revision after the
+// last one seen (the bucket keeps the latest operation of each key,
+// deletes included, so nothing in between is missed).
+func (s *Store) watch(ctx context.Context, w jetstream.KeyWatcher, nc *nats.Conn, reconnected chan nats.Status) {
 	defer close(s.done)
+	defer nc.RemoveStatusListener(reconnected)
 	// Stopping deletes the watcher's consumer through the JetStream API,
 	// which waits for its timeout when NATS is down: not on Close's path.
-	defer func() { go func() { _ = w.Stop() }() }()
+	defer func() { go func(w jetstream.KeyWatcher) { _ = w.Stop() }(w) }()
 	prune := time.NewTicker(time.Minute)
 	defer prune.Stop()
 	syncedOnce := sync.OnceFunc(func() { close(s.synced) })
+	var last uint64 // revision of the last change applied
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-prune.C:
 			s.idx.prune(now)
+		case <-reconnected:
+			var opts []jetstream.WatchOpt
+			if last > 0 {
+				opts = append(opts, jetstream.ResumeFromRevision(last+1))
+			}
+			nw, err := s.kv.Watch(ctx, "s.*", opts...)
+			if err != nil {
+				// The old watcher recovers by itself, later.
+				s.log.Warn("session watch not restarted after a reconnect", "error", err)
+				continue
+			}
+			go func(w jetstream.KeyWatcher) { _ = w.Stop() }(w)
+			w = nw
+			s.log.Info("session watch restarted after a NATS reconnect", "from_revision", last+1)
 		case e, ok := <-w.Updates():
 			if !ok {
 				return
 			}
-			if e == nil { // end of the initial snapshot
+			if e == nil { // end of the initial snapshot (or of a resume's catch-up)
 				syncedOnce()
 				continue
+			}
+			if e.Revision() > last {
+				last = e.Revision()
 			}
 			s.apply(e)
 		}
