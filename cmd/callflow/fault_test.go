@@ -122,9 +122,9 @@ func TestFaultDeciders(t *testing.T) {
 			rep := load.wait(t)
 			r.requireExactlyOnce(t, rep)
 			r.checkDeciderFault(t, rep, faultAt, closedAt, tt.want, tt.allowed)
-			if st, err := r.BreakerState(); err != nil || st != breakerClosed {
-				t.Errorf("breaker state %d (%v) at the end, want closed", st, err)
-			}
+			// Closed at the end too; a decide request starved of CPU on a
+			// crowded machine may open it for a moment, so wait for it.
+			r.WaitBreaker(t, breakerClosed, 30*time.Second)
 			t.Logf("scenario took %s", time.Since(began).Round(100*time.Millisecond))
 		})
 	}
