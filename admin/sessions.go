@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -91,12 +92,22 @@ func (h *sessionsAPI) create(w http.ResponseWriter, r *http.Request) {
 func ParseSessionRequest(body io.Reader) (session.Request, error) {
 	var req session.Request
 	dec := json.NewDecoder(body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
+	var raw json.RawMessage
+	if err := dec.Decode(&raw); err != nil {
 		return req, badJSON(err)
 	}
-	if dec.More() {
-		return req, errors.New("body: more than one JSON value")
+	// Exactly one value, and nothing after it: Decoder.More would not see
+	// a stray "}" or "]".
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return req, errors.New("body: more than one JSON value, or trailing characters")
+	}
+	if raw = bytes.TrimSpace(raw); len(raw) == 0 || raw[0] != '{' {
+		return req, errors.New("body: expected a JSON object")
+	}
+	strict := json.NewDecoder(bytes.NewReader(raw))
+	strict.DisallowUnknownFields()
+	if err := strict.Decode(&req); err != nil {
+		return req, badJSON(err)
 	}
 	return req, nil
 }

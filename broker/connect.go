@@ -3,7 +3,9 @@ package broker
 import (
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -131,7 +133,7 @@ func Connect(cfg ConnConfig) (*nats.Conn, error) {
 	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to nats %s: %w", url, err)
+		return nil, fmt.Errorf("connect to nats %s: %w", redactURLs(url), err)
 	}
 	return nc, nil
 }
@@ -155,4 +157,15 @@ func Drain(nc *nats.Conn, timeout time.Duration) error {
 	case <-time.After(timeout):
 		return fmt.Errorf("drain: not closed after %s", timeout)
 	}
+}
+
+// redactURLs hides the passwords of comma-separated server URLs.
+func redactURLs(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
+			parts[i] = u.Redacted()
+		}
+	}
+	return strings.Join(parts, ",")
 }

@@ -166,7 +166,9 @@ func (s *Server) transportError(ctx *fasthttp.RequestCtx, err error) {
 	case errors.As(err, &netErr) && netErr.Timeout():
 		s.refuse(ctx, fasthttp.StatusRequestTimeout, RefusedTimeout, "request not received in time", start)
 	default:
-		s.refuse(ctx, fasthttp.StatusBadRequest, RefusedMalformed, "malformed HTTP request: "+err.Error(), start)
+		// fasthttp's error quotes the request, credentials included: a
+		// stranger gets no echo of it.
+		s.refuse(ctx, fasthttp.StatusBadRequest, RefusedMalformed, "malformed HTTP request", start)
 	}
 }
 

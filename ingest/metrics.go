@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/callflow/callflow/spool"
@@ -161,9 +162,11 @@ func (m *Metrics) registerSpool(sp *spool.Spool) {
 	)
 }
 
+const rejectedHelp = "Webhook connections turned away at a connection limit: max_conns (--http-max-conns, 503) or max_conns_per_ip (--http-max-conns-per-ip, 429)."
+
 // registerServer exposes the breaker's state and the connections the
 // listener turned away, read when scraped.
-func (m *Metrics) registerServer(d *deciders, srv *fasthttp.Server) {
+func (m *Metrics) registerServer(d *deciders, srv *fasthttp.Server, perIP *atomic.Uint64) {
 	if m.reg == nil {
 		return
 	}
@@ -173,8 +176,14 @@ func (m *Metrics) registerServer(d *deciders, srv *fasthttp.Server) {
 			Help: "State of the circuit breaker in front of the deciders: 0 closed, 1 half-open, 2 open (calls get the fallback).",
 		}, func() float64 { return float64(d.state()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "callflow_webhook_rejected_connections_total",
-			Help: "Webhook connections turned away at the connection limits (--http-max-conns: 503, --http-max-conns-per-ip: 429).",
+			Name:        "callflow_webhook_rejected_connections_total",
+			Help:        rejectedHelp,
+			ConstLabels: prometheus.Labels{"limit": "max_conns"},
 		}, func() float64 { return float64(srv.GetRejectedConnectionsCount()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "callflow_webhook_rejected_connections_total",
+			Help:        rejectedHelp,
+			ConstLabels: prometheus.Labels{"limit": "max_conns_per_ip"},
+		}, func() float64 { return float64(perIP.Load()) }),
 	)
 }

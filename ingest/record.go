@@ -100,12 +100,12 @@ func newRecorder(nc *nats.Conn, js jetstream.JetStream, cfg *Config, log *slog.L
 		nc:       nc,
 		js:       js,
 		replayJS: replayJS,
-		timeout: cfg.RecordTimeout,
-		log:     log,
-		spool:   sp,
-		metrics: cfg.Metrics,
-		kick:    make(chan struct{}, 1),
-		done:    make(chan struct{}),
+		timeout:  cfg.RecordTimeout,
+		log:      log,
+		spool:    sp,
+		metrics:  cfg.Metrics,
+		kick:     make(chan struct{}, 1),
+		done:     make(chan struct{}),
 	}
 	r.msgs.New = func() any { return &nats.Msg{Header: nats.Header{nats.MsgIdHdr: []string{""}}} }
 	r.metrics.registerSpool(sp)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -31,6 +32,8 @@ type Server struct {
 	metrics  *Metrics
 	subjects subjectCache
 	guard    *guard
+	// rejectedPerIP counts connections refused over MaxConnsPerIP.
+	rejectedPerIP atomic.Uint64
 }
 
 // New builds an ingestor on nc. The records stream must exist (see
@@ -72,13 +75,15 @@ func New(nc *nats.Conn, cfg Config) (*Server, error) {
 		IdleTimeout:           cfg.IdleTimeout,
 		ReadBufferSize:        cfg.MaxHeaderBytes,
 		Concurrency:           cfg.MaxConns,
-		MaxConnsPerIP:         cfg.MaxConnsPerIP,
 		NoDefaultServerHeader: true,
 		NoDefaultDate:         true,
 		CloseOnShutdown:       true,
+		// Errors logged (at debug level) without the request's contents,
+		// which hold the webhook secret.
+		SecureErrorLogMessage: true,
 		Logger:                debugLogger{log},
 	}
-	s.metrics.registerServer(s.deciders, s.http)
+	s.metrics.registerServer(s.deciders, s.http, &s.rejectedPerIP)
 	return s, nil
 }
 
@@ -86,6 +91,10 @@ func New(nc *nats.Conn, cfg Config) (*Server, error) {
 func (s *Server) Serve(ln net.Listener) error {
 	s.cfg.Logger.Info("webhook listener started", "addr", ln.Addr().String(), "path", s.cfg.Path,
 		"tls", s.cfg.TLS != nil, "auth", len(s.cfg.Auth) > 0, "allow_cidrs", len(s.cfg.AllowCIDRs))
+	if s.cfg.MaxConnsPerIP > 0 {
+		ln = &perIPListener{Listener: ln, max: s.cfg.MaxConnsPerIP, plain: s.cfg.TLS == nil,
+			rejected: &s.rejectedPerIP, conns: map[netip.Addr]int{}}
+	}
 	if s.cfg.TLS != nil {
 		ln = tls.NewListener(ln, s.cfg.TLS.TLSConfig())
 	}
@@ -140,10 +149,10 @@ func (s *Server) Stats() Stats {
 // any client flood the log.
 type debugLogger struct{ log *slog.Logger }
 
-func (l debugLogger) Printf(format string, args ...any) {
-	if l.log.Enabled(context.Background(), slog.LevelDebug) {
-		l.log.Debug(fmt.Sprintf(format, args...))
-	}
+// Only the message's format is logged, never its arguments: fasthttp quotes
+// the unreadable request in them, and with it the webhook secret.
+func (l debugLogger) Printf(format string, _ ...any) {
+	l.log.Debug("webhook connection error (request contents withheld)", "fasthttp", format)
 }
 
 // subjectCache remembers record subjects: a call centre has a handful of

@@ -4,6 +4,8 @@
 # throwaway ClickHouse (Debian's clickhouse-server, installed when missing)
 # started here on free loopback ports and removed on exit.
 #
+# Then every native fuzz test runs briefly (scripts/fuzz.sh, FUZZTIME=5s).
+#
 # Usage: scripts/test.sh [extra go test flags]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,3 +27,7 @@ clickhouse_start
 
 echo "== go test -race"
 go test -race -count=1 -timeout 25m "$@" ./...
+
+# Each fuzzer a few seconds on top of its seed corpus (testdata/fuzz/).
+echo "== fuzz"
+FUZZTIME=${FUZZTIME:-5s} scripts/fuzz.sh

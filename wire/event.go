@@ -80,10 +80,27 @@ func wholeNumber(num string) (int64, bool) {
 	if v, err := strconv.ParseInt(num, 10, 64); err == nil {
 		return v, true
 	}
-	if f, err := strconv.ParseFloat(num, 64); err == nil && f == math.Trunc(f) && math.Abs(f) < 1<<53 {
-		return int64(f), true
+	f, err := strconv.ParseFloat(num, 64)
+	if err != nil || f != math.Trunc(f) || math.Abs(f) >= 1<<53 {
+		return 0, false
 	}
-	return 0, false
+	if f == 0 && !zeroMantissa(num) {
+		return 0, false // a fraction too small for a float64 (1e-400) reads as 0
+	}
+	return int64(f), true
+}
+
+// zeroMantissa reports whether every digit before a number's exponent is 0.
+func zeroMantissa(num string) bool {
+	for i := 0; i < len(num); i++ {
+		switch c := num[i]; {
+		case c == 'e' || c == 'E':
+			return true
+		case c >= '1' && c <= '9':
+			return false
+		}
+	}
+	return true
 }
 
 // Ranges of the integer fields: a value outside them is the wrong type.

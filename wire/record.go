@@ -91,7 +91,9 @@ func (r *Record) AppendJSON(dst []byte) []byte {
 // still read. Event and Decision.Callflow share data's memory.
 func ParseRecord(data []byte) (*Record, error) {
 	var r Record
-	d := scanner{s: string(data)}
+	// The record's own object does not count toward the nesting limit, so
+	// that every event ParseEvent accepted is readable inside its record.
+	d := scanner{s: string(data), depth: -1}
 	if d.peek() != '{' {
 		return nil, fmt.Errorf("%w: not a JSON object", ErrInvalidRecord)
 	}

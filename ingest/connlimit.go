@@ -1,0 +1,82 @@
+package ingest
+
+import (
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// perIPListener caps the connections one address may hold open: past
+// Config.MaxConnsPerIP a new connection gets 429 and is closed, and the
+// refusal is counted (fasthttp's own per-IP limit does not count them).
+type perIPListener struct {
+	net.Listener
+	max      int
+	plain    bool // no TLS on top: a 429 can be written
+	rejected *atomic.Uint64
+
+	mu    sync.Mutex
+	conns map[netip.Addr]int
+}
+
+// tooManyConns is the whole answer to a connection over the limit.
+const tooManyConns = "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nContent-Length: 61\r\nConnection: close\r\n\r\n" +
+	`{"error":"too many connections from this address; try later"}`
+
+func (l *perIPListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		ip := connAddr(c)
+		l.mu.Lock()
+		if l.conns[ip] >= l.max {
+			l.mu.Unlock()
+			l.rejected.Add(1)
+			go l.reject(c)
+			continue
+		}
+		l.conns[ip]++
+		l.mu.Unlock()
+		return &perIPConn{Conn: c, release: sync.OnceFunc(func() { l.release(ip) })}, nil
+	}
+}
+
+func (l *perIPListener) reject(c net.Conn) {
+	if l.plain {
+		_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = c.Write([]byte(tooManyConns))
+	}
+	_ = c.Close()
+}
+
+func (l *perIPListener) release(ip netip.Addr) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.conns[ip]--; l.conns[ip] <= 0 {
+		delete(l.conns, ip)
+	}
+}
+
+func connAddr(c net.Conn) netip.Addr {
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		ip, _ := netip.AddrFromSlice(a.IP)
+		return ip.Unmap()
+	}
+	ap, _ := netip.ParseAddrPort(c.RemoteAddr().String())
+	return ap.Addr().Unmap()
+}
+
+// perIPConn gives its address's slot back when closed.
+type perIPConn struct {
+	net.Conn
+	release func()
+}
+
+func (c *perIPConn) Close() error {
+	c.release()
+	return c.Conn.Close()
+}
