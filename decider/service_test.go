@@ -269,25 +269,30 @@ func TestServiceDiscovery(t *testing.T) {
 		for i := 0; i < n; i++ {
 			ask(t, c.client, decider.DefaultSubject, decideBody(pA, vn1))
 		}
-		total := 0
-		for _, d := range c.deciders {
-			subject, _ := micro.ControlSubject(micro.StatsVerb, decider.DefaultServiceName, d.ID())
-			var st micro.Stats
-			if err := json.Unmarshal(ask(t, c.client, subject, nil).Data, &st); err != nil {
-				t.Fatal(err)
+		// micro counts a request after its handler returned, so just
+		// after the reply: the counts are read until they settle.
+		natstest.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+			total := 0
+			for _, d := range c.deciders {
+				subject, _ := micro.ControlSubject(micro.StatsVerb, decider.DefaultServiceName, d.ID())
+				var st micro.Stats
+				if err := json.Unmarshal(ask(t, c.client, subject, nil).Data, &st); err != nil {
+					return err
+				}
+				if len(st.Endpoints) != 1 || st.Endpoints[0].QueueGroup != decider.DefaultQueueGroup {
+					return fmt.Errorf("stats = %+v", st)
+				}
+				got := st.Endpoints[0].NumRequests
+				if got == 0 {
+					return fmt.Errorf("decider %s answered none of %d requests", d.ID(), n)
+				}
+				total += got
 			}
-			if len(st.Endpoints) != 1 || st.Endpoints[0].QueueGroup != decider.DefaultQueueGroup {
-				t.Fatalf("stats = %+v", st)
+			if total != n {
+				return fmt.Errorf("deciders counted %d requests, want %d (each request answered once)", total, n)
 			}
-			got := st.Endpoints[0].NumRequests
-			if got == 0 {
-				t.Errorf("decider %s answered none of %d requests", d.ID(), n)
-			}
-			total += got
-		}
-		if total != n {
-			t.Errorf("deciders counted %d requests, want %d (each request answered once)", total, n)
-		}
+			return nil
+		})
 	})
 }
 
