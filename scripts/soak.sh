@@ -5,7 +5,8 @@
 # and started again a third of the way in, and the archiver killed with
 # SIGKILL and restarted two thirds of the way in. `callflow bench --soak`
 # then audits that every answered event is in the stream and in ClickHouse
-# (FINAL) exactly once and reports the peak memory of each role.
+# (FINAL) exactly once and reports the peak memory of each role (the
+# archiver's until it is killed).
 #
 #   scripts/soak.sh                         # 10 minutes at 500 calls/s
 #   SOAK_DURATION=2m SOAK_RATE=300 scripts/soak.sh
@@ -101,7 +102,7 @@ set +e
 "$bin" bench --soak --url "http://127.0.0.1:$http/vca" --admin-url "http://127.0.0.1:$admin" \
   --rate "$rate" --duration "$duration" --sessions 200 --nats-url "$nats_url" \
   --clickhouse-addr "$CALLFLOW_TEST_CLICKHOUSE" --audit-wait 3m \
-  --pids "$ingest_pid,$decider_pid" --json >"$out/report.json" 2>"$out/bench.log"
+  --pids "$ingest_pid,$decider_pid,$arch_pid" --json >"$out/report.json" 2>"$out/bench.log"
 status=$?
 set -e
 wait "$faults" 2>/dev/null || true
