@@ -156,6 +156,10 @@ func New(cfg Config) (*Server, error) {
 		WriteTimeout:      10 * time.Second,
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    16 << 10,
+		// net/http's own lines (a failed TLS handshake, a bad request)
+		// go to the structured log, at debug level: any client could
+		// otherwise flood it.
+		ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
 	}
 	return s, nil
 }
