@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -63,7 +64,25 @@ feed:
 	return created, firstErr
 }
 
+// createSession creates s, waiting and trying again while the admin API
+// answers 429 (its per-client rate limit), as its Retry-After says.
 func createSession(ctx context.Context, client *http.Client, endpoint, token string, s Session, ttl time.Duration) error {
+	for {
+		wait, err := postSession(ctx, client, endpoint, token, s, ttl)
+		if wait == 0 {
+			return err
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return fmt.Errorf("create session: %w", ctx.Err())
+		}
+	}
+}
+
+// postSession makes one attempt; a positive wait means "rate limited: try
+// again after it".
+func postSession(ctx context.Context, client *http.Client, endpoint, token string, s Session, ttl time.Duration) (time.Duration, error) {
 	body, _ := json.Marshal(map[string]any{
 		"virtualNumber": s.VirtualNumber,
 		"participants":  s.Participants,
@@ -71,7 +90,7 @@ func createSession(ctx context.Context, client *http.Client, endpoint, token str
 	})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(body))
 	if err != nil {
-		return err
+		return 0, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if token != "" {
@@ -79,10 +98,17 @@ func createSession(ctx context.Context, client *http.Client, endpoint, token str
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return fmt.Errorf("create session: %w", err)
+		return 0, fmt.Errorf("create session: %w", err)
 	}
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode == http.StatusTooManyRequests {
+		secs, err := strconv.Atoi(resp.Header.Get("Retry-After"))
+		if err != nil || secs < 1 {
+			secs = 1
+		}
+		return time.Duration(secs) * time.Second, nil
+	}
 	if resp.StatusCode != http.StatusCreated {
 		hint := ""
 		switch resp.StatusCode {
@@ -91,9 +117,9 @@ func createSession(ctx context.Context, client *http.Client, endpoint, token str
 		case http.StatusConflict:
 			hint = " (a session of an earlier run with the same --run-id is still open)"
 		}
-		return fmt.Errorf("create session: POST %s answered %s%s: %s", endpoint, resp.Status, hint, bytes.TrimSpace(msg))
+		return 0, fmt.Errorf("create session: POST %s answered %s%s: %s", endpoint, resp.Status, hint, bytes.TrimSpace(msg))
 	}
-	return nil
+	return 0, nil
 }
 
 // probeSessions posts CALL_ACTIONs from participants of a few of the

@@ -35,10 +35,11 @@ go build -o "$natsbin" github.com/nats-io/nats-server/v2
 
 source scripts/clickhouse.sh
 cleanup() {
-  # Every process of the soak runs a binary under $tmp, restarted ones too.
+  # Every process of the soak runs a binary under $tmp, restarted ones too;
+  # ClickHouse is stopped before waiting, as it is a job of this shell too.
   pkill -f "$tmp/" 2>/dev/null || true
-  wait 2>/dev/null || true
   clickhouse_stop
+  wait 2>/dev/null || true
   rm -rf "$tmp"
 }
 trap cleanup EXIT
