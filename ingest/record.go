@@ -57,7 +57,6 @@ type recorder struct {
 	nc       *nats.Conn
 	js       jetstream.JetStream
 	replayJS jetstream.JetStream // the same connection, with replayAckTimeout
-	timeout  time.Duration
 	log      *slog.Logger
 	spool    *spool.Spool
 	metrics  *Metrics
@@ -100,7 +99,6 @@ func newRecorder(nc *nats.Conn, js jetstream.JetStream, cfg *Config, log *slog.L
 		nc:       nc,
 		js:       js,
 		replayJS: replayJS,
-		timeout:  cfg.RecordTimeout,
 		log:      log,
 		spool:    sp,
 		metrics:  cfg.Metrics,
