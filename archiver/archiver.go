@@ -107,11 +107,14 @@ func (a *Archiver) Run(ctx context.Context, drain time.Duration) error {
 		return fmt.Errorf("archiver consumer on %s: %w", a.cfg.Stream, err)
 	}
 	a.consumer.Store(&cons)
-	it, err := cons.Messages(jetstream.PullMaxMessages(min(a.cfg.Batch.MaxRows, 5000)))
+	pull := func() (jetstream.MessagesContext, error) {
+		return cons.Messages(jetstream.PullMaxMessages(min(a.cfg.Batch.MaxRows, 5000)))
+	}
+	it, err := pull()
 	if err != nil {
 		return fmt.Errorf("archiver consume: %w", err)
 	}
-	defer it.Stop()
+	defer func() { it.Stop() }()
 	a.log.Info("archiver running", "stream", a.cfg.Stream, "durable", a.cfg.Durable, "database", a.cfg.ClickHouse.Database,
 		"batch_rows", a.cfg.Batch.MaxRows, "batch_bytes", a.cfg.Batch.MaxBytes, "batch_age", a.cfg.Batch.MaxAge)
 
@@ -128,10 +131,40 @@ func (a *Archiver) Run(ctx context.Context, drain time.Duration) error {
 				a.log.Warn("batch not archived; its records will be redelivered", "records", b.len(), "error", ferr)
 			}
 		}
+		if errors.Is(err, errStalled) && ctx.Err() == nil {
+			a.log.Warn("archiver pull stalled: records wait in the stream but none arrive (a consumer leader lost with its pull request?); pulling again")
+			it.Stop()
+			if it, err = pull(); err != nil {
+				return fmt.Errorf("archiver consume: %w", err)
+			}
+			continue
+		}
 		if err != nil || ctx.Err() != nil {
 			return nil
 		}
 	}
+}
+
+// stallAfter is how long an archiver with nothing in hand waits for records
+// before it asks the consumer whether some are waiting undelivered.
+const stallAfter = 10 * time.Second
+
+// errStalled: records wait in the stream, and none arrive.
+var errStalled = errors.New("archiver pull stalled")
+
+// stalled reports whether the consumer has records it has not delivered.
+// A pull request parked on a consumer leader that died is lost without a
+// word, and the client notices missing heartbeats only while one Next call
+// lasts two heartbeats, which the archiver's short polls never do.
+func (a *Archiver) stalled(ctx context.Context) bool {
+	cons := a.consumer.Load()
+	if cons == nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	info, err := (*cons).Info(ctx)
+	return err == nil && info.NumPending > 0
 }
 
 // collect gathers one batch: it waits for a first message, then takes more
@@ -139,6 +172,7 @@ func (a *Archiver) Run(ctx context.Context, drain time.Duration) error {
 func (a *Archiver) collect(ctx context.Context, it jetstream.MessagesContext) (*batch, error) {
 	b := &batch{}
 	var deadline time.Time
+	idle := time.Now()
 	for b.rows < a.cfg.Batch.MaxRows && b.bytes < a.cfg.Batch.MaxBytes {
 		wait := time.Second // poll, so that a stop is noticed within a second
 		if b.len() > 0 {
@@ -153,6 +187,12 @@ func (a *Archiver) collect(ctx context.Context, it jetstream.MessagesContext) (*
 		}
 		msg, err := it.Next(jetstream.NextMaxWait(wait))
 		if errors.Is(err, nats.ErrTimeout) {
+			if b.len() == 0 && time.Since(idle) > stallAfter {
+				idle = time.Now()
+				if a.stalled(ctx) {
+					return b, errStalled
+				}
+			}
 			continue
 		}
 		if err != nil {
