@@ -95,24 +95,9 @@ func (a *Archiver) Run(ctx context.Context, drain time.Duration) error {
 	}); err != nil {
 		return nil // stopped before ClickHouse was ever reachable
 	}
-	cons, err := a.js.CreateOrUpdateConsumer(ctx, a.cfg.Stream, jetstream.ConsumerConfig{
-		Durable:       a.cfg.Durable,
-		Description:   "callflow archiver: records into ClickHouse",
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       a.cfg.AckWait,
-		MaxAckPending: 2 * a.cfg.Batch.MaxRows,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-	})
+	it, err := a.pull(ctx)
 	if err != nil {
-		return fmt.Errorf("archiver consumer on %s: %w", a.cfg.Stream, err)
-	}
-	a.consumer.Store(&cons)
-	pull := func() (jetstream.MessagesContext, error) {
-		return cons.Messages(jetstream.PullMaxMessages(min(a.cfg.Batch.MaxRows, 5000)))
-	}
-	it, err := pull()
-	if err != nil {
-		return fmt.Errorf("archiver consume: %w", err)
+		return err
 	}
 	defer func() { it.Stop() }()
 	a.log.Info("archiver running", "stream", a.cfg.Stream, "durable", a.cfg.Durable, "database", a.cfg.ClickHouse.Database,
@@ -131,18 +116,53 @@ func (a *Archiver) Run(ctx context.Context, drain time.Duration) error {
 				a.log.Warn("batch not archived; its records will be redelivered", "records", b.len(), "error", ferr)
 			}
 		}
-		if errors.Is(err, errStalled) && ctx.Err() == nil {
-			a.log.Warn("archiver pull stalled: records wait in the stream but none arrive (a consumer leader lost with its pull request?); pulling again")
-			it.Stop()
-			if it, err = pull(); err != nil {
-				return fmt.Errorf("archiver consume: %w", err)
-			}
-			continue
-		}
-		if err != nil || ctx.Err() != nil {
+		if ctx.Err() != nil {
 			return nil
 		}
+		if err == nil {
+			continue
+		}
+		// The pull stalled, or the iterator ended (the consumer was
+		// deleted): make sure of the consumer and pull again, until it
+		// works or the archiver is stopped.
+		a.log.Warn("archiver pull interrupted; pulling again", "error", err)
+		it.Stop()
+		for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
+			if it, err = a.pull(ctx); err == nil {
+				break
+			}
+			a.log.Warn("archiver cannot pull; retrying", "error", err, "in", wait)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(wait):
+			}
+		}
 	}
+}
+
+// pull creates the durable consumer when missing (an existing one is
+// updated to this archiver's settings) and starts pulling from it.
+func (a *Archiver) pull(ctx context.Context) (jetstream.MessagesContext, error) {
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	cons, err := a.js.CreateOrUpdateConsumer(cctx, a.cfg.Stream, jetstream.ConsumerConfig{
+		Durable:       a.cfg.Durable,
+		Description:   "callflow archiver: records into ClickHouse",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       a.cfg.AckWait,
+		MaxAckPending: 2 * a.cfg.Batch.MaxRows,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("archiver consumer on %s: %w", a.cfg.Stream, err)
+	}
+	a.consumer.Store(&cons)
+	it, err := cons.Messages(jetstream.PullMaxMessages(min(a.cfg.Batch.MaxRows, 5000)))
+	if err != nil {
+		return nil, fmt.Errorf("archiver consume: %w", err)
+	}
+	return it, nil
 }
 
 // stallAfter is how long an archiver with nothing in hand waits for records
