@@ -2,8 +2,6 @@ package admin
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -15,6 +13,7 @@ import (
 	"time"
 
 	"github.com/callflow/callflow/certs"
+	"github.com/callflow/callflow/internal/secret"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -181,13 +180,10 @@ func (s *Server) Protect(h http.Handler) http.Handler {
 	if len(s.cfg.Tokens) == 0 {
 		return s.limit(h)
 	}
-	tokens := make([][sha256.Size]byte, len(s.cfg.Tokens))
-	for i, t := range s.cfg.Tokens {
-		tokens[i] = sha256.Sum256([]byte(t))
-	}
+	tokens := secret.NewSet(s.cfg.Tokens)
 	return s.limit(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || !tokenOK(tokens, got) {
+		if !ok || !tokens.Match([]byte(got)) {
 			s.metrics.refused.WithLabelValues(RefusedUnauthorized).Inc()
 			w.Header().Set("WWW-Authenticate", `Bearer realm="callflow"`)
 			writeError(w, http.StatusUnauthorized, "a valid bearer token is required")
@@ -195,17 +191,6 @@ func (s *Server) Protect(h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	}))
-}
-
-// tokenOK compares digests, so that the time taken says nothing about the
-// tokens' lengths, and checks every token without stopping at a match.
-func tokenOK(tokens [][sha256.Size]byte, got string) bool {
-	sum := sha256.Sum256([]byte(got))
-	ok := 0
-	for i := range tokens {
-		ok |= subtle.ConstantTimeCompare(sum[:], tokens[i][:])
-	}
-	return ok == 1
 }
 
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {

@@ -2,10 +2,9 @@ package ingest
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"crypto/subtle"
 	"net/netip"
 
+	"github.com/callflow/callflow/internal/secret"
 	"github.com/valyala/fasthttp"
 )
 
@@ -23,33 +22,19 @@ const (
 // guard decides who may call the webhook: the source network, then the
 // Authorization header 8x8 sends (the webhook's static httpAuthHeader).
 type guard struct {
-	// auth holds SHA-256 digests of the accepted Authorization values:
-	// comparing digests takes the same time whatever the value's length.
-	auth    [][sha256.Size]byte
+	auth    secret.Set
 	allow   []netip.Prefix
 	trusted []netip.Prefix
 }
 
 func newGuard(cfg *Config) *guard {
-	g := &guard{allow: cfg.AllowCIDRs, trusted: cfg.TrustedProxies}
-	for _, a := range cfg.Auth {
-		g.auth = append(g.auth, sha256.Sum256([]byte(a)))
-	}
-	return g
+	return &guard{auth: secret.NewSet(cfg.Auth), allow: cfg.AllowCIDRs, trusted: cfg.TrustedProxies}
 }
 
-// authorized compares the request's Authorization value with every accepted
-// one, in constant time, without stopping at a match.
+// authorized reports whether the request's Authorization value is one of
+// the accepted ones (any value when none is configured).
 func (g *guard) authorized(value []byte) bool {
-	if len(g.auth) == 0 {
-		return true
-	}
-	sum := sha256.Sum256(value)
-	ok := 0
-	for i := range g.auth {
-		ok |= subtle.ConstantTimeCompare(sum[:], g.auth[i][:])
-	}
-	return ok == 1
+	return g.auth.Len() == 0 || g.auth.Match(value)
 }
 
 // allowed reports whether the client may call the webhook at all.

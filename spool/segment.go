@@ -1,6 +1,7 @@
 package spool
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -111,25 +112,44 @@ func readSegment(path string) ([]Entry, error) {
 	return entries, nil
 }
 
+// segmentFile is a file of dir named like a segment.
+type segmentFile struct {
+	seq  uint64
+	path string
+}
+
+// listSegments returns the regular files of dir named <sequence>.seg,
+// by sequence number; other files are not the spool's.
+func listSegments(dir string) ([]segmentFile, error) {
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	var files []segmentFile
+	for _, de := range des {
+		name, ok := strings.CutSuffix(de.Name(), segmentExt)
+		if !ok || !de.Type().IsRegular() {
+			continue
+		}
+		if seq, err := strconv.ParseUint(name, 10, 64); err == nil {
+			files = append(files, segmentFile{seq, filepath.Join(dir, de.Name())})
+		}
+	}
+	slices.SortFunc(files, func(a, b segmentFile) int { return cmp.Compare(a.seq, b.seq) })
+	return files, nil
+}
+
 // recoverSegments finds the segments in dir, oldest first, truncating a
 // torn or corrupt tail (the frames a crash cut short) and removing
 // segments that hold no record.
 func recoverSegments(dir string, log *slog.Logger) ([]*segment, error) {
-	names, err := os.ReadDir(dir)
+	files, err := listSegments(dir)
 	if err != nil {
-		return nil, fmt.Errorf("spool: %w", err)
+		return nil, err
 	}
 	var segs []*segment
-	for _, de := range names {
-		name := de.Name()
-		if !de.Type().IsRegular() || !strings.HasSuffix(name, segmentExt) {
-			continue
-		}
-		seq, err := strconv.ParseUint(strings.TrimSuffix(name, segmentExt), 10, 64)
-		if err != nil {
-			continue
-		}
-		seg, err := recoverSegment(filepath.Join(dir, name), seq, log)
+	for _, f := range files {
+		seg, err := recoverSegment(f.path, f.seq, log)
 		if err != nil {
 			return nil, err
 		}
@@ -137,15 +157,6 @@ func recoverSegments(dir string, log *slog.Logger) ([]*segment, error) {
 			segs = append(segs, seg)
 		}
 	}
-	slices.SortFunc(segs, func(a, b *segment) int {
-		switch {
-		case a.seq < b.seq:
-			return -1
-		case a.seq > b.seq:
-			return 1
-		}
-		return 0
-	})
 	if len(segs) > 0 {
 		if err := syncDir(dir); err != nil {
 			return nil, err
@@ -207,21 +218,13 @@ func syncDir(dir string) error {
 // changing anything: for inspection and tests. A torn tail ends its
 // segment's records, as recovery would.
 func Read(dir string) ([]Entry, error) {
-	des, err := os.ReadDir(dir)
+	files, err := listSegments(dir)
 	if err != nil {
 		return nil, err
 	}
-	var names []string
-	for _, de := range des {
-		seq, ok := strings.CutSuffix(de.Name(), segmentExt)
-		if _, err := strconv.ParseUint(seq, 10, 64); ok && err == nil && de.Type().IsRegular() {
-			names = append(names, de.Name())
-		}
-	}
-	slices.Sort(names) // zero-padded sequence numbers sort as numbers
 	var out []Entry
-	for _, name := range names {
-		entries, err := readSegment(filepath.Join(dir, name))
+	for _, f := range files {
+		entries, err := readSegment(f.path)
 		if err != nil && !errors.Is(err, errBadFrame) {
 			return out, err
 		}
