@@ -73,6 +73,17 @@ func (s *Service) handle(req micro.Request) {
 	s.bufs.Put(bp)
 }
 
+// Decide answers req in this process, with the policy and the counters of
+// the service's endpoint but without the NATS round trip: what an ingestor
+// sharing the process (serve) asks instead of the pool, as NATS itself
+// prefers a queue subscriber on the local server. The callflow is appended
+// to dst.
+func (s *Service) Decide(dst []byte, req *wire.DecideRequest, now time.Time) ([]byte, string) {
+	body, outcome := s.policy.Decide(dst, req, now)
+	s.metrics.requests.WithLabelValues(outcome).Inc()
+	return body, outcome
+}
+
 // ID is the service instance id, as `nats micro info` shows it.
 func (s *Service) ID() string { return s.svc.Info().ID }
 

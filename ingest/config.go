@@ -53,6 +53,11 @@ type Config struct {
 	DecideSubject string
 	// DecideTimeout is how long a call waits for a decider.
 	DecideTimeout time.Duration
+	// Local, when set, decides CALL_ACTIONs in this process instead of
+	// asking the pool over NATS: serve sets it to one of its own deciders,
+	// which share the pool's policy and session index. Without it (the
+	// ingest role) every decision is a request to the pool.
+	Local LocalDecider
 	// Breaker configures the circuit breaker in front of the deciders.
 	Breaker BreakerConfig
 	// Fallback is said before hanging up when no decider answers.
@@ -75,6 +80,13 @@ type Config struct {
 	// Metrics receives the ingestor's measurements (see NewMetrics); nil
 	// keeps them unregistered.
 	Metrics *Metrics
+}
+
+// LocalDecider is a decider in the ingestor's own process (see
+// decider.Service.Decide).
+type LocalDecider interface {
+	// Decide appends req's callflow to dst and says which outcome it is.
+	Decide(dst []byte, req *wire.DecideRequest, now time.Time) ([]byte, string)
 }
 
 // BreakerConfig configures the circuit breaker.

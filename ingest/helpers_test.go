@@ -108,6 +108,8 @@ type envOptions struct {
 	noStream bool
 	// deciders is the number of real deciders to start.
 	deciders int
+	// local makes the first of them the ingestor's in-process decider.
+	local bool
 	// ns is a server to use instead of a fresh one.
 	ns *server.Server
 	// conn is the ingestor's connection to use instead of a fresh one to
@@ -132,8 +134,9 @@ func newEnv(t *testing.T, o envOptions) *env {
 			t.Fatalf("ensure stream: %v", err)
 		}
 	}
+	var started []*decider.Service
 	if o.deciders > 0 {
-		e.startDeciders(o.deciders)
+		started = e.startDeciders(o.deciders)
 	}
 	e.cfg = Config{
 		DecideTimeout: 2 * time.Second,
@@ -141,6 +144,9 @@ func newEnv(t *testing.T, o envOptions) *env {
 		Breaker:       BreakerConfig{Failures: 1000, OpenFor: time.Minute},
 		DataDir:       t.TempDir(),
 		Instance:      testInstance,
+	}
+	if o.local {
+		e.cfg.Local = started[0]
 	}
 	if o.cfg != nil {
 		o.cfg(&e.cfg)

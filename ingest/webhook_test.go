@@ -369,3 +369,33 @@ func TestBodyLimit(t *testing.T) {
 		t.Errorf("stats = %+v, want 2 rejected", s)
 	}
 }
+
+// A serve process decides in process: the answer and the record are the
+// pool's, with no decider on NATS at all.
+func TestLocalDeciderAnswersWithoutNATSDeciders(t *testing.T) {
+	e := newEnv(t, envOptions{deciders: 1, local: true})
+	sess := e.seedSession()
+	// The decider leaves the pool: only the in-process path can answer.
+	if err := e.cfg.Local.(*decider.Service).Stop(); err != nil {
+		t.Fatalf("stop decider service: %v", err)
+	}
+	body := seedBody(t)
+	a := e.post(body)
+	cf := wantCallflow(t, a)
+	if cf.ClientActionID != sess.ID || len(cf.Callflow) != 1 || cf.Callflow[0].Action != wire.ActionMakeCall {
+		t.Fatalf("answer = %s, want the session's makeCall", a.body)
+	}
+	d := e.recordOf(seedEventID).rec.Decision
+	if d == nil || d.Source != wire.SourceDecider || d.Outcome != wire.OutcomeConnect || !bytes.Equal(d.Callflow, a.body) {
+		t.Fatalf("recorded decision = %+v, want the decider's connect with the answered callflow", d)
+	}
+
+	out := e.post(event(t, "", map[string]any{"eventId": "ev-stranger", "source": "+6590000000"}))
+	wantSayHangup(t, out, decider.ClientActionOutOfSession, decider.DefaultOutOfSession.Text)
+	if d := e.recordOf("ev-stranger").rec.Decision; d == nil || d.Outcome != wire.OutcomeOutOfSession {
+		t.Fatalf("recorded decision = %+v, want out of session", d)
+	}
+	if s := e.srv.Stats(); s.Decided != 2 || s.Fallbacks != 0 {
+		t.Errorf("stats = %+v, want 2 decided, no fallback", s)
+	}
+}

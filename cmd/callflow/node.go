@@ -237,6 +237,9 @@ func (n *node) start(ctx context.Context, o *options, r nodeRoles, adminCfg admi
 		icfg := o.ingestConfig(log.With("component", "ingest"))
 		icfg.Metrics = ingest.NewMetrics(n.reg)
 		icfg.TLS = n.httpTLS
+		if len(n.deciders) > 0 {
+			icfg.Local = n.deciders[0]
+		}
 		if n.ingest, err = ingest.New(n.nc, icfg); err != nil {
 			return err
 		}
