@@ -20,9 +20,9 @@ func fallbackResponse(say wire.Say) wire.Response {
 // buffers are reused across calls to keep the hot path free of garbage.
 type buffers struct {
 	req, rec, ack, answer []byte
-	ev            wire.Event
-	payload       wire.Payload
-	dec           wire.Decision
+	ev                    wire.Event
+	payload               wire.Payload
+	dec                   wire.Decision
 }
 
 const contentTypeJSON = "application/json"
