@@ -4,6 +4,9 @@
 #
 #   scripts/bench.sh                 # the full table (about 6 minutes)
 #   BENCH_QUICK=1 scripts/bench.sh   # shorter runs, for a smoke test
+#   BENCH_SOAK=10m scripts/bench.sh  # also 5000/s for 10 minutes: does serve's
+#                                    # memory stay flat? (BENCH_SOAK_DUPLICATES
+#                                    # sets the duplicate window, default 30s)
 #
 # Results (JSON, profiles) go to ${BENCH_OUT:-bench-results}/; the summary
 # table is printed at the end. Load goes to 127.0.0.1 only.
@@ -79,5 +82,11 @@ kill "$serve_pid"; wait "$serve_pid" 2>/dev/null || true; serve_pid=""
 echo "== archive: replay of $records records beside a direct insert of the same rows"
 CALLFLOW_BENCH_RECORDS=$records CALLFLOW_BENCH_COMPRESSION=none CALLFLOW_BENCH_OUT="$out/archive.json" \
   go test -count=1 -run TestArchiveThroughput -timeout 30m ./archiver/ > "$out/archive.txt"
+
+if [ -n "${BENCH_SOAK:-}" ]; then
+  echo "== memory soak: 5000/s for $BENCH_SOAK, duplicate window ${BENCH_SOAK_DUPLICATES:-30s}, audited in the stream"
+  start_serve --stream-duplicates "${BENCH_SOAK_DUPLICATES:-30s}"
+  bench --soak --rate 5000 --duration "$BENCH_SOAK" --nats-url "nats://127.0.0.1:$nats" --pids "$serve_pid" > "$out/soak.json"
+fi
 
 python3 scripts/bench_table.py "$out"

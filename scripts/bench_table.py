@@ -49,6 +49,13 @@ rows = [
     ('Encode callflow', 'a handful of allocations', '%s ns, %s B, %s allocs' % gobench('EncodeResponse'), ''),
     ('Serve peak RSS (VmHWM) after the 5000/s run', '< 200 MiB', ', '.join('%s MiB' % r for r in rss) or 'n/a', ''),
 ]
+if os.path.exists(os.path.join(out, 'soak.json')):
+    sk = load('soak.json')
+    ss, sa = sk['system'], sk.get('audit') or {}
+    for p in sk.get('processes') or []:
+        rows.append(('Serve RSS over the %.0f s soak at 5000/s' % ss['duration_s'], 'flat, < 200 MiB',
+                     '%.0f MiB at start, %.0f at end, %.0f highest sampled, peak %.0f' % tuple(p[k] / 2**20 for k in ('rss_start_bytes', 'rss_end_bytes', 'rss_max_bytes', 'peak_rss_bytes')), ''))
+    rows.append(('Soak p99 / p99.9, errors, stream audit', '', '%.2f / %.2f ms, %d errors, %s' % (ss['latency_ms']['p99'], ss['latency_ms']['p99_9'], sum(ss['errors'].values()), store(sa, sa.get('stream'))), ''))
 print('| target | goal | measured | ratio |\n| --- | --- | --- | --- |')
 for r in rows:
     print('| %s | %s | %s | %s |' % r)
