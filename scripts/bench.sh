@@ -84,8 +84,9 @@ CALLFLOW_BENCH_RECORDS=$records CALLFLOW_BENCH_COMPRESSION=none CALLFLOW_BENCH_O
   go test -count=1 -run TestArchiveThroughput -timeout 30m ./archiver/ > "$out/archive.txt"
 
 if [ -n "${BENCH_SOAK:-}" ]; then
-  echo "== memory soak: 5000/s for $BENCH_SOAK, duplicate window ${BENCH_SOAK_DUPLICATES:-30s}, audited in the stream"
-  start_serve --stream-duplicates "${BENCH_SOAK_DUPLICATES:-30s}"
+  window=${BENCH_SOAK_DUPLICATES:-30s}
+  echo "== memory soak: 5000/s for $BENCH_SOAK, duplicate window $window, audited in the stream"
+  start_serve --stream-duplicates "$window"
   bench --soak --rate 5000 --duration "$BENCH_SOAK" --nats-url "nats://127.0.0.1:$nats" --pids "$serve_pid" > "$out/soak.json"
 fi
 
