@@ -29,6 +29,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -180,18 +181,28 @@ func secSend(t *testing.T, tr *http.Transport, base string, c call) reply {
 	}
 	tr.DisableKeepAlives = true
 	defer tr.CloseIdleConnections()
-	req, err := http.NewRequest(c.method, base+c.path, bytes.NewReader(c.body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c.auth != "" {
-		req.Header.Set("Authorization", c.auth)
-	}
-	req.Header.Set("User-Agent", secUA)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := (&http.Client{Transport: tr, Timeout: 15 * time.Second}).Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", c.method, c.path, err)
+	var resp *http.Response
+	// A server that refuses a body before reading all of it closes the
+	// connection with the rest unread, and the kernel may reset it while
+	// the client is still writing, before its transport has read the
+	// answer: that race is the client's, so the request is sent again.
+	for attempt := 1; ; attempt++ {
+		req, err := http.NewRequest(c.method, base+c.path, bytes.NewReader(c.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.auth != "" {
+			req.Header.Set("Authorization", c.auth)
+		}
+		req.Header.Set("User-Agent", secUA)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err = (&http.Client{Transport: tr, Timeout: 15 * time.Second}).Do(req)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.ECONNRESET) || attempt == 3 {
+			t.Fatalf("%s %s: %v", c.method, c.path, err)
+		}
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
