@@ -46,6 +46,7 @@ func (l *perIPListener) Accept() (net.Conn, error) {
 }
 
 func (l *perIPListener) reject(c net.Conn) {
+	lingerOnClose(c)
 	if l.plain {
 		_ = c.SetWriteDeadline(time.Now().Add(time.Second))
 		_, _ = c.Write([]byte(tooManyConns))
@@ -75,6 +76,9 @@ type perIPConn struct {
 	net.Conn
 	release func()
 }
+
+// NetConn returns the connection c wraps.
+func (c *perIPConn) NetConn() net.Conn { return c.Conn }
 
 func (c *perIPConn) Close() error {
 	c.release()

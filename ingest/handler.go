@@ -162,6 +162,9 @@ func (s *Server) reject(ctx *fasthttp.RequestCtx, status int, msg string) {
 // transportError answers requests fasthttp could not read, in the same
 // JSON shape as every other error.
 func (s *Server) transportError(ctx *fasthttp.RequestCtx, err error) {
+	// fasthttp closes the connection after this answer, with the rest of
+	// the request possibly unread.
+	lingerOnClose(ctx.Conn())
 	s.stats.requests.Add(1)
 	start := time.Now()
 	var netErr net.Error

@@ -529,6 +529,58 @@ func TestWebhookSizeLimits(t *testing.T) {
 	e.wantRecords(1)
 }
 
+// TestWebhookRefusedBeforeRead proves that a client whose request is
+// refused before the server has read all of it (header or declared body
+// over the limit) still gets the whole JSON answer and then an orderly end
+// of the connection, not a reset that would destroy the answer, even when
+// it writes the rest of the request before it reads.
+func TestWebhookRefusedBeforeRead(t *testing.T) {
+	const maxBody, maxHeader = 4096, 2048
+	e := newSecEnv(t, func(c *Config) {
+		c.Auth = []string{secNewSecret}
+		c.MaxBody, c.MaxHeaderBytes = maxBody, maxHeader
+	})
+	addr := strings.TrimPrefix(e.url, "http://")
+	rest := bytes.Repeat([]byte("x"), 64<<10)
+	cases := []struct {
+		name   string
+		head   string
+		status int
+	}{
+		{"header over the limit", "POST /vca HTTP/1.1\r\nHost: x\r\nAuthorization: " + secNewSecret +
+			"\r\nX-Pad: " + strings.Repeat("p", 3*maxHeader) + fmt.Sprintf("\r\nContent-Length: %d\r\n\r\n", len(rest)), 431},
+		{"declared body over the limit", "POST /vca HTTP/1.1\r\nHost: x\r\nAuthorization: " + secNewSecret +
+			fmt.Sprintf("\r\nContent-Length: %d\r\n\r\n", len(rest)), 413},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			for i := range 20 {
+				conn, err := net.Dial("tcp", addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+				if _, err := conn.Write(append([]byte(c.head), rest...)); err != nil {
+					t.Fatalf("attempt %d: write: %v", i, err)
+				}
+				all, err := io.ReadAll(conn)
+				conn.Close()
+				if err != nil {
+					t.Fatalf("attempt %d: read: %v (got %q)", i, err, all)
+				}
+				resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(all)), nil)
+				if err != nil {
+					t.Fatalf("attempt %d: unreadable answer %q: %v", i, all, err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				wantError(t, answer{status: resp.StatusCode, header: resp.Header, body: body}, c.status, "limit")
+			}
+		})
+	}
+	e.wantDecided(0)
+	e.wantRecords(0)
+}
+
 // TestWebhookMalformedHTTP proves how requests fasthttp cannot read are
 // answered: a bad Content-Length, no method, no version, a bad header name
 // or value, two Content-Lengths, an unknown or malformed transfer coding,

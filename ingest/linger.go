@@ -1,0 +1,70 @@
+package ingest
+
+import (
+	"io"
+	"net"
+	"sync/atomic"
+	"time"
+)
+
+// A connection refused before its request was read to the end (body or
+// header over the limit, malformed HTTP, too many connections) still has
+// the client's bytes in flight. Closing it at once makes the kernel answer
+// them with a reset, which can destroy the error answer before the client
+// reads it: the caller's platform sees "connection reset" instead of 413.
+// Such a connection is closed the way net/http closes it: the write side
+// first, so the answer and a FIN reach the client, then what the client
+// still sends is read and dropped, for a bounded time and size, before the
+// socket is closed.
+const (
+	lingerTimeout = 500 * time.Millisecond
+	lingerMax     = 256 << 10
+)
+
+// lingerListener hands out connections that can be closed gracefully.
+type lingerListener struct{ net.Listener }
+
+func (l lingerListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &lingerConn{Conn: c}, nil
+}
+
+// lingerConn closes gracefully once marked by lingerOnClose.
+type lingerConn struct {
+	net.Conn
+	linger atomic.Bool
+}
+
+// Close closes the connection, after draining the client's unread bytes
+// in the background when the connection was marked.
+func (c *lingerConn) Close() error {
+	cw, ok := c.Conn.(interface{ CloseWrite() error })
+	if !c.linger.Load() || !ok || cw.CloseWrite() != nil {
+		return c.Conn.Close()
+	}
+	go func() {
+		_ = c.Conn.SetReadDeadline(time.Now().Add(lingerTimeout))
+		_, _ = io.CopyN(io.Discard, c.Conn, lingerMax)
+		_ = c.Conn.Close()
+	}()
+	return nil
+}
+
+// lingerOnClose marks c, or the connection it wraps (TLS, the per-address
+// limit), to be closed gracefully.
+func lingerOnClose(c net.Conn) {
+	for c != nil {
+		if l, ok := c.(*lingerConn); ok {
+			l.linger.Store(true)
+			return
+		}
+		u, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			return
+		}
+		c = u.NetConn()
+	}
+}
