@@ -86,6 +86,7 @@ type Config struct {
 // decider.Service.Decide).
 type LocalDecider interface {
 	// Decide appends req's callflow to dst and says which outcome it is.
+	// It must not keep req, which is reused for the next call.
 	Decide(dst []byte, req *wire.DecideRequest, now time.Time) ([]byte, string)
 }
 

@@ -23,6 +23,9 @@ type buffers struct {
 	ev                    wire.Event
 	payload               wire.Payload
 	dec                   wire.Decision
+	// decide is the decide request; kept here because a pointer to it
+	// handed to an interface would otherwise move it to the heap.
+	decide wire.DecideRequest
 }
 
 const contentTypeJSON = "application/json"
@@ -116,16 +119,16 @@ func (s *Server) webhook(ctx *fasthttp.RequestCtx, received time.Time) {
 
 // decide asks the deciders, or falls back, and says which happened.
 func (s *Server) decide(ev *wire.Event, b *buffers) ([]byte, wire.Decision) {
-	req := ev.DecideRequest()
+	b.decide = ev.DecideRequest()
 	start := time.Now()
 	var dec decision
 	var why string
 	if s.cfg.Local != nil {
 		// Nothing to fail here: no breaker, no timeout.
-		b.answer, dec.outcome = s.cfg.Local.Decide(b.answer[:0], &req, start)
+		b.answer, dec.outcome = s.cfg.Local.Decide(b.answer[:0], &b.decide, start)
 		dec.callflow = b.answer
 	} else {
-		b.req = req.AppendJSON(b.req[:0])
+		b.req = b.decide.AppendJSON(b.req[:0])
 		dec, why = s.deciders.decide(b.req)
 	}
 	took := time.Since(start)
