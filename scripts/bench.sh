@@ -29,17 +29,19 @@ cleanup() { [ -n "$serve_pid" ] && kill "$serve_pid" 2>/dev/null; clickhouse_sto
 trap cleanup EXIT
 clickhouse_start
 
+gc_memlimit=180MiB
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 http=$(free_port); admin=$(free_port); nats=$(free_port); pprof=$(free_port)
 
-# start_serve [flags]: a fresh serve (new data directory). Without flags it
+# start_serve [flags]: a fresh serve (new data directory), with the
+# environment assignments in $serve_env (Go runtime settings). Without flags it
 # runs no archiver: ClickHouse on the same two cores as the load generator
 # and serve would measure their fight for CPU, not the call path; the
 # archive has runs of its own below.
 start_serve() {
   [ -n "$serve_pid" ] && { kill "$serve_pid"; wait "$serve_pid" 2>/dev/null || true; }
   rm -rf "${data:?}"/*
-  "$bin" serve --data-dir "$data" --http-addr "127.0.0.1:$http" --admin-addr "127.0.0.1:$admin" \
+  env ${serve_env:-} "$bin" serve --data-dir "$data" --http-addr "127.0.0.1:$http" --admin-addr "127.0.0.1:$admin" \
     --nats-listen "127.0.0.1:$nats" --clickhouse-addr "" --pprof "127.0.0.1:$pprof" --log-format json "$@" > "$out/serve.log" 2>&1 &
   serve_pid=$!
   for _ in $(seq 1 100); do "$bin" probe "http://127.0.0.1:$admin/readyz" >/dev/null 2>&1 && return; sleep 0.1; done
@@ -68,6 +70,10 @@ bench --rate 5000 --duration "$open_secs" --warmup 3s --baseline --audit --nats-
   --pids "$serve_pid" > "$out/open.json"
 wait "$profile_pid"
 
+echo "== open loop 5000/s again, garbage collector sized by a memory limit (an operator's setting, README 'Sizing memory')"
+serve_env="GOGC=off GOMEMLIMIT=$gc_memlimit" start_serve
+bench --rate 5000 --duration "$open_secs" --warmup 3s --pids "$serve_pid" > "$out/open_gc.json"
+
 echo "== breaker open: no deciders, fallback at 5000/s"
 start_serve --deciders 0 --breaker-open-for 1h
 bench --rate 5000 --duration "$fallback_secs" --warmup 3s --baseline --sessions 0 > "$out/fallback.json"
@@ -90,4 +96,4 @@ if [ -n "${BENCH_SOAK:-}" ]; then
   bench --soak --rate 5000 --duration "$BENCH_SOAK" --nats-url "nats://127.0.0.1:$nats" --pids "$serve_pid" > "$out/soak.json"
 fi
 
-python3 scripts/bench_table.py "$out"
+BENCH_GC_MEMLIMIT=$gc_memlimit python3 scripts/bench_table.py "$out"

@@ -34,11 +34,18 @@ def store(audit, a):
 oa, la = opn.get('audit') or {}, live.get('audit') or {}
 audit_text = 'stream: %s; with the archiver, ClickHouse FINAL: %s' % (store(oa, oa.get('stream')), store(la, la.get('clickhouse')))
 rss = ['%.0f' % (p['peak_rss_bytes'] / 2**20) for p in opn.get('processes') or []]
+gcenv, gc_text = '180MiB', 'n/a'
+if os.path.exists(os.path.join(out, 'open_gc.json')):
+    g = load('open_gc.json')['system']
+    gcenv = os.environ.get('BENCH_GC_MEMLIMIT', gcenv)
+    gc_text = '%.2f / %.2f ms, %d errors, serve peak RSS %s MiB' % (g['latency_ms']['p99'], g['latency_ms']['p99_9'], sum(g['errors'].values()),
+        ', '.join('%.0f' % (p['peak_rss_bytes'] / 2**20) for p in load('open_gc.json').get('processes') or []) or 'n/a')
 rows = [
     ('Closed loop, full path (32 conns)', 'throughput >= 0.40 of baseline',
      '%.0f/s vs %.0f/s baseline' % (s['throughput'], b['throughput']), '%.3f' % (s['throughput'] / b['throughput'])),
     ('Open loop 5000/s, p99', '<= 2 ms', '%.2f ms (baseline %.2f ms)' % (o['latency_ms']['p99'], ob['latency_ms']['p99']), ''),
     ('Open loop 5000/s, p99.9', '<= 10 ms', '%.2f ms (baseline %.2f ms)' % (o['latency_ms']['p99_9'], ob['latency_ms']['p99_9']), ''),
+    ('Open loop 5000/s, p99 / p99.9, with GOGC=off GOMEMLIMIT=%s' % gcenv, '<= 2 / 10 ms, < 200 MiB', gc_text, ''),
     ('Open loop 5000/s, errors / fallbacks', '0 / 0', '%d / %d' % (sum(o['errors'].values()), o['answers'].get('fallback', 0)), ''),
     ('Open loop audit: stream / ClickHouse', 'every answered id once', audit_text, ''),
     ('Breaker open, fallback p99 at 5000/s', '<= 1 ms', '%.2f ms (baseline %.2f ms)' % (f['latency_ms']['p99'], fbb['latency_ms']['p99']), ''),
