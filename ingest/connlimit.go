@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"errors"
 	"net"
 	"net/netip"
 	"sync"
@@ -46,11 +47,11 @@ func (l *perIPListener) Accept() (net.Conn, error) {
 }
 
 func (l *perIPListener) reject(c net.Conn) {
-	lingerOnClose(c)
 	if l.plain {
 		_ = c.SetWriteDeadline(time.Now().Add(time.Second))
 		_, _ = c.Write([]byte(tooManyConns))
 	}
+	drain(c)
 	_ = c.Close()
 }
 
@@ -77,8 +78,13 @@ type perIPConn struct {
 	release func()
 }
 
-// NetConn returns the connection c wraps.
-func (c *perIPConn) NetConn() net.Conn { return c.Conn }
+// CloseWrite shuts the write side of the connection c wraps (see drain).
+func (c *perIPConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.ErrUnsupported
+}
 
 func (c *perIPConn) Close() error {
 	c.release()

@@ -15,7 +15,9 @@ import (
 // Such a connection is closed the way net/http closes it: the write side
 // first, so the answer and a FIN reach the client, then what the client
 // still sends is read and dropped, for a bounded time and size, before the
-// socket is closed.
+// socket is closed. The drain runs in the goroutine that closes the
+// connection, so the connection keeps its place under every connection
+// limit until it is really closed.
 const (
 	lingerTimeout = 500 * time.Millisecond
 	lingerMax     = 256 << 10
@@ -39,22 +41,27 @@ type lingerConn struct {
 }
 
 // Close closes the connection, after draining the client's unread bytes
-// in the background when the connection was marked.
+// when the connection was marked.
 func (c *lingerConn) Close() error {
-	cw, ok := c.Conn.(interface{ CloseWrite() error })
-	if !c.linger.Load() || !ok || cw.CloseWrite() != nil {
-		return c.Conn.Close()
+	if c.linger.Load() {
+		drain(c.Conn)
 	}
-	go func() {
-		_ = c.Conn.SetReadDeadline(time.Now().Add(lingerTimeout))
-		_, _ = io.CopyN(io.Discard, c.Conn, lingerMax)
-		_ = c.Conn.Close()
-	}()
-	return nil
+	return c.Conn.Close()
 }
 
-// lingerOnClose marks c, or the connection it wraps (TLS, the per-address
-// limit), to be closed gracefully.
+// drain shuts c's write side and reads what the client still sends until
+// it closes its side, lingerTimeout passes or lingerMax bytes came.
+func drain(c net.Conn) {
+	cw, ok := c.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	_ = c.SetReadDeadline(time.Now().Add(lingerTimeout))
+	_, _ = io.CopyN(io.Discard, c, lingerMax)
+}
+
+// lingerOnClose marks c, or the connection it wraps (TLS), to be closed
+// gracefully.
 func lingerOnClose(c net.Conn) {
 	for c != nil {
 		if l, ok := c.(*lingerConn); ok {

@@ -531,54 +531,111 @@ func TestWebhookSizeLimits(t *testing.T) {
 
 // TestWebhookRefusedBeforeRead proves that a client whose request is
 // refused before the server has read all of it (header or declared body
-// over the limit) still gets the whole JSON answer and then an orderly end
-// of the connection, not a reset that would destroy the answer, even when
-// it writes the rest of the request before it reads.
+// over the limit, malformed HTTP, too many connections from its address)
+// still gets the whole JSON answer and then an orderly end of the
+// connection, not a reset that would destroy the answer, even when it
+// writes the rest of the request before it reads: over plain TCP, behind
+// the per-address limit, and over TLS.
 func TestWebhookRefusedBeforeRead(t *testing.T) {
 	const maxBody, maxHeader = 4096, 2048
-	e := newSecEnv(t, func(c *Config) {
-		c.Auth = []string{secNewSecret}
-		c.MaxBody, c.MaxHeaderBytes = maxBody, maxHeader
-	})
-	addr := strings.TrimPrefix(e.url, "http://")
 	rest := bytes.Repeat([]byte("x"), 64<<10)
-	cases := []struct {
-		name   string
-		head   string
-		status int
-	}{
-		{"header over the limit", "POST /vca HTTP/1.1\r\nHost: x\r\nAuthorization: " + secNewSecret +
-			"\r\nX-Pad: " + strings.Repeat("p", 3*maxHeader) + fmt.Sprintf("\r\nContent-Length: %d\r\n\r\n", len(rest)), 431},
-		{"declared body over the limit", "POST /vca HTTP/1.1\r\nHost: x\r\nAuthorization: " + secNewSecret +
-			fmt.Sprintf("\r\nContent-Length: %d\r\n\r\n", len(rest)), 413},
+	head := func(extra string) string {
+		return "POST /vca HTTP/1.1\r\nHost: x\r\nAuthorization: " + secNewSecret + "\r\n" + extra +
+			fmt.Sprintf("Content-Length: %d\r\n\r\n", len(rest))
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			for i := range 20 {
-				conn, err := net.Dial("tcp", addr)
+	type refusal struct {
+		name    string
+		head    string
+		status  int
+		mention string
+	}
+	refusals := []refusal{
+		{"header over the limit", head("X-Pad: " + strings.Repeat("p", 3*maxHeader) + "\r\n"), 431, "limit"},
+		{"declared body over the limit", head(""), 413, "limit"},
+		{"malformed header line", head("X-Bad : 1\r\n"), 400, "malformed"},
+	}
+	dir := t.TempDir()
+	certFile, keyFile, cert := secSelfSigned(t, dir, "callflow-linger")
+	// A refused connection keeps its address's slot until drained, so the
+	// limit of the setups that refuse by content is above what they open;
+	// the last setup has a server of its own at a limit it fills.
+	for _, setup := range []struct {
+		name   string
+		perIP  int
+		useTLS bool
+		full   bool // hold perIP connections: every request gets 429
+	}{
+		{"plain", 0, false, false},
+		{"per-address limit", 64, false, false},
+		{"TLS and per-address limit", 64, true, false},
+		{"too many connections", 2, false, true},
+	} {
+		t.Run(setup.name, func(t *testing.T) {
+			e := newSecEnv(t, func(c *Config) {
+				c.Auth = []string{secNewSecret}
+				c.MaxBody, c.MaxHeaderBytes = maxBody, maxHeader
+				c.MaxConnsPerIP = setup.perIP
+				if setup.useTLS {
+					rl, err := certs.New(certFile, keyFile)
+					if err != nil {
+						t.Fatalf("certs.New: %v", err)
+					}
+					c.TLS = rl
+				}
+			})
+			addr := strings.TrimPrefix(e.url, "http://")
+			dial := func() net.Conn {
+				t.Helper()
+				var conn net.Conn
+				var err error
+				if setup.useTLS {
+					roots := x509.NewCertPool()
+					roots.AddCert(cert)
+					conn, err = tls.Dial("tcp", addr, &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12})
+				} else {
+					conn, err = net.Dial("tcp", addr)
+				}
 				if err != nil {
 					t.Fatal(err)
 				}
 				_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-				if _, err := conn.Write(append([]byte(c.head), rest...)); err != nil {
-					t.Fatalf("attempt %d: write: %v", i, err)
-				}
-				all, err := io.ReadAll(conn)
-				conn.Close()
-				if err != nil {
-					t.Fatalf("attempt %d: read: %v (got %q)", i, err, all)
-				}
-				resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(all)), nil)
-				if err != nil {
-					t.Fatalf("attempt %d: unreadable answer %q: %v", i, all, err)
-				}
-				body, _ := io.ReadAll(resp.Body)
-				wantError(t, answer{status: resp.StatusCode, header: resp.Header, body: body}, c.status, "limit")
+				return conn
 			}
+			// refused writes the whole request before reading anything,
+			// then wants the JSON error and a clean end of the stream.
+			refused := func(t *testing.T, r refusal) {
+				for i := range 10 {
+					conn := dial()
+					if _, err := conn.Write(append([]byte(r.head), rest...)); err != nil {
+						t.Fatalf("attempt %d: write: %v", i, err)
+					}
+					all, err := io.ReadAll(conn)
+					conn.Close()
+					if err != nil {
+						t.Fatalf("attempt %d: read: %v (got %q)", i, err, all)
+					}
+					resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(all)), nil)
+					if err != nil {
+						t.Fatalf("attempt %d: unreadable answer %q: %v", i, all, err)
+					}
+					body, _ := io.ReadAll(resp.Body)
+					wantError(t, answer{status: resp.StatusCode, header: resp.Header, body: body}, r.status, r.mention)
+				}
+			}
+			if setup.full {
+				for range setup.perIP {
+					defer dial().Close()
+				}
+				refused(t, refusal{head: head(""), status: http.StatusTooManyRequests, mention: "too many connections"})
+			} else {
+				for _, r := range refusals {
+					t.Run(r.name, func(t *testing.T) { refused(t, r) })
+				}
+			}
+			e.wantDecided(0)
+			e.wantRecords(0)
 		})
 	}
-	e.wantDecided(0)
-	e.wantRecords(0)
 }
 
 // TestWebhookMalformedHTTP proves how requests fasthttp cannot read are

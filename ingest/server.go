@@ -91,11 +91,13 @@ func New(nc *nats.Conn, cfg Config) (*Server, error) {
 func (s *Server) Serve(ln net.Listener) error {
 	s.cfg.Logger.Info("webhook listener started", "addr", ln.Addr().String(), "path", s.cfg.Path,
 		"tls", s.cfg.TLS != nil, "auth", len(s.cfg.Auth) > 0, "allow_cidrs", len(s.cfg.AllowCIDRs))
-	ln = lingerListener{ln}
 	if s.cfg.MaxConnsPerIP > 0 {
 		ln = &perIPListener{Listener: ln, max: s.cfg.MaxConnsPerIP, plain: s.cfg.TLS == nil,
 			rejected: &s.rejectedPerIP, conns: map[netip.Addr]int{}}
 	}
+	// Outside the per-address limit, so that a connection being drained
+	// still holds its address's slot.
+	ln = lingerListener{ln}
 	if s.cfg.TLS != nil {
 		ln = tls.NewListener(ln, s.cfg.TLS.TLSConfig())
 	}
