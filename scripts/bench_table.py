@@ -33,13 +33,13 @@ def store(audit, a):
     return 'missing %d, duplicates %d of %d' % (a['missing'], a['duplicates'], audit.get('expected', 0)) if a else 'n/a'
 oa, la = opn.get('audit') or {}, live.get('audit') or {}
 audit_text = 'stream: %s; with the archiver, ClickHouse FINAL: %s' % (store(oa, oa.get('stream')), store(la, la.get('clickhouse')))
-rss = ['%.0f' % (p['peak_rss_bytes'] / 2**20) for p in opn.get('processes') or []]
-gcenv, gc_text = '180MiB', 'n/a'
+def peak_rss(result):
+    return ', '.join('%.0f MiB' % (p['peak_rss_bytes'] / 2**20) for p in result.get('processes') or []) or 'n/a'
+gcenv, gc_text = os.environ.get('BENCH_GC_MEMLIMIT', '180MiB'), 'n/a'
 if os.path.exists(os.path.join(out, 'open_gc.json')):
-    g = load('open_gc.json')['system']
-    gcenv = os.environ.get('BENCH_GC_MEMLIMIT', gcenv)
-    gc_text = '%.2f / %.2f ms, %d errors, serve peak RSS %s MiB' % (g['latency_ms']['p99'], g['latency_ms']['p99_9'], sum(g['errors'].values()),
-        ', '.join('%.0f' % (p['peak_rss_bytes'] / 2**20) for p in load('open_gc.json').get('processes') or []) or 'n/a')
+    gc = load('open_gc.json')
+    g = gc['system']
+    gc_text = '%.2f / %.2f ms, %d errors, serve peak RSS %s' % (g['latency_ms']['p99'], g['latency_ms']['p99_9'], sum(g['errors'].values()), peak_rss(gc))
 rows = [
     ('Closed loop, full path (32 conns)', 'throughput >= 0.40 of baseline',
      '%.0f/s vs %.0f/s baseline' % (s['throughput'], b['throughput']), '%.3f' % (s['throughput'] / b['throughput'])),
@@ -54,7 +54,7 @@ rows = [
     ('Handler allocations (ingest process alone)', '<= 30 a call', ('%s allocs, %s B, %s ns' % (handler.group(3), handler.group(2), handler.group(1))) if handler else '?', ''),
     ('Parse event', 'a handful of allocations', '%s ns, %s B, %s allocs' % gobench('ParseEvent'), ''),
     ('Encode callflow', 'a handful of allocations', '%s ns, %s B, %s allocs' % gobench('EncodeResponse'), ''),
-    ('Serve peak RSS (VmHWM) after the 5000/s run', '< 200 MiB', ', '.join('%s MiB' % r for r in rss) or 'n/a', ''),
+    ('Serve peak RSS (VmHWM) after the 5000/s run', '< 200 MiB', peak_rss(opn), ''),
 ]
 if os.path.exists(os.path.join(out, 'soak.json')):
     sk = load('soak.json')
