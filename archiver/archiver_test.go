@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-	"github.com/callflow/callflow/broker"
+	"github.com/callflow/callflow/internal/broker"
 	"github.com/callflow/callflow/internal/chtest"
 	"github.com/callflow/callflow/internal/natstest"
 	"github.com/callflow/callflow/wire"

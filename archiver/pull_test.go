@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/callflow/callflow/broker"
+	"github.com/callflow/callflow/internal/broker"
 	"github.com/callflow/callflow/internal/chtest"
 	"github.com/callflow/callflow/internal/natstest"
 	"github.com/callflow/callflow/wire"

@@ -3,7 +3,7 @@ package decider
 import (
 	"time"
 
-	"github.com/callflow/callflow/session"
+	"github.com/callflow/callflow/internal/session"
 	"github.com/callflow/callflow/wire"
 )
 

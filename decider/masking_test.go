@@ -11,7 +11,7 @@ import (
 
 	"github.com/callflow/callflow/decider"
 	"github.com/callflow/callflow/internal/natstest"
-	"github.com/callflow/callflow/session"
+	"github.com/callflow/callflow/internal/session"
 	"github.com/callflow/callflow/wire"
 	"github.com/nats-io/nats.go/jetstream"
 )

@@ -12,10 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/callflow/callflow/broker"
+	"github.com/callflow/callflow/internal/broker"
 	"github.com/callflow/callflow/decider"
 	"github.com/callflow/callflow/internal/natstest"
-	"github.com/callflow/callflow/session"
+	"github.com/callflow/callflow/internal/session"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/valyala/fasthttp"

@@ -5,7 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/callflow/callflow/spool"
+	"github.com/callflow/callflow/ingest/spool"
 	"github.com/callflow/callflow/wire"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"

@@ -10,7 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/callflow/callflow/spool"
+	"github.com/callflow/callflow/ingest/spool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -272,6 +272,23 @@ func (r *recorder) replay(ctx context.Context) (int, error) {
 		r.log.Info("spool replayed to JetStream", "records", n, "waiting", r.spool.Len())
 	}
 	return n, nil
+}
+
+// spoolReadyRoom is the room the spool must keep for the ingestor to be
+// ready while JetStream is away: a twentieth of its bound, at least 1 MiB.
+func spoolReadyRoom(limit int64) int64 { return max(limit/20, 1<<20) }
+
+// check reports an error when new records would be lost: JetStream is not
+// taking them and the spool is (nearly) full.
+func (r *recorder) check() error {
+	if !r.degraded.Load() && r.nc.IsConnected() {
+		return nil
+	}
+	used, limit := r.spool.Stats().Bytes, r.spool.MaxBytes()
+	if limit-used >= spoolReadyRoom(limit) {
+		return nil
+	}
+	return fmt.Errorf("JetStream is not acknowledging records and the spool is nearly full (%d of %d bytes): records of new calls would be lost", used, limit)
 }
 
 // flush waits until every publish in flight is acknowledged or ctx ends.

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/callflow/callflow/broker"
+	"github.com/callflow/callflow/internal/broker"
 	"github.com/callflow/callflow/internal/natstest"
 	"github.com/callflow/callflow/wire"
 	"github.com/nats-io/nats-server/v2/server"

@@ -33,7 +33,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/callflow/callflow/certs"
+	"github.com/callflow/callflow/internal/certs"
 	"github.com/callflow/callflow/internal/natstest"
 	"github.com/callflow/callflow/wire"
 	"github.com/nats-io/nats.go"

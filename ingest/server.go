@@ -132,6 +132,13 @@ func (s *Server) Record(subject, id string, data []byte) error {
 	return nil
 }
 
+// CheckRecords reports whether the records of new calls can be kept: it
+// fails only when JetStream is not acknowledging them (disconnected, or
+// failing) and the spool has too little room left for them. Without NATS
+// but with room in the spool, calls are answered and their records kept:
+// the ingestor is ready.
+func (s *Server) CheckRecords(context.Context) error { return s.rec.check() }
+
 // BreakerOpen reports whether the circuit breaker in front of the deciders
 // is open (calls get the fallback without asking).
 func (s *Server) BreakerOpen() bool { return s.deciders.state() == gobreaker.StateOpen }

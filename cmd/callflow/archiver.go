@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/callflow/callflow/archiver"
-	"github.com/callflow/callflow/broker"
+	"github.com/callflow/callflow/internal/broker"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/schollz/progressbar/v3"
 )
@@ -72,11 +72,14 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := o.readSecrets(); err != nil {
 		return err
 	}
-	acfg, err := o.archiverConfig(log)
+	acfg, err := o.archiverConfig()
 	if err != nil {
 		return err
 	}
-	nc, err := broker.Connect(o.connConfig("callflow-replay", log))
+	acfg.Logger = log
+	conn := o.connConfig()
+	conn.Name, conn.Logger = "callflow-replay", log
+	nc, err := broker.Connect(conn)
 	if err != nil {
 		return err
 	}

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/callflow/callflow/bench"
+	"github.com/callflow/callflow/internal/bench"
 )
 
 const benchSynopsis = `bench [flags]

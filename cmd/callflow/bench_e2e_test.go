@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/callflow/callflow/bench"
+	"github.com/callflow/callflow/internal/bench"
 	"github.com/callflow/callflow/internal/chtest"
 )
 

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/callflow/callflow/internal/node"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -89,7 +90,7 @@ func runConfig(_ context.Context, args []string, stdout, stderr io.Writer) error
 		if err := parseFlags(fs, args[2:], false); err != nil {
 			return err
 		}
-		if err := o.validate(nodeRoles{ingest: r.name == "serve" || r.name == "ingest"}); err != nil {
+		if err := o.validate(node.Roles{Ingest: r.name == "serve" || r.name == "ingest"}); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "# effective configuration of callflow %s\n", r.name)

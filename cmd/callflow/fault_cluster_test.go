@@ -13,10 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/callflow/callflow/bench"
+	"github.com/callflow/callflow/internal/bench"
 	"github.com/callflow/callflow/internal/chtest"
 	"github.com/callflow/callflow/internal/natstest"
-	"github.com/callflow/callflow/session"
+	"github.com/callflow/callflow/internal/session"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"

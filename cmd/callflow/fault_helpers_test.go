@@ -30,7 +30,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/callflow/callflow/bench"
+	"github.com/callflow/callflow/internal/bench"
 	"github.com/callflow/callflow/decider"
 	"github.com/callflow/callflow/internal/chtest"
 	"github.com/callflow/callflow/internal/natstest"

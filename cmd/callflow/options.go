@@ -10,14 +10,15 @@ import (
 	"strings"
 	"time"
 
-	"github.com/callflow/callflow/admin"
 	"github.com/callflow/callflow/archiver"
-	"github.com/callflow/callflow/broker"
-	"github.com/callflow/callflow/certs"
 	"github.com/callflow/callflow/decider"
 	"github.com/callflow/callflow/ingest"
-	"github.com/callflow/callflow/session"
-	"github.com/callflow/callflow/spool"
+	"github.com/callflow/callflow/ingest/spool"
+	"github.com/callflow/callflow/internal/admin"
+	"github.com/callflow/callflow/internal/broker"
+	"github.com/callflow/callflow/internal/certs"
+	"github.com/callflow/callflow/internal/node"
+	"github.com/callflow/callflow/internal/session"
 )
 
 // options are the flags of the long-running roles. Each role registers the
@@ -244,7 +245,7 @@ func (o *options) registerArchiver(fs *flag.FlagSet, optional bool) {
 	fs.DurationVar(&o.archiverAckWait, "archiver-ack-wait", archiver.DefaultAckWait, "archiver: how long before records a stopped archiver held are redelivered to another")
 }
 
-func (o *options) archiverConfig(log *slog.Logger) (archiver.Config, error) {
+func (o *options) archiverConfig() (archiver.Config, error) {
 	ch := archiver.ClickHouseConfig{Addrs: list(o.clickhouseAddr), Database: o.clickhouseDatabase, Username: o.clickhouseUser, Password: o.clickhousePassword, Compression: o.clickhouseCompress}
 	if o.clickhouseTLS || o.clickhouseTLSCA != "" || o.clickhouseTLSCert != "" || o.clickhouseTLSKey != "" {
 		tc, err := certs.ClientConfig(o.clickhouseTLSCA, o.clickhouseTLSCert, o.clickhouseTLSKey)
@@ -259,14 +260,13 @@ func (o *options) archiverConfig(log *slog.Logger) (archiver.Config, error) {
 		Stream:     o.stream,
 		Durable:    o.archiverDurable,
 		AckWait:    o.archiverAckWait,
-		Logger:     log,
 	}, nil
 }
 
 // connConfig is how this process connects to NATS.
-func (o *options) connConfig(name string, log *slog.Logger) broker.ConnConfig {
+func (o *options) connConfig() broker.ConnConfig {
 	return broker.ConnConfig{
-		URLs: o.natsURL, Name: name, Logger: log,
+		URLs: o.natsURL,
 		User: o.natsUser, Password: o.natsPassword, Token: o.natsToken, NKeyFile: o.natsNKey, CredsFile: o.natsCreds,
 		TLSCAFile: o.natsTLSCA, TLSCertFile: o.natsTLSCert, TLSKeyFile: o.natsTLSKey,
 	}
@@ -298,11 +298,11 @@ func (o *options) streamConfig() broker.StreamConfig {
 	return broker.StreamConfig{Name: o.stream, MaxAge: o.streamMaxAge, Duplicates: o.streamDuplicates, Replicas: o.streamReplicas}
 }
 
-func (o *options) sessionConfig(log *slog.Logger) session.Config {
-	return session.Config{Bucket: o.bucket, Replicas: o.bucketReplicas, Logger: log}
+func (o *options) sessionConfig() session.Config {
+	return session.Config{Bucket: o.bucket, Replicas: o.bucketReplicas}
 }
 
-func (o *options) ingestConfig(log *slog.Logger) ingest.Config {
+func (o *options) ingestConfig() ingest.Config {
 	c := ingest.Config{
 		Addr:          o.httpAddr,
 		MaxBody:       o.maxBody,
@@ -311,7 +311,6 @@ func (o *options) ingestConfig(log *slog.Logger) ingest.Config {
 		DataDir:       o.dataDir,
 		SpoolMaxBytes: o.spoolMaxBytes,
 		Instance:      o.instance,
-		Logger:        log,
 
 		ReadTimeout:    o.readTimeout,
 		WriteTimeout:   o.writeTimeout,
@@ -331,26 +330,26 @@ func (o *options) ingestConfig(log *slog.Logger) ingest.Config {
 	return c
 }
 
-func (o *options) deciderConfig(log *slog.Logger) decider.Config {
-	c := decider.Config{Version: buildVersion(), Logger: log}
+func (o *options) deciderConfig() decider.Config {
+	c := decider.Config{Version: buildVersion()}
 	c.OutOfSession.Text, c.OutOfSession.VoiceProfile = o.outOfSessionText, o.outOfSessionVoice
 	return c
 }
 
-func (o *options) adminConfig(sessionAPI bool, log *slog.Logger) admin.Config {
+func (o *options) adminConfig(sessionAPI bool) admin.Config {
 	instance := o.instance
 	if instance == "" {
 		instance, _ = os.Hostname()
 	}
 	return admin.Config{
-		Addr: o.adminAddr, Tokens: list(o.adminToken), SessionAPI: sessionAPI, Logger: log,
+		Addr: o.adminAddr, Tokens: list(o.adminToken), SessionAPI: sessionAPI,
 		RateLimit: o.adminRateLimit, RateBurst: o.adminRateBurst, Instance: instance,
 	}
 }
 
 // validate checks what no package config covers: the process settings and
 // the flags that only exist here.
-func (o *options) validate(r nodeRoles) error {
+func (o *options) validate(r node.Roles) error {
 	if o.deciders < 0 {
 		return fmt.Errorf("--deciders must be >= 0, got %d", o.deciders)
 	}
@@ -363,7 +362,7 @@ func (o *options) validate(r nodeRoles) error {
 			return fmt.Errorf("--pprof %q: profiles expose the process's memory; give a loopback address such as 127.0.0.1:6060", o.pprofAddr)
 		}
 	}
-	if !r.ingest {
+	if !r.Ingest {
 		return nil
 	}
 	if o.breakerFails == 0 {

@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+
+	"github.com/callflow/callflow/internal/node"
 )
 
 // A role is a long-running subcommand. Its flags are declared once here,
@@ -16,7 +18,7 @@ type role struct {
 	synopsis string
 	register func(o *options, fs *flag.FlagSet)
 	// roles turns parsed options into what the process runs.
-	roles func(o *options) (nodeRoles, error)
+	roles func(o *options) (node.Roles, error)
 }
 
 var roles = []role{
@@ -32,8 +34,8 @@ var roles = []role{
 			o.registerAdmin(fs, "127.0.0.1:8081", true)
 			o.registerProcess(fs)
 		},
-		roles: func(o *options) (nodeRoles, error) {
-			return nodeRoles{name: "serve", embedded: o.natsURL == "", ingest: true, archiver: o.clickhouseAddr != ""}, nil
+		roles: func(o *options) (node.Roles, error) {
+			return node.Roles{Name: "serve", Embedded: o.natsURL == "", Ingest: true, Deciders: o.deciders, Archiver: o.clickhouseAddr != ""}, nil
 		},
 	},
 	{
@@ -46,7 +48,7 @@ var roles = []role{
 			o.registerAdmin(fs, "127.0.0.1:8081", true)
 			o.registerProcess(fs)
 		},
-		roles: func(*options) (nodeRoles, error) { return nodeRoles{name: "ingest", ingest: true}, nil },
+		roles: func(*options) (node.Roles, error) { return node.Roles{Name: "ingest", Ingest: true}, nil },
 	},
 	{
 		name: "decider", synopsis: "decider [flags]",
@@ -57,11 +59,11 @@ var roles = []role{
 			o.registerAdmin(fs, "127.0.0.1:8082", false)
 			o.registerProcess(fs)
 		},
-		roles: func(o *options) (nodeRoles, error) {
+		roles: func(o *options) (node.Roles, error) {
 			if o.deciders < 1 {
-				return nodeRoles{}, fmt.Errorf("--deciders must be >= 1 for the decider role, got %d", o.deciders)
+				return node.Roles{}, fmt.Errorf("--deciders must be >= 1 for the decider role, got %d", o.deciders)
 			}
-			return nodeRoles{name: "decider"}, nil
+			return node.Roles{Name: "decider", Deciders: o.deciders}, nil
 		},
 	},
 	{
@@ -73,11 +75,11 @@ var roles = []role{
 			o.registerAdmin(fs, "127.0.0.1:8083", false)
 			o.registerProcess(fs)
 		},
-		roles: func(o *options) (nodeRoles, error) {
+		roles: func(o *options) (node.Roles, error) {
 			if o.clickhouseAddr == "" {
-				return nodeRoles{}, errors.New("--clickhouse-addr is required for the archiver role")
+				return node.Roles{}, errors.New("--clickhouse-addr is required for the archiver role")
 			}
-			return nodeRoles{name: "archiver", archiver: true, archiveRequired: true}, nil
+			return node.Roles{Name: "archiver", Archiver: true, ArchiveRequired: true}, nil
 		},
 	},
 }

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/callflow/callflow/session"
+	"github.com/callflow/callflow/internal/session"
 	"github.com/callflow/callflow/wire"
 )
 

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/callflow/callflow/session"
+	"github.com/callflow/callflow/internal/session"
 	"github.com/callflow/callflow/wire"
 )
 

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/callflow/callflow/spool"
+	"github.com/callflow/callflow/ingest/spool"
 )
 
 // TestAppendReplayRoundTrip proves that what Append accepts, Replay gives

@@ -11,7 +11,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/callflow/callflow/spool"
+	"github.com/callflow/callflow/ingest/spool"
 )
 
 // TestRestartResumes proves that what a spool holds survives Close and

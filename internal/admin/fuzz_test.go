@@ -8,7 +8,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"github.com/callflow/callflow/session"
+	"github.com/callflow/callflow/internal/session"
 )
 
 // FuzzParseSessionRequest proves the admin API's request parser on any

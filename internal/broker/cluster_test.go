@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/callflow/callflow/internal/natstest"
-	"github.com/callflow/callflow/session"
+	"github.com/callflow/callflow/internal/session"
 	"github.com/nats-io/nats.go/jetstream"
 )
 

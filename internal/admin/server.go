@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/callflow/callflow/certs"
+	"github.com/callflow/callflow/internal/certs"
 	"github.com/callflow/callflow/internal/secret"
 	"github.com/prometheus/client_golang/prometheus"
 )

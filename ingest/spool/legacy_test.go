@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/callflow/callflow/spool"
+	"github.com/callflow/callflow/ingest/spool"
 )
 
 // legacyFile encodes entries in the unacknowledged-records format callflow

@@ -14,7 +14,7 @@ import (
 	"testing"
 
 	"github.com/callflow/callflow/internal/natstest"
-	"github.com/callflow/callflow/session"
+	"github.com/callflow/callflow/internal/session"
 )
 
 func newTestServer(t *testing.T, tokens ...string) (*httptest.Server, *Server) {

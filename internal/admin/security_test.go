@@ -33,10 +33,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/callflow/callflow/broker"
-	"github.com/callflow/callflow/certs"
+	"github.com/callflow/callflow/internal/broker"
+	"github.com/callflow/callflow/internal/certs"
 	"github.com/callflow/callflow/internal/natstest"
-	"github.com/callflow/callflow/session"
+	"github.com/callflow/callflow/internal/session"
 	"github.com/callflow/callflow/wire"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"

@@ -14,7 +14,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/callflow/callflow/spool"
+	"github.com/callflow/callflow/ingest/spool"
 )
 
 // The on-disk format as doc.go describes it, re-implemented here on purpose:
