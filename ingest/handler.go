@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/callflow/callflow/ingest/spool"
 	"github.com/callflow/callflow/wire"
 	"github.com/valyala/fasthttp"
 )
@@ -34,6 +35,16 @@ const contentTypeJSON = "application/json"
 func (s *Server) route(ctx *fasthttp.RequestCtx) {
 	s.stats.requests.Add(1)
 	start := time.Now()
+	if !s.calls.TryRLock() {
+		// Shutdown has begun and waits for the calls in flight; a call
+		// taken now could not be recorded.
+		ctx.SetConnectionClose()
+		ctx.Response.Header.Set("Retry-After", "1")
+		s.reject(ctx, fasthttp.StatusServiceUnavailable, "shutting down; try another instance")
+		s.metrics.answered("invalid", fasthttp.StatusServiceUnavailable, start)
+		return
+	}
+	defer s.calls.RUnlock()
 	// Strangers learn nothing, not even which paths exist: the network,
 	// then the credentials, are checked first.
 	if !s.guard.allowed(ctx) {
@@ -100,9 +111,10 @@ func (s *Server) webhook(ctx *fasthttp.RequestCtx, received time.Time) {
 		b.rec = nil
 	default:
 		b.rec = nil
-		if ev.EventType != wire.EventCallAction {
-			// Nobody is waiting on the line: refuse, so that the
-			// sender may retry, rather than answer and lose it.
+		if ev.EventType != wire.EventCallAction || errors.Is(err, spool.ErrClosed) {
+			// Nobody is waiting on the line, or the ingestor is
+			// stopping: refuse, so that the sender may retry
+			// (elsewhere), rather than answer and lose the record.
 			ctx.Response.Header.Set("Retry-After", "5")
 			s.reject(ctx, fasthttp.StatusServiceUnavailable, "event not stored: "+err.Error())
 			s.metrics.answered(eventLabel(ev.EventType), fasthttp.StatusServiceUnavailable, received)

@@ -2,9 +2,11 @@ package ingest
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -172,5 +174,73 @@ func TestConfigValidation(t *testing.T) {
 		if _, err := New(nc, c); !errors.Is(err, ErrInvalidConfig) {
 			t.Errorf("New(%+v) = %v, want ErrInvalidConfig", c, err)
 		}
+	}
+}
+
+// A call still being decided when Shutdown's deadline passes keeps its
+// record: Shutdown waits for it before closing the spool, so the record is
+// spooled, not lost; a call that arrives once Shutdown has begun is refused
+// with 503, never answered without a record.
+func TestShutdownDeadlineKeepsRecordsOfCallsInFlight(t *testing.T) {
+	const slow = 500 * time.Millisecond
+	var dataDir string
+	// No stream: every publish fails and the record must go to the spool.
+	e := newEnv(t, envOptions{noStream: true, cfg: func(c *Config) {
+		c.DecideTimeout = 5 * time.Second
+		dataDir = c.DataDir
+	}})
+	reply := []byte(`{"clientActionId":"slow","callflow":[{"action":"makeCall","params":{"source":"+65987654321","destination":"+6587654321"}}]}`)
+	got := fakeDecider(t, e.ns, slow, func(m *nats.Msg) {
+		r := nats.NewMsg(m.Reply)
+		r.Data = reply
+		_ = m.RespondMsg(r)
+	})
+
+	type result struct {
+		a   answer
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		a, err := e.do(http.MethodPost, "/vca", bytes.NewReader(callAction(t, "late-1")))
+		done <- result{a, err}
+	}()
+	natstest.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+		if got.Load() != 1 {
+			return errors.New("the call has not reached the decider")
+		}
+		return nil
+	})
+	// The deadline passes long before the decider answers.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	serr := make(chan error, 1)
+	go func() { serr <- e.srv.Shutdown(ctx) }()
+	e.stopped.Store(true) // the env's cleanup must not shut down again
+
+	// A call arriving now is refused or finds the listener closed.
+	if a, err := e.do(http.MethodPost, "/vca", bytes.NewReader(callAction(t, "after-1"))); err == nil && a.status == http.StatusOK {
+		t.Errorf("a call arriving during shutdown was answered 200: %s", a.body)
+	}
+	select {
+	case <-serr:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Shutdown did not return")
+	}
+	<-e.served
+
+	r := <-done
+	if r.err == nil && r.a.status != http.StatusOK {
+		t.Errorf("call in flight answered %d %s", r.a.status, r.a.body)
+	}
+	if st := e.srv.Stats(); st.Lost != 0 {
+		t.Errorf("%d records lost at shutdown, want 0 (stats %+v)", st.Lost, st)
+	}
+	ids := spoolIDs(readSpool(t, dataDir))
+	if !slices.Contains(ids, "late-1") {
+		t.Errorf("spool holds %v after shutdown, want the call in flight's record late-1", ids)
+	}
+	if slices.Contains(ids, "after-1") {
+		t.Errorf("spool holds the record of a call refused during shutdown: %v", ids)
 	}
 }

@@ -34,6 +34,13 @@ type Server struct {
 	guard    *guard
 	// rejectedPerIP counts connections refused over MaxConnsPerIP.
 	rejectedPerIP atomic.Uint64
+
+	// calls is held for reading by every request being handled and for
+	// writing by Shutdown, which so waits for every call in flight before
+	// it closes the recorder, and refuses the requests that come later.
+	calls        sync.RWMutex
+	shutdownOnce sync.Once
+	shutdownErr  error
 }
 
 // New builds an ingestor on nc. The records stream must exist (see
@@ -114,11 +121,22 @@ func (s *Server) ListenAndServe() error {
 }
 
 // Shutdown stops accepting webhooks, waits for the calls in flight to be
-// answered and their records acknowledged, then sends what the spool holds
-// while NATS is connected and closes it, all within ctx. Records still
-// spooled stay on disk for the next start.
+// answered and their records kept, then sends what the spool holds while
+// NATS is connected and closes it. ctx bounds the listener's drain and the
+// spool's last replay, but never the calls in flight: each is bounded by
+// the decide and record budgets, and its record is kept (acknowledged or
+// spooled) before the spool closes, even past ctx's deadline. Records still
+// spooled stay on disk for the next start. Later calls return the first
+// call's error.
 func (s *Server) Shutdown(ctx context.Context) error {
-	return errors.Join(s.http.ShutdownWithContext(ctx), s.rec.close(ctx))
+	s.shutdownOnce.Do(func() {
+		herr := s.http.ShutdownWithContext(ctx)
+		// The listener returns at ctx's deadline with handlers possibly
+		// still running; they must not find the spool closed.
+		s.calls.Lock()
+		s.shutdownErr = errors.Join(herr, s.rec.close(ctx))
+	})
+	return s.shutdownErr
 }
 
 // Record keeps a record that is not a webhook's (an audit record of the
