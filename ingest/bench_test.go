@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/callflow/callflow/internal/broker"
 	"github.com/callflow/callflow/decider"
+	"github.com/callflow/callflow/internal/broker"
 	"github.com/callflow/callflow/internal/natstest"
 	"github.com/callflow/callflow/internal/session"
 	"github.com/nats-io/nats.go"

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/callflow/callflow/internal/certs"
 	"github.com/callflow/callflow/ingest/spool"
+	"github.com/callflow/callflow/internal/certs"
 	"github.com/callflow/callflow/wire"
 )
 
