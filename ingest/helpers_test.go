@@ -17,11 +17,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/callflow/callflow/internal/broker"
 	"github.com/callflow/callflow/decider"
+	"github.com/callflow/callflow/ingest/spool"
+	"github.com/callflow/callflow/internal/broker"
 	"github.com/callflow/callflow/internal/natstest"
 	"github.com/callflow/callflow/internal/session"
-	"github.com/callflow/callflow/ingest/spool"
 	"github.com/callflow/callflow/wire"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -511,7 +511,8 @@ func fakeDecider(t testing.TB, ns *server.Server, delay time.Duration, reply fun
 }
 
 // errorDecider is a micro service in the deciders' queue group that
-// answers every request with a service error.
+// answers every request with a service error; its subscription is
+// registered on the server when it returns.
 func errorDecider(t testing.TB, ns *server.Server) {
 	t.Helper()
 	nc, _ := natstest.Connect(t, ns)
@@ -526,6 +527,11 @@ func errorDecider(t testing.TB, ns *server.Server) {
 		t.Fatalf("micro.AddService: %v", err)
 	}
 	t.Cleanup(func() { _ = svc.Stop() })
+	// AddService sends its subscriptions without waiting for the server:
+	// until the flush's PONG comes back a request may find no responders.
+	if err := nc.Flush(); err != nil {
+		t.Fatalf("flush: %v", err)
+	}
 }
 
 // readSpool returns what the ingestor's spool holds, oldest first.
