@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -168,19 +169,47 @@ func TestBreakerOutOfSessionIsNotAFailure(t *testing.T) {
 }
 
 // A decider that answers after the timeout does not confuse later calls:
-// its late reply is dropped and the next call gets its own answer.
+// its late reply is dropped and the next call gets its own answer. The
+// decider holds the first request past the timeout and answers it only
+// when the second arrives, just before answering the second, so the late
+// reply reaches the ingestor while the second call waits for its own. Each
+// answer's clientActionId names the request it answers.
 func TestLateReplyIsNotDeliveredToTheNextCall(t *testing.T) {
 	e := newEnv(t, envOptions{cfg: func(c *Config) {
 		c.DecideTimeout = 150 * time.Millisecond
 	}})
-	fakeDecider(t, e.ns, 400*time.Millisecond, func(m *nats.Msg) {
-		_ = m.Respond([]byte(`{"clientActionId":"late","callflow":[{"action":"hangup"}]}`))
+	answerFor := func(m *nats.Msg) []byte {
+		var req wire.DecideRequest
+		if err := json.Unmarshal(m.Data, &req); err != nil {
+			t.Errorf("decide request %q: %v", m.Data, err)
+		}
+		return []byte(`{"clientActionId":"answer-to-` + req.EventID + `","callflow":[{"action":"hangup"}]}`)
+	}
+	var held *nats.Msg // the first request; the handler runs one at a time
+	got := fakeDecider(t, e.ns, 0, func(m *nats.Msg) {
+		if held == nil {
+			held = m
+			return
+		}
+		if err := held.Respond(answerFor(held)); err != nil {
+			t.Errorf("late reply: %v", err)
+		}
+		if err := m.Respond(answerFor(m)); err != nil {
+			t.Errorf("reply: %v", err)
+		}
 	})
 	if why, _ := e.postFallback("late-1"); why != ReasonTimeout {
 		t.Errorf("reason = %q, want timeout", why)
 	}
-	if why, _ := e.postFallback("late-2"); why != ReasonTimeout {
-		t.Errorf("reason = %q, want timeout", why)
+	a := e.post(callAction(t, "late-2"))
+	if cf := wantCallflow(t, a); cf.ClientActionID != "answer-to-late-2" {
+		t.Errorf("call 2 was answered %s, want its own answer (clientActionId answer-to-late-2)", a.body)
+	}
+	if d := e.recordOf("late-2").rec.Decision; d == nil || d.Source != wire.SourceDecider || string(d.Callflow) != string(a.body) {
+		t.Errorf("call 2's decision = %+v, want the decider's answer %s", d, a.body)
+	}
+	if n := got.Load(); n != 2 {
+		t.Errorf("decider got %d requests, want 2", n)
 	}
 }
 
