@@ -138,6 +138,25 @@ func (e *env) waitRows(t *testing.T, query string, want uint64) {
 	})
 }
 
+// waitConsumer waits until check accepts the state of the archiver's
+// durable consumer.
+func (e *env) waitConsumer(t *testing.T, check func(*jetstream.ConsumerInfo) error) {
+	t.Helper()
+	natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		cons, err := e.js.Consumer(ctx, "CALLS", DefaultDurable)
+		if err != nil {
+			return err
+		}
+		info, err := cons.Info(ctx)
+		if err != nil {
+			return err
+		}
+		return check(info)
+	})
+}
+
 func TestArchiveEveryRecordOnce(t *testing.T) {
 	e := newEnv(t, chtest.Addr(t))
 	e.publish(t, 0, 250)
@@ -177,15 +196,45 @@ func TestBatchByCountAndAge(t *testing.T) {
 	cfg.Batch.MaxAge = time.Hour // only the count sends a batch
 	cfg.AckWait = 4 * time.Hour
 	e.publish(t, 0, 25)
-	_, stop := e.run(t, cfg)
+	a, stop := e.run(t, cfg)
 	e.waitRows(t, "SELECT count() FROM DB.call_events", 20)
-	time.Sleep(300 * time.Millisecond) // the last 5 wait for a count that never comes
+	// The last 5 are in the archiver's hands (all delivered, none
+	// acknowledged) and wait for a count that has not come.
+	e.waitConsumer(t, func(info *jetstream.ConsumerInfo) error {
+		if info.NumPending != 0 || info.NumAckPending != 5 {
+			return fmt.Errorf("%d records undelivered and %d unacknowledged, want 0 and 5", info.NumPending, info.NumAckPending)
+		}
+		return nil
+	})
 	if n := e.count(t, "SELECT count() FROM DB.call_events"); n != 20 {
 		t.Fatalf("%d rows before the age limit, want 20 (two full batches)", n)
 	}
+	// Five more fill their batch: every insert so far was a full one, so
+	// the 5 were never sent on their own.
+	e.publish(t, 25, 30)
+	e.waitRows(t, "SELECT count() FROM DB.call_events", 30)
+	natstest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		if st := a.Stats(); st.Rows != 30 || st.Batches < 3 {
+			return fmt.Errorf("stats %+v, want 30 rows counted", st)
+		}
+		return nil
+	})
+	if st := a.Stats(); st.Batches != 3 {
+		t.Fatalf("stats %+v after 30 records, want 3 batches of 10", st)
+	}
+	e.publish(t, 30, 32)
+	e.waitConsumer(t, func(info *jetstream.ConsumerInfo) error {
+		if info.NumPending != 0 || info.NumAckPending != 2 {
+			return fmt.Errorf("%d records undelivered and %d unacknowledged, want 0 and 2", info.NumPending, info.NumAckPending)
+		}
+		return nil
+	})
 	stop() // a stop sends the batch in hand
-	if n := e.count(t, "SELECT count() FROM DB.call_events"); n != 25 {
-		t.Fatalf("%d rows after stop, want 25", n)
+	if n := e.count(t, "SELECT count() FROM DB.call_events"); n != 32 {
+		t.Fatalf("%d rows after stop, want 32", n)
+	}
+	if st := a.Stats(); st.Batches != 4 {
+		t.Fatalf("stats %+v after stop, want a fourth batch", st)
 	}
 
 	// By age: a lone record is sent when the batch is MaxAge old.
@@ -285,8 +334,14 @@ func TestClickHouseDownAtStart(t *testing.T) {
 	e := newEnv(t, srv.Addr)
 	srv.Stop(t)
 	e.publish(t, 0, 30)
-	e.run(t, e.config(t))
-	time.Sleep(200 * time.Millisecond)
+	a, _ := e.run(t, e.config(t))
+	// It tried, and failed, while ClickHouse was down.
+	natstest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		if a.Stats().Retries == 0 {
+			return fmt.Errorf("no retry yet")
+		}
+		return nil
+	})
 	srv.Start(t)
 	e.ch = chtest.Conn(t, srv.Addr)
 	e.waitRows(t, "SELECT count() FROM DB.call_events FINAL", 30)

@@ -65,8 +65,24 @@ func TestArchiverPullsAgainAfterConsumerLeaderLoss(t *testing.T) {
 			return nil
 		})
 	}
-	// Idle now: a pull request is parked on the leader. Kill it.
-	time.Sleep(200 * time.Millisecond)
+	// Idle now: once every record is acknowledged and a pull request is
+	// parked on the leader, kill it.
+	natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+		ictx, icancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer icancel()
+		cons, err := pjs.Consumer(ictx, "CALLS", DefaultDurable)
+		if err != nil {
+			return err
+		}
+		info, err := cons.Info(ictx)
+		if err != nil {
+			return err
+		}
+		if info.NumAckPending != 0 || info.NumWaiting == 0 {
+			return fmt.Errorf("%d records unacknowledged, %d pull requests waiting: want 0 and some", info.NumAckPending, info.NumWaiting)
+		}
+		return nil
+	})
 	t.Logf("killing %s, the consumer's leader; the archiver is on %s", c.NodeName(leader), c.NodeName(0))
 	c.Kill(leader)
 	publish(10, 60)
