@@ -18,9 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callflow/callflow/ingest/spool"
 	"github.com/callflow/callflow/internal/broker"
 	"github.com/callflow/callflow/internal/natstest"
-	"github.com/callflow/callflow/ingest/spool"
 	"github.com/callflow/callflow/wire"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"

@@ -183,8 +183,9 @@ func TestReopenWithoutReplay(t *testing.T) {
 // cut short, followed by garbage, or failing its CRC ends the segment; Open
 // truncates the file right after the last whole frame, keeps every frame
 // before it byte for byte, counts and replays them, and removes a segment
-// left with no record. Read, the inspection helper, shows the same records
-// without changing the file.
+// left with no record. The bytes cut off are set aside: kept byte for byte
+// in <segment>.damaged and counted in Stats.Damaged. Read, the inspection
+// helper, shows the same records without changing the file.
 func TestRecoverTornTail(t *testing.T) {
 	entries := makeEntries(5, 50)
 	last := func(st []int64) int64 { return st[len(st)-1] }
@@ -257,16 +258,31 @@ func TestRecoverTornTail(t *testing.T) {
 
 			s2 := openSpool(t, cfg)
 			st := s2.Stats()
+			wantSize := int64(len(orig))
+			if tc.keep < 5 {
+				wantSize = files[0].starts[tc.keep]
+			}
+			if tc.keep == 0 {
+				wantSize = int64(len(segHeader))
+			}
+			damaged := mutated[min(wantSize, int64(len(mutated))):]
+			kept, err := os.ReadFile(path + ".damaged")
+			switch {
+			case len(damaged) == 0 && err == nil:
+				t.Errorf("nothing was damaged, yet %s.damaged exists", path)
+			case len(damaged) == 0 && !os.IsNotExist(err):
+				t.Fatal(err)
+			case len(damaged) > 0 && err != nil:
+				t.Errorf("the %d bytes cut off were not kept: %v", len(damaged), err)
+			case !bytes.Equal(kept, damaged):
+				t.Errorf("%s.damaged holds %d bytes, want the %d bytes cut off", path, len(kept), len(damaged))
+			}
 			if tc.keep == 0 {
 				if fileExists(t, path) {
 					t.Error("a segment left with no record was not removed")
 				}
-				checkStats(t, "no record left", st, spool.Stats{})
+				checkStats(t, "no record left", st, spool.Stats{Damaged: uint64(len(damaged))})
 			} else {
-				wantSize := int64(len(orig))
-				if tc.keep < 5 {
-					wantSize = files[0].starts[tc.keep]
-				}
 				b, err := os.ReadFile(path)
 				if err != nil {
 					t.Fatal(err)
@@ -274,7 +290,7 @@ func TestRecoverTornTail(t *testing.T) {
 				if int64(len(b)) != wantSize || !bytes.Equal(b, orig[:wantSize]) {
 					t.Errorf("after recovery the file has %d bytes, want the first %d bytes of the original", len(b), wantSize)
 				}
-				checkStats(t, "recovered", st, spool.Stats{Records: int64(tc.keep), Bytes: wantSize, Segments: 1})
+				checkStats(t, "recovered", st, spool.Stats{Records: int64(tc.keep), Bytes: wantSize, Segments: 1, Damaged: uint64(len(damaged))})
 			}
 
 			// A record appended after the recovery follows the kept ones.

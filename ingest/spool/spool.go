@@ -89,6 +89,13 @@ type Stats struct {
 	// Appended and Replayed count records since Open; Refused counts
 	// appends refused because the spool was full; Commits counts fsyncs.
 	Appended, Replayed, Refused, Commits uint64
+	// Damaged counts the bytes set aside since Open because they held no
+	// frame that could be read: a segment's tail torn by a crash or
+	// corrupt, found by recovery at Open, or frames of a sealed segment
+	// that no longer decode, found by Replay. They are kept for
+	// inspection in a file beside the segment (see the package doc) and
+	// are not part of Bytes.
+	Damaged uint64
 }
 
 // Spool is a bounded, group-committed write-ahead log of records. Its
@@ -99,6 +106,19 @@ type Spool struct {
 	reqs chan *request
 	done chan struct{}
 
+	// Lock order: replaying, then closing, then mu. A goroutine holding
+	// one of them may take only those after it in that order, never one
+	// before it. Replay holds replaying while it takes mu (to seal the
+	// active segment and to remove a delivered one) and while it calls
+	// Send, so a Send may Append but must not Replay. Append holds
+	// closing's read lock while it waits for the commit loop, which takes
+	// mu: so nothing may wait for an Append or a Close with mu held. Close
+	// releases closing before it takes mu.
+
+	// replaying lets one Replay run at a time; it also guards the fields
+	// of the sealed segments that Replay changes (size, records, sent).
+	replaying sync.Mutex
+
 	// closing guards the send on reqs against Close.
 	closing sync.RWMutex
 	closed  bool
@@ -106,22 +126,37 @@ type Spool struct {
 	// mu guards the files: the segment being written and the sealed ones.
 	mu      sync.Mutex
 	active  *segment
-	file    *os.File
+	file    activeFile
 	sealed  []*segment // oldest first
 	nextSeq uint64
 	wbuf    []byte
 
-	replaying sync.Mutex // one Replay at a time
+	// wrapFile, set by tests only, wraps each segment file opened for
+	// writing, to inject failures.
+	wrapFile func(*os.File) activeFile
 
-	records, bytes                       atomic.Int64
-	appended, replayed, refused, commits atomic.Uint64
+	records, bytes                                atomic.Int64
+	appended, replayed, refused, commits, damaged atomic.Uint64
+}
+
+// activeFile is the file of the segment being written: an *os.File, or
+// in tests one whose calls fail.
+type activeFile interface {
+	Write(b []byte) (int, error)
+	Sync() error
+	Truncate(size int64) error
+	Close() error
 }
 
 // segment is one file of the spool.
 type segment struct {
-	seq     uint64
-	path    string
-	size    int64 // bytes in the file, header included
+	seq  uint64
+	path string
+	// size is the file's bytes that can be trusted, header included: the
+	// bytes this process wrote and synced, or those recovery checked at
+	// Open. Nothing reads past them: a write abandoned after a failure
+	// may have left bytes there that its truncation could not remove.
+	size    int64
 	records int64
 	sent    int // records already sent by Replay in this process
 }
@@ -132,7 +167,8 @@ type request struct {
 }
 
 // Open opens the spool in cfg.Dir, recovering the segments a previous
-// process left: a frame cut short by a crash is truncated away.
+// process left: a frame cut short by a crash, and whatever follows it in
+// its segment, is set aside (see the package doc).
 func Open(cfg Config) (*Spool, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -147,7 +183,7 @@ func Open(cfg Config) (*Spool, error) {
 		reqs: make(chan *request, 1024),
 		done: make(chan struct{}),
 	}
-	segs, err := recoverSegments(cfg.Dir, s.log)
+	segs, err := s.recoverSegments()
 	if err != nil {
 		return nil, err
 	}
@@ -169,13 +205,13 @@ func Open(cfg Config) (*Spool, error) {
 func (s *Spool) Dir() string { return s.cfg.Dir }
 
 // Append writes e durably: it returns once e is on disk and fsynced, or
-// with ErrFull, ErrClosed or the write's error. Appends that arrive
-// together share one fsync.
+// with ErrTooLarge, ErrFull, ErrClosed or the write's error. Appends that
+// arrive together share one fsync.
 func (s *Spool) Append(e Entry) error {
-	frame := appendFrame(nil, e)
-	if len(frame)-frameHead > maxFrame {
-		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(frame)-frameHead, maxFrame)
+	if n := bodyLen(e); n > maxFrame {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, n, maxFrame)
 	}
+	frame := appendFrame(nil, e)
 	// The read lock keeps Close from closing reqs under the send.
 	s.closing.RLock()
 	if s.closed {
@@ -276,8 +312,13 @@ func (s *Spool) write(batch []*request) error {
 // abandonLocked gives up the active segment after a failed write or sync:
 // what the kernel holds of it can no longer be trusted, so it is cut back
 // to its last synced size and sealed; the next commit starts a new file.
+// When the truncation fails too, its error is returned with the cause; the
+// bytes it left in the file are never read, since readers stop at the
+// segment's size, and recovery at the next Open sets them aside.
 func (s *Spool) abandonLocked(cause error) error {
-	_ = s.file.Truncate(s.active.size)
+	if err := s.file.Truncate(s.active.size); err != nil {
+		cause = errors.Join(cause, fmt.Errorf("spool: cut %s back to %d bytes: %w", s.active.path, s.active.size, err))
+	}
 	if err := s.sealLocked(); err != nil {
 		return errors.Join(cause, err)
 	}
@@ -303,6 +344,9 @@ func (s *Spool) openActiveLocked() error {
 	}
 	s.nextSeq++
 	s.file = f
+	if s.wrapFile != nil {
+		s.file = s.wrapFile(f)
+	}
 	s.active = &segment{seq: seq, path: path, size: int64(len(segmentHeader))}
 	s.bytes.Add(s.active.size)
 	return nil
@@ -344,6 +388,15 @@ var ErrShortSend = errors.New("spool: send delivered only part of a chunk")
 // delivered. It stops at the first Send that delivers fewer records than it
 // was given, or when ctx ends; what was not delivered stays for the next
 // Replay. It returns the number of records delivered.
+//
+// A segment whose frames no longer decode past some point (the disk
+// damaged it) has the records before that point sent as usual; the rest of
+// it is set aside as recovery does (see the package doc), counted in
+// Stats.Damaged, and the records in it no longer count as waiting, so
+// that the segments after it are sent too.
+//
+// Send is called with no lock held but Replay's own: it may Append, but
+// must not call Replay.
 func (s *Spool) Replay(ctx context.Context, chunk int, send Send) (int, error) {
 	if chunk < 1 {
 		chunk = 1
@@ -359,11 +412,9 @@ func (s *Spool) Replay(ctx context.Context, chunk int, send Send) (int, error) {
 	}
 	delivered := 0
 	for _, seg := range segs {
-		entries, err := readSegment(seg.path)
+		entries, err := s.readSealed(seg)
 		if err != nil {
-			// Recovery checked every sealed segment at Open and this
-			// process wrote the others whole: a failure here is the disk.
-			return delivered, fmt.Errorf("spool: read %s: %w", seg.path, err)
+			return delivered, err
 		}
 		for seg.sent < len(entries) {
 			if err := ctx.Err(); err != nil {
@@ -388,6 +439,42 @@ func (s *Spool) Replay(ctx context.Context, chunk int, send Send) (int, error) {
 		}
 	}
 	return delivered, nil
+}
+
+// readSealed reads the records of a sealed segment, its first seg.size
+// bytes only. When they do not all decode, the damaged rest is set aside,
+// the segment is cut back to the records that do, and the records lost
+// with it stop counting as waiting. Called with s.replaying held.
+func (s *Spool) readSealed(seg *segment) ([]Entry, error) {
+	b, err := readPrefix(seg.path, seg.size)
+	if err != nil {
+		return nil, fmt.Errorf("spool: read %s: %w", seg.path, err)
+	}
+	var (
+		entries []Entry
+		valid   int
+		derr    error
+	)
+	if len(b) >= len(segmentHeader) && [8]byte(b[:8]) == segmentHeader {
+		entries, valid, derr = decodeFrames(b[len(segmentHeader):])
+		valid += len(segmentHeader)
+	} else {
+		// Recovery or this process checked the header: it is damaged
+		// too, and nothing in the file can be trusted.
+		derr = errBadFrame
+	}
+	if derr == nil && int64(len(b)) == seg.size {
+		return entries, nil
+	}
+	// Records already sent stay sent; those after them that did not
+	// decode are lost.
+	lost := max(0, seg.records-max(int64(len(entries)), int64(seg.sent)))
+	s.setAside(seg.path, int64(valid), b[valid:], len(entries), lost)
+	s.records.Add(-lost)
+	s.bytes.Add(int64(valid) - seg.size)
+	seg.records -= lost
+	seg.size = int64(valid)
+	return entries, nil
 }
 
 // remove deletes a fully delivered segment.
@@ -418,6 +505,7 @@ func (s *Spool) Stats() Stats {
 		Replayed: s.replayed.Load(),
 		Refused:  s.refused.Load(),
 		Commits:  s.commits.Load(),
+		Damaged:  s.damaged.Load(),
 	}
 }
 
