@@ -11,8 +11,9 @@ import (
 // clientActionId (a string) and callflow (a non-empty array of actions),
 // each action one of makeCall (source and destination strings, optional
 // callRecording bool), say (text string; optional voiceProfile, language,
-// repetition integer, speed number) or hangup, with no key it does not know.
-// Keys match exactly. Bytes that pass can be forwarded to 8x8 verbatim.
+// repetition integer, speed number) or hangup, with no key it does not know
+// and no key twice in one object. Keys match exactly. Bytes that pass can be
+// forwarded to 8x8 verbatim: there is one way to read them.
 // It reports whether the callflow connects the call (has a makeCall).
 func CheckCallflow(b []byte) (connects bool, err error) {
 	// A view, not a copy: nothing read here outlives the call, and b is
@@ -22,15 +23,24 @@ func CheckCallflow(b []byte) (connects bool, err error) {
 		return false, fmt.Errorf("%w: not a JSON object", ErrInvalidResponse)
 	}
 	actions := 0
+	var seenID, seenFlow bool
 	err = d.object("", func(key string) error {
 		switch key {
 		case "clientActionId":
+			if seenID {
+				return duplicateKey("", key)
+			}
+			seenID = true
 			if d.peek() != '"' {
 				return fmt.Errorf("%w: clientActionId must be a string", ErrInvalidResponse)
 			}
 			_, err := d.skipString()
 			return err
 		case "callflow":
+			if seenFlow {
+				return duplicateKey("", key)
+			}
+			seenFlow = true
 			return d.array(func() error {
 				c, err := checkAction(&d, actions)
 				connects = connects || c
@@ -67,6 +77,18 @@ func isInvalidResponse(err error) bool {
 	return false
 }
 
+// duplicateKey is the error for an object of a reply that holds key twice;
+// path names the object ("" for the reply itself). A reply with a key twice
+// means what its reader decides (encoding/json takes the last, others the
+// first), so the ingest would record and count one answer while 8x8 acts
+// on another.
+func duplicateKey(path, key string) error {
+	if path == "" {
+		return fmt.Errorf("%w: duplicate key %q", ErrInvalidResponse, key)
+	}
+	return fmt.Errorf("%w: %s: duplicate key %q", ErrInvalidResponse, path, key)
+}
+
 // paramKind is the JSON type a callflow parameter must have.
 type paramKind int
 
@@ -83,6 +105,10 @@ var actionParams = map[string]map[string]paramKind{
 	ActionHangup:   {},
 }
 
+// maxActionParams bounds the params of one action (in actionParams), so
+// that checkAction can list the keys it has read in an array.
+const maxActionParams = 8
+
 // required params per action: present and, for strings, not empty.
 var actionRequired = map[string][]string{
 	ActionMakeCall: {"source", "destination"},
@@ -95,9 +121,14 @@ func checkAction(d *scanner, i int) (connects bool, err error) {
 	}
 	var name string
 	var paramsStart, paramsEnd int = -1, -1
+	seenAction := false
 	err = d.object("", func(key string) error {
 		switch key {
 		case "action":
+			if seenAction {
+				return duplicateKey(fmt.Sprintf("callflow[%d]", i), key)
+			}
+			seenAction = true
 			if d.peek() != '"' {
 				return fmt.Errorf("%w: callflow[%d].action must be a string", ErrInvalidResponse, i)
 			}
@@ -105,6 +136,9 @@ func checkAction(d *scanner, i int) (connects bool, err error) {
 			name = s
 			return err
 		case "params":
+			if paramsStart >= 0 {
+				return duplicateKey(fmt.Sprintf("callflow[%d]", i), key)
+			}
 			if d.peek() != '{' {
 				return fmt.Errorf("%w: callflow[%d].params must be an object", ErrInvalidResponse, i)
 			}
@@ -124,9 +158,13 @@ func checkAction(d *scanner, i int) (connects bool, err error) {
 		return false, fmt.Errorf("%w: callflow[%d]: unknown action %q", ErrInvalidResponse, i, name)
 	}
 	// seen marks the required params present (not empty, for strings);
-	// at most a few per action, so a short list beats a map.
+	// at most a few per action, so a short list beats a map. keys holds
+	// every param read, to refuse one given twice; each is one of the
+	// action's allowed params, so there are never more than those.
 	var seen [4]string
 	nseen := 0
+	var keys [maxActionParams]string
+	nkeys := 0
 	mark := func(key string) {
 		if nseen < len(seen) && slices.Contains(actionRequired[name], key) {
 			seen[nseen] = key
@@ -140,6 +178,11 @@ func checkAction(d *scanner, i int) (connects bool, err error) {
 			if !ok {
 				return fmt.Errorf("%w: callflow[%d]: %s takes no param %q", ErrInvalidResponse, i, name, key)
 			}
+			if slices.Contains(keys[:nkeys], key) {
+				return duplicateKey(fmt.Sprintf("callflow[%d].params", i), key)
+			}
+			keys[nkeys] = key
+			nkeys++
 			c := p.peek()
 			good := false
 			switch k {

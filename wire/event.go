@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"math"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -69,39 +68,11 @@ type ErrorDetails struct {
 // kept as text either way.
 type FlexiCode string
 
-// Int is an integer field of an event. It accepts a JSON number with no
-// fractional part, also when written as 200.0 or 2e2; a fraction, a string
-// or a value beyond int64 is the wrong type.
+// Int is an integer field of an event. It accepts a JSON number whose exact
+// value is a whole number, also when written as 200.0, 2e2 or 20000e-2; a
+// fraction (however small: 200.00000000000000001), a string or a value beyond
+// int64 is the wrong type. See wholeNumber.
 type Int int64
-
-// wholeNumber reads the text of a JSON number as an integer, when it has
-// no fractional part.
-func wholeNumber(num string) (int64, bool) {
-	if v, err := strconv.ParseInt(num, 10, 64); err == nil {
-		return v, true
-	}
-	f, err := strconv.ParseFloat(num, 64)
-	if err != nil || f != math.Trunc(f) || math.Abs(f) >= 1<<53 {
-		return 0, false
-	}
-	if f == 0 && !zeroMantissa(num) {
-		return 0, false // a fraction too small for a float64 (1e-400) reads as 0
-	}
-	return int64(f), true
-}
-
-// zeroMantissa reports whether every digit before a number's exponent is 0.
-func zeroMantissa(num string) bool {
-	for i := 0; i < len(num); i++ {
-		switch c := num[i]; {
-		case c == 'e' || c == 'E':
-			return true
-		case c >= '1' && c <= '9':
-			return false
-		}
-	}
-	return true
-}
 
 // Ranges of the integer fields: a value outside them is the wrong type.
 var intRanges = []struct {
@@ -122,8 +93,16 @@ var intRanges = []struct {
 // the wrong JSON type (an integer field holding a fraction or a value outside
 // its range counts), and a missing id that the event type needs. Unknown
 // event types, fields and enum values are accepted. Keys match exactly (the
-// JSON's "timestamp", not the seed table's "Timestamp"); of a key given
-// twice, the last wins; nesting deeper than 64 levels is refused.
+// JSON's "timestamp", not the seed table's "Timestamp"); nesting deeper than
+// 64 levels is refused.
+//
+// Of a key given twice in one object, at any level, the last wins, and an
+// object given twice is the last one whole: the body means what a generic
+// JSON reader (JSON.parse, encoding/json into a map) makes of it. Such a
+// body is valid JSON and still an 8x8 event, so it is accepted like unknown
+// fields are; every reader of the recorded body parses it with ParseEvent
+// and reads the same event. (Replies from deciders, which are forwarded to
+// 8x8, are held to more: CheckCallflow refuses a key given twice.)
 //
 // The body is copied once; the event's strings share that copy, so the
 // event stays valid after body is reused.

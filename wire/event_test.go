@@ -857,7 +857,8 @@ func BenchmarkRecordIDHash(b *testing.B) {
 }
 
 // TestIntWholeNumbers: an integer written as a whole decimal (200.0, 2e2)
-// is still an integer; a real fraction is the wrong type.
+// is still an integer; a real fraction is the wrong type, however close to
+// a whole number (a float64 would round 200.00000000000000001 to 200).
 func TestIntWholeNumbers(t *testing.T) {
 	tests := []struct {
 		raw     string
@@ -867,8 +868,19 @@ func TestIntWholeNumbers(t *testing.T) {
 		{"200", 200, false},
 		{"200.0", 200, false},
 		{"2e2", 200, false},
+		{"2.00e2", 200, false},
+		{"20000e-2", 200, false},
+		{"6.99e2", 699, false},
 		{"-0", 0, false},
+		{"-0.0e-400", 0, false},
 		{"1.5", 0, true},
+		{"200.00000000000000001", 0, true},
+		{"2000000000000000000001e-19", 0, true},
+		{"199.99999999999999999", 0, true},
+		{"6.991e2", 0, true},
+		{"7e2", 0, true},
+		{"1e-400", 0, true},
+		{"1e400", 0, true},
 		{`"200"`, 0, true},
 		{"1e40", 0, true},
 		{"true", 0, true},
@@ -885,5 +897,63 @@ func TestIntWholeNumbers(t *testing.T) {
 		if err != nil || ev.Payload.SipCode != tt.want {
 			t.Errorf("sipCode %s: %v, %v; want %d", tt.raw, ev, err, tt.want)
 		}
+	}
+}
+
+// TestParseEventDuplicateKeys pins the choice for events: of a key given
+// twice the last wins, at every level, and an object given twice is the
+// last one whole: the body means what a generic JSON reader
+// (encoding/json into map[string]any, JSON.parse) makes of it. 8x8 events
+// are accepted as they come (a 400 leaves a caller in silence), and every
+// reader of the recorded body (the ingest, the archiver) parses it with
+// ParseEvent, so they all agree on its meaning.
+func TestParseEventDuplicateKeys(t *testing.T) {
+	seed := string(readFixture(t, "call_action.json"))
+	dup := func(old, new string) string {
+		if !strings.Contains(seed, old) {
+			t.Fatalf("the fixture lacks %s", old)
+		}
+		return strings.Replace(seed, old, new, 1)
+	}
+	tests := []struct {
+		name string
+		body string
+	}{
+		{"eventType", dup(`"eventType": "CALL_ACTION"`, `"eventType": "CALL_STATUS", "eventType": "CALL_ACTION"`)},
+		{"eventType, the last not a call", dup(`"eventType": "CALL_ACTION"`, `"eventType": "CALL_ACTION", "eventType": "CALL_STATUS"`)},
+		{"subAccountId", dup(`"subAccountId": "your_subaccount_id"`, `"subAccountId": "first", "subAccountId": "second"`)},
+		{"sipCode", dup(`"sipCode": 200`, `"sipCode": 486, "sipCode": 200`)},
+		{"escaped key", dup(`"source": "+65123456789"`, `"source": "+65123456789", "sourc\u0065": "+6500000000"`)},
+		{"payload, the first incomplete", dup(`"payload": {`, `"payload": {"eventId": "p1"}, "payload": {`)},
+		// encoding/json into the Event struct would merge the two payloads
+		// and keep this clientActionId; the last payload has none.
+		{"payload, the first with a field the last lacks", dup(`"payload": {`, `"payload": {"clientActionId": "p1"}, "payload": {`)},
+		{"errorDetails", dup(`"sipCode": 200`, `"sipCode": 200, "errorDetails": {"errorMsg": "m", "errorCode": 1}, "errorDetails": {"errorCode": "2"}`)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev, err := ParseEvent([]byte(tt.body))
+			if err != nil {
+				t.Fatalf("ParseEvent: %v", err)
+			}
+			// The body with each duplicated key kept once, its last value.
+			dec := json.NewDecoder(strings.NewReader(tt.body))
+			dec.UseNumber()
+			var generic any
+			if err := dec.Decode(&generic); err != nil {
+				t.Fatal(err)
+			}
+			once, err := json.Marshal(generic)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := ParseEvent(once)
+			if err != nil {
+				t.Fatalf("ParseEvent(%s): %v", once, err)
+			}
+			if !reflect.DeepEqual(ev, want) {
+				t.Errorf("ParseEvent reads\n%+v %+v\nwant, as the body keeping each key's last value\n%+v %+v", *ev, *ev.Payload, *want, *want.Payload)
+			}
+		})
 	}
 }

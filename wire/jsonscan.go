@@ -2,6 +2,7 @@ package wire
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -14,6 +15,13 @@ import (
 //
 // Readers for a value take the JSON path of the field they read, so that
 // errors name it ("payload.sipCode: must be an integer, got string").
+//
+// It accepts exactly the documents encoding/json accepts, with two
+// deliberate differences: nesting deeper than maxDepth is refused, and
+// integer reads a number by its exact decimal value (see wholeNumber). Like
+// encoding/json it lets an object hold a key twice; object hands every
+// member to its caller, which decides (CheckCallflow refuses them).
+// FuzzScannerAgreesWithEncodingJSON checks all of this.
 type scanner struct {
 	s     string
 	i     int
@@ -154,7 +162,8 @@ func (d *scanner) str(parent, key string) (string, error) {
 	}
 }
 
-// integer reads a whole number (200, 200.0 and 2e2 alike); null reads as 0.
+// integer reads a whole number within int64 (200, 200.0 and 2e2 alike, see
+// wholeNumber); null reads as 0.
 func (d *scanner) integer(parent, key string) (int64, error) {
 	c := d.peek()
 	if c == 'n' {
@@ -178,6 +187,111 @@ func (d *scanner) integer(parent, key string) (int64, error) {
 		return 0, fieldErr(join(parent, key), "must be an integer, got number %s", num)
 	}
 	return n, nil
+}
+
+// wholeNumber reads the text of a JSON number, as number returns it, as
+// an int64 when its exact value is a whole number within int64's range.
+// It decides on the decimal text, with no float64: the digits of the
+// integer and fraction parts are one digit string, and the exponent moves
+// the decimal point within it. The number is whole when no digit other
+// than 0 is left after the point, and within range when the digits before
+// the point make at most 19 significant digits and fit in int64. So 200,
+// 200.0, 2e2, 2.00e2, 20000e-2 and -0 are whole; 200.00000000000000001,
+// 2000000000000000000001e-19 and 1e-400 are fractions; 1e400 is whole but
+// out of range. An exponent of any size costs nothing more than its digits.
+func wholeNumber(num string) (int64, bool) {
+	i, neg := 0, false
+	if i < len(num) && num[i] == '-' {
+		neg = true
+		i++
+	}
+	intStart := i
+	for i < len(num) && num[i] >= '0' && num[i] <= '9' {
+		i++
+	}
+	intEnd, fracStart, fracEnd := i, i, i
+	if i < len(num) && num[i] == '.' {
+		i++
+		fracStart = i
+		for i < len(num) && num[i] >= '0' && num[i] <= '9' {
+			i++
+		}
+		fracEnd = i
+	}
+	// The exponent saturates far beyond any digit position a body can
+	// have (2^40), so that an absurd one cannot overflow.
+	const expCap = 1 << 40
+	var exp int64
+	if i < len(num) && (num[i] == 'e' || num[i] == 'E') {
+		i++
+		expNeg := false
+		if i < len(num) && (num[i] == '+' || num[i] == '-') {
+			expNeg = num[i] == '-'
+			i++
+		}
+		expStart := i
+		for i < len(num) && num[i] >= '0' && num[i] <= '9' {
+			if exp < expCap {
+				exp = exp*10 + int64(num[i]-'0')
+			}
+			i++
+		}
+		if i == expStart {
+			return 0, false
+		}
+		if expNeg {
+			exp = -exp
+		}
+	}
+	nInt, nFrac := int64(intEnd-intStart), int64(fracEnd-fracStart)
+	if i != len(num) || nInt == 0 {
+		return 0, false // not the text of a JSON number
+	}
+	// digit(k) is the k-th digit of the integer part followed by the
+	// fraction; point is how many of them stand before the decimal point
+	// once the exponent is applied (it may be negative, or beyond them).
+	digit := func(k int64) byte {
+		if k < nInt {
+			return num[intStart+int(k)]
+		}
+		return num[fracStart+int(k-nInt)]
+	}
+	point := nInt + exp
+	first, last := int64(-1), int64(-1) // the first and last digit not 0
+	for k := range nInt + nFrac {
+		if digit(k) != '0' {
+			if first < 0 {
+				first = k
+			}
+			last = k
+		}
+	}
+	switch {
+	case first < 0:
+		return 0, true // every digit is 0, whatever the exponent: 0, -0, 0.0e-400
+	case last >= point:
+		return 0, false // a digit other than 0 after the point
+	case point-first > 19:
+		return 0, false // 10^19 or more: beyond int64
+	}
+	var u uint64
+	for k := first; k < point; k++ {
+		d := uint64(0)
+		if k <= last {
+			d = uint64(digit(k) - '0')
+		}
+		u = u*10 + d // at most 19 digits: no overflow of uint64
+	}
+	if neg {
+		if u > 1<<63 {
+			return 0, false
+		}
+		return int64(-u), true // -(1<<63) wraps to math.MinInt64, exactly
+	}
+	if u > math.MaxInt64 {
+		return 0, false
+	}
+	return int64(u), true
 }
 
 // textOrNumber reads a string or a number as text (an error code 8x8 may
