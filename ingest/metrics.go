@@ -159,6 +159,10 @@ func (m *Metrics) registerSpool(sp *spool.Spool) {
 			Name: "callflow_spool_replayed_total",
 			Help: "Spooled records republished to JetStream and acknowledged.",
 		}, func() float64 { return float64(sp.Stats().Replayed) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "callflow_spool_damaged_bytes_total",
+			Help: "Bytes of spool segments that could not be read (a tail torn by a crash, or frames damaged on disk), found at start or by replay, set aside in *.damaged files beside the segments; the records in them are not sent (should be 0).",
+		}, func() float64 { return float64(sp.Stats().Damaged) }),
 	)
 }
 

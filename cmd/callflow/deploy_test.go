@@ -45,6 +45,7 @@ var documentedMetrics = map[string]string{
 	"callflow_spool_limit_bytes":               "gauge",
 	"callflow_spool_appended_total":            "counter", // {reason}
 	"callflow_spool_replayed_total":            "counter",
+	"callflow_spool_damaged_bytes_total":       "counter",
 	"callflow_records_lost_total":              "counter", // {reason}
 	// ingest and admin: refusals
 	"callflow_webhook_refused_total":              "counter", // {reason}
