@@ -30,9 +30,9 @@ type Config struct {
 	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
 	// MaxHeaderBytes bounds a request's header (larger is 431).
 	MaxHeaderBytes int
-	// MaxConns bounds the connections served at once, MaxConnsPerIP those
-	// from one address; past them a connection gets 503 or 429 and is
-	// closed. Zero is fasthttp's default (256 * 1024), or no per-IP limit.
+	// MaxConns bounds the connections served at once (0: DefaultMaxConns),
+	// MaxConnsPerIP those from one address (0: no per-address limit); past
+	// them a connection gets 503 or 429 and is closed.
 	MaxConns, MaxConnsPerIP int
 
 	// Auth holds the accepted values of the Authorization header: what is
@@ -111,6 +111,10 @@ const (
 	// DefaultMaxHeaderBytes is fasthttp's read buffer: 8x8 sends a few
 	// hundred bytes of header.
 	DefaultMaxHeaderBytes = 8 << 10
+	// DefaultMaxConns covers 5,000 calls a second each held for the
+	// longest decide and record budgets (0.5 s + 1 s) with room to spare;
+	// each connection holds a descriptor and a goroutine.
+	DefaultMaxConns = 10_000
 )
 
 // DefaultFallback is what callers hear when no decider can answer.
@@ -139,6 +143,9 @@ func (c *Config) setDefaults() {
 	def(&c.IdleTimeout, 60*time.Second)
 	if c.MaxHeaderBytes == 0 {
 		c.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if c.MaxConns == 0 {
+		c.MaxConns = DefaultMaxConns
 	}
 	if c.DecideSubject == "" {
 		c.DecideSubject = wire.DecideSubject

@@ -12,14 +12,33 @@ import (
 // perIPListener caps the connections one address may hold open: past
 // Config.MaxConnsPerIP a new connection gets 429 and is closed, and the
 // refusal is counted (fasthttp's own per-IP limit does not count them).
+//
+// Writing the 429 and draining the client's bytes (see drain) take a
+// goroutine and a descriptor each for up to a second and a half; at most
+// maxRefusing refusals are handled so at once. Past that, a refused
+// connection is closed at once, without an answer, so that one host
+// opening connections in a loop cannot exhaust the process's descriptors,
+// which is what the per-address limit is there to prevent.
 type perIPListener struct {
 	net.Listener
 	max      int
 	plain    bool // no TLS on top: a 429 can be written
 	rejected *atomic.Uint64
+	// refusing holds a token for each refusal being answered and drained.
+	refusing chan struct{}
+	// linger bounds each drain (lingerTimeout; longer in tests).
+	linger time.Duration
 
 	mu    sync.Mutex
 	conns map[netip.Addr]int
+}
+
+// maxRefusing bounds the refused connections answered and drained at once.
+const maxRefusing = 64
+
+func newPerIPListener(ln net.Listener, max int, plain bool, rejected *atomic.Uint64) *perIPListener {
+	return &perIPListener{Listener: ln, max: max, plain: plain, rejected: rejected,
+		refusing: make(chan struct{}, maxRefusing), linger: lingerTimeout, conns: map[netip.Addr]int{}}
 }
 
 // tooManyConns is the whole answer to a connection over the limit.
@@ -37,7 +56,15 @@ func (l *perIPListener) Accept() (net.Conn, error) {
 		if l.conns[ip] >= l.max {
 			l.mu.Unlock()
 			l.rejected.Add(1)
-			go l.reject(c)
+			select {
+			case l.refusing <- struct{}{}:
+				go func() {
+					defer func() { <-l.refusing }()
+					l.reject(c)
+				}()
+			default:
+				_ = c.Close() // too many refusals in progress
+			}
 			continue
 		}
 		l.conns[ip]++
@@ -51,7 +78,7 @@ func (l *perIPListener) reject(c net.Conn) {
 		_ = c.SetWriteDeadline(time.Now().Add(time.Second))
 		_, _ = c.Write([]byte(tooManyConns))
 	}
-	drain(c)
+	drain(c, l.linger)
 	_ = c.Close()
 }
 

@@ -44,19 +44,19 @@ type lingerConn struct {
 // when the connection was marked.
 func (c *lingerConn) Close() error {
 	if c.linger.Load() {
-		drain(c.Conn)
+		drain(c.Conn, lingerTimeout)
 	}
 	return c.Conn.Close()
 }
 
 // drain shuts c's write side and reads what the client still sends until
-// it closes its side, lingerTimeout passes or lingerMax bytes came.
-func drain(c net.Conn) {
+// it closes its side, timeout passes or lingerMax bytes came.
+func drain(c net.Conn, timeout time.Duration) {
 	cw, ok := c.(interface{ CloseWrite() error })
 	if !ok || cw.CloseWrite() != nil {
 		return
 	}
-	_ = c.SetReadDeadline(time.Now().Add(lingerTimeout))
+	_ = c.SetReadDeadline(time.Now().Add(timeout))
 	_, _ = io.CopyN(io.Discard, c, lingerMax)
 }
 

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -99,8 +98,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.cfg.Logger.Info("webhook listener started", "addr", ln.Addr().String(), "path", s.cfg.Path,
 		"tls", s.cfg.TLS != nil, "auth", len(s.cfg.Auth) > 0, "allow_cidrs", len(s.cfg.AllowCIDRs))
 	if s.cfg.MaxConnsPerIP > 0 {
-		ln = &perIPListener{Listener: ln, max: s.cfg.MaxConnsPerIP, plain: s.cfg.TLS == nil,
-			rejected: &s.rejectedPerIP, conns: map[netip.Addr]int{}}
+		ln = newPerIPListener(ln, s.cfg.MaxConnsPerIP, s.cfg.TLS == nil, &s.rejectedPerIP)
 	}
 	// Outside the per-address limit, so that a connection being drained
 	// still holds its address's slot.

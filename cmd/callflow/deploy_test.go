@@ -50,8 +50,16 @@ var documentedMetrics = map[string]string{
 	// ingest and admin: refusals
 	"callflow_webhook_refused_total":              "counter", // {reason}
 	"callflow_webhook_rejected_connections_total": "counter",
-	"callflow_admin_refused_total":                "counter", // {reason}
-	"callflow_admin_audit_failures_total":         "counter",
+	"callflow_webhook_open_connections":           "gauge",
+	"callflow_webhook_max_connections":            "gauge",
+	// ingest and archiver: the records stream
+	"callflow_stream_bytes":               "gauge", // {stream}
+	"callflow_stream_messages":            "gauge",
+	"callflow_stream_max_bytes":           "gauge",
+	"callflow_stream_max_age_seconds":     "gauge",
+	"callflow_stream_oldest_age_seconds":  "gauge",
+	"callflow_admin_refused_total":        "counter", // {reason}
+	"callflow_admin_audit_failures_total": "counter",
 	// decider (and the session index of ingest)
 	"callflow_decider_requests_total": "counter", // {outcome}
 	"callflow_sessions":               "gauge",

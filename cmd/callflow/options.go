@@ -41,6 +41,7 @@ type options struct {
 	stream           string
 	streamMaxAge     time.Duration
 	streamDuplicates time.Duration
+	streamMaxBytes   int64
 	streamReplicas   int
 	bucket           string
 	bucketReplicas   int
@@ -129,7 +130,8 @@ func (o *options) registerNATS(fs *flag.FlagSet, embedded bool) {
 func (o *options) registerStream(fs *flag.FlagSet) {
 	fs.StringVar(&o.stream, "stream", broker.DefaultStream, "JetStream stream of call records")
 	fs.DurationVar(&o.streamMaxAge, "stream-max-age", broker.DefaultMaxAge, "how long records are kept in the stream (bounds a survivable archiver outage)")
-	fs.DurationVar(&o.streamDuplicates, "stream-duplicates", broker.DefaultDuplicates, "window in which a webhook sent twice is stored once")
+	fs.DurationVar(&o.streamDuplicates, "stream-duplicates", broker.DefaultDuplicates, "window in which a webhook sent twice is stored once (nats-server keeps every id of the window in memory)")
+	fs.Int64Var(&o.streamMaxBytes, "stream-max-bytes", broker.DefaultMaxBytes, "bytes the stream keeps on each replica when created, past which the oldest records are dropped (with --stream-max-age, bounds a survivable archiver outage; -1: no bound); must fit the NATS servers' max_file_store")
 	fs.IntVar(&o.streamReplicas, "stream-replicas", 1, "replicas of the stream when created (3 on a three-node cluster)")
 }
 
@@ -159,7 +161,7 @@ func (o *options) registerIngest(fs *flag.FlagSet) {
 	fs.DurationVar(&o.writeTimeout, "http-write-timeout", 5*time.Second, "webhook listener: the longest an answer may take to be written")
 	fs.DurationVar(&o.idleTimeout, "http-idle-timeout", 60*time.Second, "webhook listener: how long a kept-alive connection may sit idle")
 	fs.IntVar(&o.maxHeaderBytes, "http-max-header-bytes", ingest.DefaultMaxHeaderBytes, "webhook listener: largest request header, in bytes (larger is 431)")
-	fs.IntVar(&o.maxConns, "http-max-conns", 0, "webhook listener: connections served at once, past which new ones get 503 (0: 262144)")
+	fs.IntVar(&o.maxConns, "http-max-conns", ingest.DefaultMaxConns, "webhook listener: connections served at once, past which new ones get 503 (each holds a descriptor: keep it below the process's open-files limit)")
 	fs.IntVar(&o.maxConnsPerIP, "http-max-conns-per-ip", 0, "webhook listener: connections from one address, past which new ones get 429 (0: unlimited; 8x8 calls from few addresses)")
 }
 
@@ -295,7 +297,7 @@ func (o *options) registerProcess(fs *flag.FlagSet) {
 }
 
 func (o *options) streamConfig() broker.StreamConfig {
-	return broker.StreamConfig{Name: o.stream, MaxAge: o.streamMaxAge, Duplicates: o.streamDuplicates, Replicas: o.streamReplicas}
+	return broker.StreamConfig{Name: o.stream, MaxAge: o.streamMaxAge, MaxBytes: o.streamMaxBytes, Duplicates: o.streamDuplicates, Replicas: o.streamReplicas}
 }
 
 func (o *options) sessionConfig() session.Config {

@@ -50,6 +50,11 @@ func StartEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
 		Port:       port,
 		JetStream:  true,
 		StoreDir:   filepath.Join(cfg.DataDir, "jetstream"),
+		// The stream's own bounds (max bytes, max age) limit what it
+		// keeps; creating it must not fail because the disk had less
+		// free space at start than the bound (the server reserves it
+		// against 75% of the free disk by default).
+		JetStreamMaxStore: server.JetStreamMaxStoreDefault,
 		NoSigs:     true,
 		// A call-centre peak must not trip the default 1MB pending limit on
 		// the in-process connections.

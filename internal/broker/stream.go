@@ -9,6 +9,7 @@ import (
 
 	"github.com/callflow/callflow/wire"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // StreamConfig describes the records stream.
@@ -21,16 +22,36 @@ type StreamConfig struct {
 	// Duplicates is the window in which a Nats-Msg-Id seen before is
 	// dropped as a duplicate.
 	Duplicates time.Duration
+	// MaxBytes bounds the bytes the stream keeps on each replica (0:
+	// DefaultMaxBytes; -1: no bound). Past it the oldest records are
+	// dropped, archived or not: with MaxAge it bounds how long an archiver
+	// outage is survived (alert CallflowStreamFilling).
+	MaxBytes int64
 	// Replicas is the replica count when this role creates the stream.
 	Replicas int
 }
 
-// Defaults for StreamConfig.
+// Defaults for StreamConfig. DefaultMaxBytes fits the 10 GB JetStream file
+// store of deploy/nats with room for the sessions bucket; at about 1.5 KB a
+// record it holds some 5.7 million records.
 const (
 	DefaultStream     = "CALLS"
 	DefaultMaxAge     = 7 * 24 * time.Hour
-	DefaultDuplicates = 10 * time.Minute
+	DefaultDuplicates = 2 * time.Minute
+	DefaultMaxBytes   = 8 << 30
 )
+
+// errCodeStorageExceeded is JetStream's "insufficient storage resources
+// available" (JSStorageResourcesExceededErr), which nats.go names not.
+const errCodeStorageExceeded jetstream.ErrorCode = 10047
+
+// maxBytes is the stream's byte bound as JetStream takes it.
+func (c StreamConfig) maxBytes() int64 {
+	if c.MaxBytes == 0 {
+		return DefaultMaxBytes
+	}
+	return c.MaxBytes
+}
 
 // ErrInvalidConfig is wrapped by configuration errors of this package.
 var ErrInvalidConfig = errors.New("invalid broker config")
@@ -44,6 +65,8 @@ func (c StreamConfig) Validate() error {
 		return fmt.Errorf("%w: stream max age must be > 0", ErrInvalidConfig)
 	case c.Duplicates <= 0 || c.Duplicates > c.MaxAge:
 		return fmt.Errorf("%w: stream duplicate window must be > 0 and not beyond the max age", ErrInvalidConfig)
+	case c.MaxBytes < -1 || (c.MaxBytes > 0 && c.MaxBytes < 1<<20):
+		return fmt.Errorf("%w: stream max bytes must be at least 1 MiB, or -1 for no bound, got %d", ErrInvalidConfig, c.MaxBytes)
 	case c.Replicas < 1 || c.Replicas > 5:
 		return fmt.Errorf("%w: stream replicas must be 1 to 5, got %d", ErrInvalidConfig, c.Replicas)
 	}
@@ -64,6 +87,7 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig,
 		Retention:   jetstream.LimitsPolicy,
 		Storage:     jetstream.FileStorage,
 		MaxAge:      cfg.MaxAge,
+		MaxBytes:    cfg.maxBytes(),
 		Duplicates:  cfg.Duplicates,
 		Replicas:    cfg.Replicas,
 		Discard:     jetstream.DiscardOld,
@@ -79,8 +103,11 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig,
 		}
 		s, err = js.CreateStream(ctx, want)
 		if err == nil {
-			log.Info("created records stream", "stream", cfg.Name, "max_age", cfg.MaxAge, "replicas", cfg.Replicas)
+			log.Info("created records stream", "stream", cfg.Name, "max_age", cfg.MaxAge, "max_bytes", want.MaxBytes, "duplicates", cfg.Duplicates, "replicas", cfg.Replicas)
 			return s, nil
+		}
+		if apiErr := (*jetstream.APIError)(nil); errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeStorageExceeded {
+			return nil, fmt.Errorf("create stream %s with max bytes %d x %d replicas: %w; lower the stream's max bytes or raise the servers' JetStream max_file_store", cfg.Name, want.MaxBytes, cfg.Replicas, err)
 		}
 		if attempt > 0 {
 			return nil, fmt.Errorf("create stream %s: %w", cfg.Name, err)
@@ -93,6 +120,9 @@ func reportStreamDrift(have, want jetstream.StreamConfig, log *slog.Logger) {
 	if have.MaxAge != want.MaxAge {
 		diffs = append(diffs, "max_age", have.MaxAge.String(), "configured_max_age", want.MaxAge.String())
 	}
+	if have.MaxBytes != want.MaxBytes {
+		diffs = append(diffs, "max_bytes", have.MaxBytes, "configured_max_bytes", want.MaxBytes)
+	}
 	if have.Duplicates != want.Duplicates {
 		diffs = append(diffs, "duplicates", have.Duplicates.String(), "configured_duplicates", want.Duplicates.String())
 	}
@@ -104,5 +134,52 @@ func reportStreamDrift(have, want jetstream.StreamConfig, log *slog.Logger) {
 	}
 	if len(diffs) > 0 {
 		log.Warn("records stream exists with other settings; leaving it as it is", append([]any{"stream", want.Name}, diffs...)...)
+	}
+}
+
+// StreamCollector exposes the records stream's fill, read from JetStream
+// once per scrape: callflow_stream_bytes and callflow_stream_messages
+// beside the bounds callflow_stream_max_bytes and
+// callflow_stream_max_age_seconds, and the age of the oldest record kept.
+func StreamCollector(stream jetstream.Stream) prometheus.Collector {
+	return streamCollector{stream}
+}
+
+var (
+	streamBytesDesc     = prometheus.NewDesc("callflow_stream_bytes", "Bytes the records stream holds.", []string{"stream"}, nil)
+	streamMessagesDesc  = prometheus.NewDesc("callflow_stream_messages", "Records the stream holds.", []string{"stream"}, nil)
+	streamMaxBytesDesc  = prometheus.NewDesc("callflow_stream_max_bytes", "The records stream's byte bound (past it the oldest records are dropped); -1: none.", []string{"stream"}, nil)
+	streamMaxAgeDesc    = prometheus.NewDesc("callflow_stream_max_age_seconds", "How long the records stream keeps a record.", []string{"stream"}, nil)
+	streamOldestAgeDesc = prometheus.NewDesc("callflow_stream_oldest_age_seconds", "Age of the oldest record the stream holds.", []string{"stream"}, nil)
+)
+
+type streamCollector struct{ stream jetstream.Stream }
+
+// Describe sends the collector's descriptions.
+func (c streamCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{streamBytesDesc, streamMessagesDesc, streamMaxBytesDesc, streamMaxAgeDesc, streamOldestAgeDesc} {
+		ch <- d
+	}
+}
+
+// Collect asks JetStream for the stream's state; nothing is sent when it
+// does not answer within two seconds.
+func (c streamCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	info, err := c.stream.Info(ctx)
+	if err != nil {
+		return
+	}
+	name := info.Config.Name
+	gauge := func(d *prometheus.Desc, v float64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, name)
+	}
+	gauge(streamBytesDesc, float64(info.State.Bytes))
+	gauge(streamMessagesDesc, float64(info.State.Msgs))
+	gauge(streamMaxBytesDesc, float64(info.Config.MaxBytes))
+	gauge(streamMaxAgeDesc, info.Config.MaxAge.Seconds())
+	if info.State.Msgs > 0 && !info.State.FirstTime.IsZero() {
+		gauge(streamOldestAgeDesc, time.Since(info.State.FirstTime).Seconds())
 	}
 }

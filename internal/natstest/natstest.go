@@ -24,6 +24,9 @@ func Options(dir string) *server.Options {
 	opts.Port = -1
 	opts.JetStream = true
 	opts.StoreDir = dir
+	// Stream reservations (--stream-max-bytes) must not depend on the
+	// test machine's free disk.
+	opts.JetStreamMaxStore = server.JetStreamMaxStoreDefault
 	return &opts
 }
 

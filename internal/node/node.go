@@ -251,21 +251,17 @@ func (n *Node) Start(ctx context.Context) error {
 	// An ingestor answers calls without NATS (the fallback, records
 	// spooled): its readiness reports NATS without failing on it, or every
 	// ingestor would leave the load balancer together.
-	n.admin.AddCheck("nats", r.Ingest, func(context.Context) error {
-		if !n.nc.IsConnected() {
-			return fmt.Errorf("not connected (%s)", n.nc.Status())
-		}
-		return nil
-	})
+	n.admin.AddCheck("nats", r.Ingest, func(context.Context) error { return n.connected() })
 	if r.Ingest || r.Archiver {
 		stream, err := broker.EnsureStream(setup, js, n.cfg.Stream, n.log)
 		if err != nil {
 			return err
 		}
-		n.admin.AddCheck("stream", r.Ingest, func(ctx context.Context) error {
+		n.admin.AddCheck("stream", r.Ingest, n.overNATS(func(ctx context.Context) error {
 			_, err := stream.Info(ctx)
 			return err
-		})
+		}))
+		n.reg.MustRegister(broker.StreamCollector(stream))
 	}
 	if r.Archiver {
 		if err := n.startArchiver(js); err != nil {
@@ -289,6 +285,26 @@ func (n *Node) Start(ctx context.Context) error {
 		"ingest", n.ingest != nil, "archiver", n.archiver != nil, "admin_addr", n.AdminAddr(), "webhook_addr", n.WebhookAddr())
 	close(n.ready)
 	return nil
+}
+
+// connected reports whether the node's NATS connection is up.
+func (n *Node) connected() error {
+	if !n.nc.IsConnected() {
+		return fmt.Errorf("not connected (%s)", n.nc.Status())
+	}
+	return nil
+}
+
+// overNATS makes a check that asks JetStream fail at once while NATS is
+// disconnected, instead of waiting out its timeout: a probe wants its
+// answer within seconds.
+func (n *Node) overNATS(check func(context.Context) error) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if err := n.connected(); err != nil {
+			return err
+		}
+		return check(ctx)
+	}
 }
 
 // connect starts the embedded server when there is one and connects.
@@ -321,7 +337,7 @@ func (n *Node) startDeciders(ctx context.Context, js jetstream.JetStream) error 
 	if n.store, err = session.Open(ctx, js, scfg); err != nil {
 		return err
 	}
-	n.admin.AddCheck("sessions_bucket", false, n.store.Check)
+	n.admin.AddCheck("sessions_bucket", n.cfg.Roles.Ingest, n.overNATS(n.store.Check))
 	n.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "callflow_sessions",
 		Help: "Open masking sessions in this process's in-memory index.",
