@@ -179,6 +179,14 @@ func (m *Metrics) registerServer(d *deciders, srv *fasthttp.Server, perIP *atomi
 			Name: "callflow_decider_breaker_state",
 			Help: "State of the circuit breaker in front of the deciders: 0 closed, 1 half-open, 2 open (calls get the fallback).",
 		}, func() float64 { return float64(d.state()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "callflow_webhook_open_connections",
+			Help: "Connections the webhook listener holds open (compare callflow_webhook_max_connections).",
+		}, func() float64 { return float64(srv.GetOpenConnectionsCount()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "callflow_webhook_max_connections",
+			Help: "The webhook listener's connection limit (--http-max-conns); past it new connections get 503.",
+		}, func() float64 { return float64(srv.Concurrency) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name:        "callflow_webhook_rejected_connections_total",
 			Help:        rejectedHelp,
