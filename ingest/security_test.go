@@ -238,6 +238,22 @@ func (e *secEnv) wantDecided(n int64) {
 	})
 }
 
+// wantNoneDecided checks that the ingestor sent no decide request, where
+// no call was served that could be the barrier of wantDecided. The barrier
+// is then a decide request the test sends itself and a decider answers:
+// the ingestor answers a call only after the server has routed its decide
+// request (and queued it to the spy), so the spy has seen any request sent
+// for a refused call before it sees the barrier, queued behind.
+func (e *secEnv) wantNoneDecided() {
+	e.t.Helper()
+	barrier := wire.DecideRequest{EventID: "spy-barrier", CallID: "spy-barrier", SessionID: "spy-barrier",
+		SubAccountID: seedSubAccount, Source: seedSource, Destination: seedDestination}
+	if _, err := e.nc.Request(wire.DecideSubject, barrier.AppendJSON(nil), 10*time.Second); err != nil {
+		e.t.Fatalf("barrier decide request: %v", err)
+	}
+	e.wantDecided(1)
+}
+
 // wantRecords checks that the records stream holds n messages and the
 // spool none: refused requests reach neither.
 func (e *secEnv) wantRecords(n uint64) {
@@ -450,10 +466,9 @@ func TestWebhookAllowList(t *testing.T) {
 				t.Errorf("refused{unauthorized} = %v, want %d", got, unauth)
 			}
 			if served == 0 {
-				// Nothing was allowed through: no barrier call is possible
-				// on this configuration; the stream must be empty.
-				time.Sleep(50 * time.Millisecond)
-				e.wantDecided(0)
+				// Nothing was allowed through: no call can be the
+				// barrier on this configuration.
+				e.wantNoneDecided()
 				e.wantRecords(0)
 				return
 			}
@@ -632,7 +647,7 @@ func TestWebhookRefusedBeforeRead(t *testing.T) {
 					t.Run(r.name, func(t *testing.T) { refused(t, r) })
 				}
 			}
-			e.wantDecided(0)
+			e.wantNoneDecided()
 			e.wantRecords(0)
 		})
 	}
@@ -849,8 +864,14 @@ func TestWebhookSlowClients(t *testing.T) {
 			for range c.clients {
 				results = append(results, runLoris(t, addr, c.head, c.rest, 150*time.Millisecond, clientLimit))
 			}
-			// While they hang on, a legitimate call is answered.
-			time.Sleep(200 * time.Millisecond)
+			// While they hang on (the server holds their connections,
+			// and nothing else), a legitimate call is answered.
+			natstest.CheckFor(t, 10*time.Second, 5*time.Millisecond, func() error {
+				if n := e.gatheredValue("callflow_webhook_open_connections"); n != float64(c.clients) {
+					return fmt.Errorf("the server holds %v connections, want the %d slow clients'", n, c.clients)
+				}
+				return nil
+			})
 			legit++
 			e.legit(fmt.Sprintf("loris-legit-%d", legit), secRequest{auth: []string{secNewSecret}})
 			got408 := 0
