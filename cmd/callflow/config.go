@@ -54,6 +54,14 @@ func yamlConfig(r io.Reader, set func(name, value string) error) error {
 	return nil
 }
 
+// placeholder reports whether v is what tools print in place of a secret
+// (REDACTED, <redacted>, ***): a config copied from such output must not
+// make the placeholder a working credential.
+func placeholder(v string) bool {
+	v = strings.Trim(strings.TrimSpace(v), `<>[]()"'`)
+	return strings.EqualFold(v, "redacted") || (v != "" && strings.Trim(v, "*") == "")
+}
+
 // secret reports whether a flag holds a secret that output must redact.
 func secret(name string) bool {
 	if strings.HasSuffix(name, "-file") {
@@ -62,7 +70,7 @@ func secret(name string) bool {
 	return strings.Contains(name, "token") || strings.Contains(name, "password") || name == "webhook-auth"
 }
 
-const configSynopsis = `config print <role> [--config FILE] [flags]   the effective configuration, as YAML, secrets redacted
+const configSynopsis = `config print <role> [--config FILE] [flags]   the effective configuration, as YAML; secrets set are shown as comments
        callflow config docs                                 the table of every setting of every role (Markdown)`
 
 // runConfig prints a role's effective configuration or the settings table.
@@ -100,7 +108,10 @@ func runConfig(_ context.Context, args []string, stdout, stderr io.Writer) error
 			}
 			v := f.Value.String()
 			if secret(f.Name) && v != "" {
-				v = "REDACTED"
+				// A comment, so that a config file made from this
+				// output never sets a placeholder as the secret.
+				fmt.Fprintf(stdout, "# %s: (set, not shown; give it with --%s-file or %s)\n", f.Name, f.Name, envName(f.Name))
+				return
 			}
 			b, _ := yaml.Marshal(map[string]string{f.Name: v})
 			fmt.Fprint(stdout, string(b))

@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestConfigTableInReadme keeps the README's table of settings equal to the
@@ -70,14 +72,84 @@ func TestConfigPrecedence(t *testing.T) {
 	}
 }
 
+// config print shows that a secret is set without showing it, in a form a
+// config file made from the output cannot load as a secret.
 func TestConfigPrintRedactsSecrets(t *testing.T) {
 	file := writeConfig(t, "clickhouse-password: hunter2\n")
 	out, _, code := configPrint(t, map[string]string{"CALLFLOW_ADMIN_TOKEN": "tok-123"}, "serve", "--config", file)
 	if code != 0 || strings.Contains(out, "hunter2") || strings.Contains(out, "tok-123") {
 		t.Fatalf("exit %d, secrets not redacted:\n%s", code, out)
 	}
-	if !strings.Contains(out, "admin-token: REDACTED") || !strings.Contains(out, "clickhouse-password: REDACTED") {
-		t.Errorf("redacted secrets not shown as such:\n%s", out)
+	for _, name := range []string{"admin-token", "clickhouse-password"} {
+		if !strings.Contains(out, "\n# "+name+": (set, not shown;") {
+			t.Errorf("%s not shown as set:\n%s", name, out)
+		}
+	}
+	// The output, used as a config file, sets no secret.
+	t.Setenv("CALLFLOW_ADMIN_TOKEN", "")
+	var o options
+	r, _ := findRole("serve")
+	if err := parseFlags(r.flagSet(&o, io.Discard), []string{"--config", writeConfig(t, out)}, false); err != nil {
+		t.Fatalf("config print's output does not load as a config file: %v", err)
+	}
+	if o.adminToken != "" || o.clickhousePassword != "" {
+		t.Errorf("config print's output set admin-token %q, clickhouse-password %q", o.adminToken, o.clickhousePassword)
+	}
+}
+
+// A redaction placeholder is never taken as a secret, from any source.
+func TestSecretPlaceholderRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name, flag, value string
+	}{
+		{"admin token", "admin-token", "REDACTED"},
+		{"webhook auth, one of several", "webhook-auth", "Bearer real-secret-1,redacted"},
+		{"nats password in brackets", "nats-password", "<REDACTED>"},
+		{"clickhouse password stars", "clickhouse-password", "********"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var o options
+			r, _ := findRole("serve")
+			if err := parseFlags(r.flagSet(&o, io.Discard), []string{"--" + tc.flag, tc.value}, false); err != nil {
+				t.Fatal(err)
+			}
+			err := o.readSecrets()
+			if err == nil || !strings.Contains(err.Error(), "--"+tc.flag) || !strings.Contains(err.Error(), "placeholder") {
+				t.Errorf("readSecrets() = %v, want an error naming --%s as a placeholder", err, tc.flag)
+			}
+		})
+	}
+	// From a file too.
+	var o options
+	r, _ := findRole("serve")
+	path := writeConfig(t, "real-token-1\nREDACTED\n")
+	if err := parseFlags(r.flagSet(&o, io.Discard), []string{"--admin-token-file", path}, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.readSecrets(); err == nil || !strings.Contains(err.Error(), "--admin-token") {
+		t.Errorf("a placeholder in --admin-token-file: %v, want refused", err)
+	}
+	// Real secrets pass.
+	o = options{}
+	if err := parseFlags(r.flagSet(&o, io.Discard), []string{"--admin-token", "tok-REDACTED-1", "--webhook-auth", "Bearer ***x"}, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.readSecrets(); err != nil {
+		t.Errorf("real secrets refused: %v", err)
+	}
+}
+
+// Durations in JSON logs are written as durations, not nanoseconds.
+func TestLogDurationsAsText(t *testing.T) {
+	o := options{logLevel: "info", logFormat: "json"}
+	var buf bytes.Buffer
+	log, err := o.logger(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Info("stream", "max_age", 7*24*time.Hour, "timeout", 1500*time.Millisecond)
+	if got := buf.String(); !strings.Contains(got, `"max_age":"168h0m0s"`) || !strings.Contains(got, `"timeout":"1.5s"`) {
+		t.Errorf("log line %s, want durations as text", got)
 	}
 }
 

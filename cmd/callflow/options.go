@@ -182,30 +182,44 @@ type secretSetting struct {
 	file  string
 }
 
-// readSecrets loads the secrets given as files.
+// readSecrets loads the secrets given as files, and refuses a secret that
+// is a redaction placeholder (from a copy of `config print` or of a log).
 func (o *options) readSecrets() error {
 	for _, s := range o.secrets {
-		if s.file == "" {
-			continue
+		if err := s.read(); err != nil {
+			return err
 		}
-		if *s.value != "" {
-			return fmt.Errorf("--%s and --%s-file are both set; give one", s.name, s.name)
-		}
-		b, err := os.ReadFile(s.file)
-		if err != nil {
-			return fmt.Errorf("--%s-file: %w", s.name, err)
-		}
-		var values []string
-		for _, line := range strings.Split(string(b), "\n") {
-			if line = strings.TrimSpace(line); line != "" {
-				values = append(values, line)
+		for _, v := range strings.Split(*s.value, ",") {
+			if placeholder(v) {
+				return fmt.Errorf("--%s holds the placeholder %q, not a secret: set the real value (or leave it empty)", s.name, strings.TrimSpace(v))
 			}
 		}
-		if len(values) == 0 {
-			return fmt.Errorf("--%s-file %s holds no value", s.name, s.file)
-		}
-		*s.value = strings.Join(values, ",")
 	}
+	return nil
+}
+
+// read loads the secret from its file, when one is given.
+func (s *secretSetting) read() error {
+	if s.file == "" {
+		return nil
+	}
+	if *s.value != "" {
+		return fmt.Errorf("--%s and --%s-file are both set; give one", s.name, s.name)
+	}
+	b, err := os.ReadFile(s.file)
+	if err != nil {
+		return fmt.Errorf("--%s-file: %w", s.name, err)
+	}
+	var values []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if line = strings.TrimSpace(line); line != "" {
+			values = append(values, line)
+		}
+	}
+	if len(values) == 0 {
+		return fmt.Errorf("--%s-file %s holds no value", s.name, s.file)
+	}
+	*s.value = strings.Join(values, ",")
 	return nil
 }
 
@@ -388,7 +402,7 @@ func (o *options) logger(w io.Writer) (*slog.Logger, error) {
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", o.logLevel)
 	}
-	hopts := &slog.HandlerOptions{Level: level}
+	hopts := &slog.HandlerOptions{Level: level, ReplaceAttr: durationsAsText}
 	switch o.logFormat {
 	case "json":
 		return slog.New(slog.NewJSONHandler(w, hopts)), nil
@@ -402,6 +416,15 @@ func (o *options) logger(w io.Writer) (*slog.Logger, error) {
 	default:
 		return nil, fmt.Errorf("--log-format %q: want json, text or auto", o.logFormat)
 	}
+}
+
+// durationsAsText writes durations as Go durations ("168h0m0s"), not as
+// integers of nanoseconds, which is how slog's JSON handler writes them.
+func durationsAsText(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	}
+	return a
 }
 
 // isTerminal reports whether w is a terminal (text for people) rather than
