@@ -18,13 +18,10 @@ type Policy struct {
 	outOfSession []byte // pre-encoded: the same bytes for every such call
 }
 
-// ClientActionOutOfSession is the clientActionId of the out-of-session answer.
-const ClientActionOutOfSession = "out-of-session"
-
 // NewPolicy returns a policy over sessions that answers outOfSession to
 // callers who are not in one.
 func NewPolicy(sessions Sessions, outOfSession wire.Say) *Policy {
-	r := wire.SayThenHangup(ClientActionOutOfSession, outOfSession)
+	r := wire.SayThenHangup(wire.ClientActionOutOfSession, outOfSession)
 	return &Policy{sessions: sessions, outOfSession: r.JSON()}
 }
 

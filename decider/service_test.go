@@ -85,11 +85,11 @@ func TestServiceAnswers(t *testing.T) {
 	}{
 		{"participant A", decideBody(pA, vn1), wire.OutcomeConnect, s.ID, []wire.Action{greet, wire.MakeCall(vn1, pB, false)}},
 		{"participant B without plus", decideBody("6587654321", "6598765432"), wire.OutcomeConnect, s.ID, []wire.Action{greet, wire.MakeCall(vn1, pA, false)}},
-		{"stranger", decideBody(pC, vn1), wire.OutcomeOutOfSession, decider.ClientActionOutOfSession, out},
-		{"anonymous", decideBody("anonymous", vn1), wire.OutcomeOutOfSession, decider.ClientActionOutOfSession, out},
-		{"short destination", decideBody(pA, "123"), wire.OutcomeOutOfSession, decider.ClientActionOutOfSession, out},
+		{"stranger", decideBody(pC, vn1), wire.OutcomeOutOfSession, wire.ClientActionOutOfSession, out},
+		{"anonymous", decideBody("anonymous", vn1), wire.OutcomeOutOfSession, wire.ClientActionOutOfSession, out},
+		{"short destination", decideBody(pA, "123"), wire.OutcomeOutOfSession, wire.ClientActionOutOfSession, out},
 		// A well-formed request without numbers is a decision, not an error.
-		{"empty object", []byte(`{}`), wire.OutcomeOutOfSession, decider.ClientActionOutOfSession, out},
+		{"empty object", []byte(`{}`), wire.OutcomeOutOfSession, wire.ClientActionOutOfSession, out},
 		{"unknown fields", []byte(`{"source":"+6512345678","destination":"+6598765432","extra":{"x":[1]}}`), wire.OutcomeConnect, s.ID, []wire.Action{greet, wire.MakeCall(vn1, pB, false)}},
 	}
 	for _, tt := range tests {
@@ -391,7 +391,7 @@ func TestServiceConfig(t *testing.T) {
 			if outcomeOf(msg) != wire.OutcomeOutOfSession {
 				t.Fatalf("outcome %q", outcomeOf(msg))
 			}
-			checkAnswer(t, msg.Data, decider.ClientActionOutOfSession, outOfSessionFlow(tt.outOfSession))
+			checkAnswer(t, msg.Data, wire.ClientActionOutOfSession, outOfSessionFlow(tt.outOfSession))
 
 			infoSubject, _ := micro.ControlSubject(micro.InfoVerb, tt.serviceName, c.deciders[0].ID())
 			var info micro.Info

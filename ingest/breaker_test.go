@@ -159,7 +159,7 @@ func TestBreakerOutOfSessionIsNotAFailure(t *testing.T) {
 	for i := range 5 {
 		a := e.post(callAction(t, fmt.Sprintf("oos-%d", i)))
 		cf := wantCallflow(t, a)
-		if cf.ClientActionID == ClientActionFallback {
+		if cf.ClientActionID == wire.ClientActionFallback {
 			t.Fatalf("call %d got the fallback: %s", i, a.body)
 		}
 	}

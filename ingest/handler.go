@@ -11,11 +11,8 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// ClientActionFallback is the clientActionId of the fallback answer.
-const ClientActionFallback = "fallback"
-
 func fallbackResponse(say wire.Say) wire.Response {
-	return wire.SayThenHangup(ClientActionFallback, say)
+	return wire.SayThenHangup(wire.ClientActionFallback, say)
 }
 
 // buffers are reused across calls to keep the hot path free of garbage.

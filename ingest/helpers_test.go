@@ -350,7 +350,7 @@ func wantSayHangup(t testing.TB, a answer, id, text string) {
 // wantFallback checks the fallback answer.
 func wantFallback(t testing.TB, a answer) {
 	t.Helper()
-	wantSayHangup(t, a, ClientActionFallback, DefaultFallback.Text)
+	wantSayHangup(t, a, wire.ClientActionFallback, DefaultFallback.Text)
 }
 
 // wantError checks an error answer: status, JSON {"error": "..."} naming

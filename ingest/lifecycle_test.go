@@ -118,7 +118,7 @@ func TestConcurrentCalls(t *testing.T) {
 		switch {
 		case i%2 == 0 && cf.Callflow[len(cf.Callflow)-1].Action == wire.ActionMakeCall:
 			connects++
-		case i%2 == 1 && cf.Callflow[0].Action == wire.ActionSay && cf.ClientActionID != ClientActionFallback:
+		case i%2 == 1 && cf.Callflow[0].Action == wire.ActionSay && cf.ClientActionID != wire.ClientActionFallback:
 		default:
 			t.Errorf("call %d: %s", i, answers[i].body)
 		}

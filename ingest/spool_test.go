@@ -83,7 +83,7 @@ func TestSpoolRidesThroughNATSRestart(t *testing.T) {
 	for i := range 3 {
 		id := fmt.Sprintf("before-%d", i)
 		cf := wantCallflow(t, e.post(callAction(t, id)))
-		if cf.ClientActionID == ClientActionFallback {
+		if cf.ClientActionID == wire.ClientActionFallback {
 			t.Fatalf("%s answered with the fallback while the deciders are up", id)
 		}
 		ids = append(ids, id)

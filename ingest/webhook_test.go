@@ -66,7 +66,7 @@ func TestCallActionOutOfSession(t *testing.T) {
 	e := newEnv(t, envOptions{deciders: 2})
 	body := seedBody(t)
 	a := e.post(body)
-	wantSayHangup(t, a, decider.ClientActionOutOfSession, decider.DefaultOutOfSession.Text)
+	wantSayHangup(t, a, wire.ClientActionOutOfSession, decider.DefaultOutOfSession.Text)
 
 	m := e.recordOf(seedEventID)
 	checkRecord(t, m, seedEventID, wire.EventCallAction, "calls.CALL_ACTION."+seedSubAccount, body)
@@ -90,7 +90,7 @@ func TestCallActionUnusableNumbersGetOutOfSession(t *testing.T) {
 	} {
 		p["eventId"] = "bad-number-" + string(rune('a'+i))
 		a := e.post(event(t, "", p))
-		wantSayHangup(t, a, decider.ClientActionOutOfSession, decider.DefaultOutOfSession.Text)
+		wantSayHangup(t, a, wire.ClientActionOutOfSession, decider.DefaultOutOfSession.Text)
 	}
 	if n := e.count(); n != 3 {
 		t.Errorf("%d records, want 3", n)
@@ -391,7 +391,7 @@ func TestLocalDeciderAnswersWithoutNATSDeciders(t *testing.T) {
 	}
 
 	out := e.post(event(t, "", map[string]any{"eventId": "ev-stranger", "source": "+6590000000"}))
-	wantSayHangup(t, out, decider.ClientActionOutOfSession, decider.DefaultOutOfSession.Text)
+	wantSayHangup(t, out, wire.ClientActionOutOfSession, decider.DefaultOutOfSession.Text)
 	if d := e.recordOf("ev-stranger").rec.Decision; d == nil || d.Outcome != wire.OutcomeOutOfSession {
 		t.Fatalf("recorded decision = %+v, want out of session", d)
 	}

@@ -240,7 +240,7 @@ func (r *faultRig) checkDeciderFault(t *testing.T, rep *bench.Report, faultAt, c
 func (r *faultRig) joinSlowDeciders(t *testing.T, n int, delay time.Duration) (leave func()) {
 	t.Helper()
 	nc, _ := r.Connect(t)
-	resp := wire.SayThenHangup(decider.ClientActionOutOfSession, decider.DefaultOutOfSession)
+	resp := wire.SayThenHangup(wire.ClientActionOutOfSession, decider.DefaultOutOfSession)
 	body := resp.JSON()
 	var (
 		mu   sync.Mutex

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 
-	"github.com/callflow/callflow/decider"
-	"github.com/callflow/callflow/ingest"
 	"github.com/callflow/callflow/wire"
 )
 
@@ -17,9 +15,10 @@ const (
 	// AnswerConnect is a callflow with a makeCall.
 	AnswerConnect Answer = iota
 	// AnswerOutOfSession is the out-of-session callflow (clientActionId
-	// "out-of-session").
+	// wire.ClientActionOutOfSession).
 	AnswerOutOfSession
-	// AnswerFallback is the fallback callflow (clientActionId "fallback"):
+	// AnswerFallback is the fallback callflow (clientActionId
+	// wire.ClientActionFallback):
 	// no decider answered.
 	AnswerFallback
 	// AnswerAck is the JSON answer to a webhook that is not a CALL_ACTION.
@@ -44,9 +43,9 @@ func ClassifyCallflow(body []byte) Answer {
 		return AnswerBad
 	}
 	switch r.ClientActionID {
-	case ingest.ClientActionFallback:
+	case wire.ClientActionFallback:
 		return AnswerFallback
-	case decider.ClientActionOutOfSession:
+	case wire.ClientActionOutOfSession:
 		return AnswerOutOfSession
 	}
 	for _, a := range r.Callflow {

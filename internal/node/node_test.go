@@ -13,12 +13,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/callflow/callflow/decider"
 	"github.com/callflow/callflow/ingest"
 	"github.com/callflow/callflow/internal/admin"
 	"github.com/callflow/callflow/internal/broker"
 	"github.com/callflow/callflow/internal/natstest"
 	"github.com/callflow/callflow/internal/node"
+	"github.com/callflow/callflow/wire"
 )
 
 // seed is the 8x8 example CALL_ACTION.
@@ -140,7 +140,7 @@ func TestServeNodeInProcess(t *testing.T) {
 		t.Fatalf("webhook answered %d %s", code, body)
 	}
 	// No session exists: the decider's out-of-session answer.
-	if !strings.Contains(body, `"clientActionId":"`+decider.ClientActionOutOfSession+`"`) {
+	if !strings.Contains(body, `"clientActionId":"`+wire.ClientActionOutOfSession+`"`) {
 		t.Errorf("webhook answer is not the decider's out-of-session answer: %s", body)
 	}
 }
@@ -173,7 +173,7 @@ func TestIngestReadinessFollowsRecordsNotNATS(t *testing.T) {
 	if r := ready(t, n); r.code != http.StatusOK || r.Checks["records"] != "ok" {
 		t.Fatalf("readyz with NATS down and an empty spool: %d %+v, want ready", r.code, r)
 	}
-	if code, body := post(t, n, withEventID(t, seed(t), "no-nats-1", 0)); code != http.StatusOK || !strings.Contains(body, `"clientActionId":"`+ingest.ClientActionFallback+`"`) {
+	if code, body := post(t, n, withEventID(t, seed(t), "no-nats-1", 0)); code != http.StatusOK || !strings.Contains(body, `"clientActionId":"`+wire.ClientActionFallback+`"`) {
 		t.Fatalf("call without NATS answered %d %s, want the fallback", code, body)
 	}
 
