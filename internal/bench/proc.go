@@ -1,12 +1,10 @@
 package bench
 
 import (
-	"bufio"
 	"fmt"
-	"os"
-	"strconv"
-	"strings"
 	"sync"
+
+	"github.com/prometheus/procfs"
 )
 
 // ProcMem is the memory of a process watched during the run (--pids).
@@ -29,11 +27,20 @@ type ProcMem struct {
 // procWatch samples the memory of some processes.
 type procWatch struct {
 	mu    sync.Mutex
+	fs    procfs.FS
+	fsErr error // the proc filesystem could not be opened
 	procs []ProcMem
 }
 
-func newProcWatch(pids []int) *procWatch {
+// newProcWatch watches the processes pids through the proc filesystem
+// mounted at mount (procfs.DefaultMountPoint but in tests) and takes the
+// start values.
+func newProcWatch(mount string, pids []int) *procWatch {
 	w := &procWatch{}
+	w.fs, w.fsErr = procfs.NewFS(mount)
+	if w.fsErr != nil {
+		w.fsErr = fmt.Errorf("read memory: %w", w.fsErr)
+	}
 	for _, pid := range pids {
 		w.procs = append(w.procs, ProcMem{PID: pid})
 	}
@@ -47,76 +54,44 @@ func (w *procWatch) sample(first bool) {
 	defer w.mu.Unlock()
 	for i := range w.procs {
 		p := &w.procs[i]
-		st, err := readProcStatus(p.PID)
+		st, err := w.status(p.PID)
 		if err != nil {
 			p.Error = err.Error()
 			continue
 		}
 		p.Error = ""
-		p.Name = st.name
-		p.PeakRSS = st.hwm
-		p.RSSEnd = st.rss
-		p.RSSMax = max(p.RSSMax, st.rss)
+		p.Name = st.Name
+		p.PeakRSS = st.VmHWM
+		p.RSSEnd = st.VmRSS
+		p.RSSMax = max(p.RSSMax, st.VmRSS)
 		if first {
-			p.RSSStart = st.rss
+			p.RSSStart = st.VmRSS
 		}
 	}
+}
+
+// status reads /proc/<pid>/status: the name and memory (in bytes) of a
+// process that has a resident set.
+func (w *procWatch) status(pid int) (procfs.ProcStatus, error) {
+	if w.fsErr != nil {
+		return procfs.ProcStatus{}, w.fsErr
+	}
+	proc, err := w.fs.Proc(pid)
+	if err != nil {
+		return procfs.ProcStatus{}, fmt.Errorf("read memory of pid %d: %w", pid, err)
+	}
+	st, err := proc.NewStatus()
+	if err != nil {
+		return procfs.ProcStatus{}, fmt.Errorf("read memory of pid %d: %w", pid, err)
+	}
+	if st.VmHWM == 0 {
+		return procfs.ProcStatus{}, fmt.Errorf("read memory of pid %d: no VmHWM in its status (a kernel thread or a zombie?)", pid)
+	}
+	return st, nil
 }
 
 func (w *procWatch) snapshot() []ProcMem {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return append([]ProcMem(nil), w.procs...)
-}
-
-type procStatus struct {
-	name     string
-	rss, hwm uint64 // bytes
-}
-
-// readProcStatus reads Name, VmRSS and VmHWM from /proc/<pid>/status.
-func readProcStatus(pid int) (procStatus, error) {
-	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return procStatus{}, fmt.Errorf("read memory of pid %d: %w", pid, err)
-	}
-	defer f.Close()
-	return parseProcStatus(bufio.NewScanner(f))
-}
-
-func parseProcStatus(sc *bufio.Scanner) (procStatus, error) {
-	var st procStatus
-	var haveHWM bool
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if !ok {
-			continue
-		}
-		v = strings.TrimSpace(v)
-		switch k {
-		case "Name":
-			st.name = v
-		case "VmRSS", "VmHWM":
-			num, unit, _ := strings.Cut(v, " ")
-			n, err := strconv.ParseUint(num, 10, 64)
-			if err != nil {
-				return st, fmt.Errorf("%s: %q is not a number", k, v)
-			}
-			if strings.TrimSpace(unit) == "kB" {
-				n *= 1024
-			}
-			if k == "VmRSS" {
-				st.rss = n
-			} else {
-				st.hwm, haveHWM = n, true
-			}
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return st, err
-	}
-	if !haveHWM {
-		return st, fmt.Errorf("no VmHWM in the status (a kernel thread or a zombie?)")
-	}
-	return st, nil
 }

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/prometheus/procfs"
 )
 
 // probeWait bounds how long the load waits for the deciders to see the
@@ -47,7 +49,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) (*Report, er
 			Baseline: cfg.Baseline, Audit: cfg.Audit, Soak: cfg.Soak,
 		},
 	}
-	procs := newProcWatch(cfg.PIDs)
+	procs := newProcWatch(procfs.DefaultMountPoint, cfg.PIDs)
 	fmt.Fprintf(stderr, "callflow bench: run %s, event ids bench-%s-<n>\n", runID, runID)
 
 	sessions := MakeSessions(runID, cfg.Sessions)

@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -9,12 +8,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/prometheus/procfs"
 	"github.com/valyala/fasthttp"
 )
 
@@ -168,21 +169,45 @@ func TestRunSessions(t *testing.T) {
 	}
 }
 
+// TestProcStatus reads memory from a proc filesystem laid out in a
+// temporary directory (a process, one without a resident set, and one
+// that does not exist), then from the real one (this process).
 func TestProcStatus(t *testing.T) {
-	st, err := parseProcStatus(bufio.NewScanner(strings.NewReader("Name:\tcallflow\nVmPeak:\t 9000 kB\nVmHWM:\t  204800 kB\nVmRSS:\t  102400 kB\n")))
-	if err != nil || st.name != "callflow" || st.hwm != 200<<20 || st.rss != 100<<20 {
-		t.Errorf("parsed %+v, %v", st, err)
+	dir := t.TempDir()
+	writeStatus := func(pid, status string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Join(dir, pid), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, pid, "status"), []byte(status), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if _, err := parseProcStatus(bufio.NewScanner(strings.NewReader("Name:\tkthreadd\n"))); err == nil {
-		t.Error("a status without VmHWM was accepted")
-	}
-	w := newProcWatch([]int{os.Getpid(), 1 << 30})
+	writeStatus("100", "Name:\tcallflow\nVmPeak:\t 9000 kB\nVmHWM:\t  204800 kB\nVmRSS:\t  102400 kB\n")
+	writeStatus("2", "Name:\tkthreadd\n")
+	w := newProcWatch(dir, []int{100, 2, 1 << 30})
 	p := w.snapshot()
-	if p[0].Error != "" || p[0].PeakRSS == 0 || p[0].RSSStart == 0 || p[0].RSSMax < p[0].RSSStart {
-		t.Errorf("own process: %+v", p[0])
+	if want := (ProcMem{PID: 100, Name: "callflow", PeakRSS: 200 << 20, RSSStart: 100 << 20, RSSEnd: 100 << 20, RSSMax: 100 << 20}); p[0] != want {
+		t.Errorf("parsed %+v, want %+v", p[0], want)
 	}
 	if p[1].Error == "" {
-		t.Errorf("a process that does not exist: %+v", p[1])
+		t.Errorf("a status without VmHWM was accepted: %+v", p[1])
+	}
+	if p[2].Error == "" {
+		t.Errorf("a process that does not exist: %+v", p[2])
+	}
+	// Later samples move the end and the maximum, not the start.
+	writeStatus("100", "Name:\tcallflow\nVmHWM:\t  409600 kB\nVmRSS:\t  307200 kB\n")
+	w.sample(false)
+	writeStatus("100", "Name:\tcallflow\nVmHWM:\t  409600 kB\nVmRSS:\t  153600 kB\n")
+	w.sample(false)
+	if want := (ProcMem{PID: 100, Name: "callflow", PeakRSS: 400 << 20, RSSStart: 100 << 20, RSSEnd: 150 << 20, RSSMax: 300 << 20}); w.snapshot()[0] != want {
+		t.Errorf("after two samples %+v, want %+v", w.snapshot()[0], want)
+	}
+
+	own := newProcWatch(procfs.DefaultMountPoint, []int{os.Getpid()}).snapshot()[0]
+	if own.Error != "" || own.PeakRSS == 0 || own.RSSStart == 0 || own.RSSMax < own.RSSStart {
+		t.Errorf("own process: %+v", own)
 	}
 }
 
