@@ -30,18 +30,19 @@ func NewPolicy(sessions Sessions, outOfSession wire.Say) *Policy {
 // dialled is connected to the other participant (after the session's
 // greeting, if any); every other call, including one from a number that is
 // not usable, gets the out-of-session answer.
-func (p *Policy) Decide(dst []byte, req *wire.DecideRequest, now time.Time) ([]byte, string) {
+func (p *Policy) Decide(dst []byte, req *wire.DecideRequest, now time.Time) ([]byte, wire.Verdict) {
+	oos := wire.Verdict{Outcome: wire.OutcomeOutOfSession, Policy: wire.PolicyDefault}
 	virtual, err := wire.NormalizeNumber(req.Destination)
 	if err != nil {
-		return append(dst, p.outOfSession...), wire.OutcomeOutOfSession
+		return append(dst, p.outOfSession...), oos
 	}
 	caller, err := wire.NormalizeNumber(req.Source)
 	if err != nil {
-		return append(dst, p.outOfSession...), wire.OutcomeOutOfSession
+		return append(dst, p.outOfSession...), oos
 	}
 	s, ok := p.sessions.Lookup(virtual, caller, now)
 	if !ok {
-		return append(dst, p.outOfSession...), wire.OutcomeOutOfSession
+		return append(dst, p.outOfSession...), oos
 	}
 	other, _ := s.Other(caller)
 	resp := wire.Response{ClientActionID: s.ID, Callflow: make([]wire.Action, 0, 2)}
@@ -49,5 +50,5 @@ func (p *Policy) Decide(dst []byte, req *wire.DecideRequest, now time.Time) ([]b
 		resp.Callflow = append(resp.Callflow, wire.SayAction(*s.Greeting))
 	}
 	resp.Callflow = append(resp.Callflow, wire.MakeCall(s.VirtualNumber, other, s.CallRecording))
-	return resp.AppendJSON(dst), wire.OutcomeConnect
+	return resp.AppendJSON(dst), wire.Verdict{Outcome: wire.OutcomeConnect, MaskingSessionID: s.ID}
 }

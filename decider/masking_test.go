@@ -134,17 +134,17 @@ func TestPolicyDecide(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			req := &wire.DecideRequest{EventID: "e", CallID: "c", SessionID: "s", SubAccountID: "a",
 				Source: tt.source, Destination: tt.destination}
-			body, outcome := p.Decide(nil, req, now)
-			if outcome != tt.wantOutcome {
+			body, v := p.Decide(nil, req, now)
+			if outcome := v.Outcome; outcome != tt.wantOutcome {
 				t.Errorf("outcome = %q, want %q", outcome, tt.wantOutcome)
 			}
 			checkAnswer(t, body, tt.wantID, tt.wantFlow)
 
 			// Decide appends: whatever dst holds stays in front.
 			prefix := []byte("prefix:")
-			body2, outcome2 := p.Decide(append(make([]byte, 0, 4), prefix...), req, now)
-			if !bytes.HasPrefix(body2, prefix) || !bytes.Equal(body2[len(prefix):], body) || outcome2 != outcome {
-				t.Errorf("Decide with a dst prefix = %q, %q", body2, outcome2)
+			body2, v2 := p.Decide(append(make([]byte, 0, 4), prefix...), req, now)
+			if !bytes.HasPrefix(body2, prefix) || !bytes.Equal(body2[len(prefix):], body) || v2 != v {
+				t.Errorf("Decide with a dst prefix = %q, %q", body2, v2)
 			}
 		})
 	}
@@ -251,8 +251,8 @@ func TestPolicyWithStore(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			body, outcome := p.Decide(nil, &wire.DecideRequest{Source: tt.source, Destination: tt.destination}, tt.at)
-			if outcome != tt.wantOutcome {
+			body, v := p.Decide(nil, &wire.DecideRequest{Source: tt.source, Destination: tt.destination}, tt.at)
+			if outcome := v.Outcome; outcome != tt.wantOutcome {
 				t.Errorf("outcome = %q, want %q", outcome, tt.wantOutcome)
 			}
 			checkAnswer(t, body, tt.wantID, tt.wantFlow)
@@ -265,8 +265,8 @@ func TestPolicyWithStore(t *testing.T) {
 	if _, err := st.Delete(ctx, s.ID); err != nil {
 		t.Fatal(err)
 	}
-	body, outcome := p.Decide(nil, &wire.DecideRequest{Source: pA, Destination: vn1}, time.Now())
-	if outcome != wire.OutcomeOutOfSession {
+	body, v := p.Decide(nil, &wire.DecideRequest{Source: pA, Destination: vn1}, time.Now())
+	if outcome := v.Outcome; outcome != wire.OutcomeOutOfSession {
 		t.Errorf("after Delete: outcome %q, body %s", outcome, body)
 	}
 }
@@ -356,8 +356,8 @@ func BenchmarkDecide(b *testing.B) {
 			buf := make([]byte, 0, 512)
 			// Check once, outside the timing, that the case is what it says.
 			for i := range c.reqs {
-				if _, outcome := p.Decide(buf[:0], &c.reqs[i], now); outcome != c.outcome {
-					b.Fatalf("request %d: outcome %q, want %q", i, outcome, c.outcome)
+				if _, v := p.Decide(buf[:0], &c.reqs[i], now); v.Outcome != c.outcome {
+					b.Fatalf("request %d: outcome %q, want %q", i, v.Outcome, c.outcome)
 				}
 			}
 			b.ReportAllocs()

@@ -77,10 +77,10 @@ func (s *Service) handle(req micro.Request) {
 // sharing the process (serve) asks instead of the pool, as NATS itself
 // prefers a queue subscriber on the local server. The callflow is appended
 // to dst.
-func (s *Service) Decide(dst []byte, req *wire.DecideRequest, now time.Time) ([]byte, string) {
-	body, outcome := s.policy.Decide(dst, req, now)
-	s.metrics.requests.WithLabelValues(outcome).Inc()
-	return body, outcome
+func (s *Service) Decide(dst []byte, req *wire.DecideRequest, now time.Time) ([]byte, wire.Verdict) {
+	body, v := s.policy.Decide(dst, req, now)
+	s.metrics.requests.WithLabelValues(v.Outcome).Inc()
+	return body, v
 }
 
 // ID is the service instance id, as `nats micro info` shows it.

@@ -85,9 +85,9 @@ type Config struct {
 // LocalDecider is a decider in the ingestor's own process (see
 // decider.Service.Decide).
 type LocalDecider interface {
-	// Decide appends req's callflow to dst and says which outcome it is.
-	// It must not keep req, which is reused for the next call.
-	Decide(dst []byte, req *wire.DecideRequest, now time.Time) ([]byte, string)
+	// Decide appends req's callflow to dst and says what it means. It
+	// must not keep req, which is reused for the next call.
+	Decide(dst []byte, req *wire.DecideRequest, now time.Time) ([]byte, wire.Verdict)
 }
 
 // BreakerConfig configures the circuit breaker.

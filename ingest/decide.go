@@ -31,10 +31,10 @@ var (
 )
 
 // decision is what the breaker returns for a call: the callflow to answer
-// and the outcome the decider stated.
+// and what it means.
 type decision struct {
 	callflow []byte
-	outcome  string
+	verdict  wire.Verdict
 }
 
 // deciders asks the decider pool through a circuit breaker. Every failure
@@ -83,15 +83,11 @@ func (d *deciders) decide(req []byte) (decision, string) {
 		}
 		// Checked strictly, so that what is forwarded verbatim is a
 		// callflow this service would have written itself.
-		connects, err := wire.CheckCallflow(msg.Data)
+		v, err := wire.CheckCallflow(msg.Data)
 		if err != nil {
 			return decision{}, errBadReply
 		}
-		outcome := wire.OutcomeOutOfSession
-		if connects {
-			outcome = wire.OutcomeConnect
-		}
-		return decision{callflow: msg.Data, outcome: outcome}, nil
+		return decision{callflow: msg.Data, verdict: v}, nil
 	})
 	if err != nil {
 		return decision{}, reason(err)

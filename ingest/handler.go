@@ -134,7 +134,7 @@ func (s *Server) decide(ev *wire.Event, b *buffers) ([]byte, wire.Decision) {
 	var why string
 	if s.cfg.Local != nil {
 		// Nothing to fail here: no breaker, no timeout.
-		b.answer, dec.outcome = s.cfg.Local.Decide(b.answer[:0], &b.decide, start)
+		b.answer, dec.verdict = s.cfg.Local.Decide(b.answer[:0], &b.decide, start)
 		dec.callflow = b.answer
 	} else {
 		b.req = b.decide.AppendJSON(b.req[:0])
@@ -151,8 +151,12 @@ func (s *Server) decide(ev *wire.Event, b *buffers) ([]byte, wire.Decision) {
 		return s.fallback, d
 	}
 	s.stats.decided.Add(1)
-	s.metrics.decisions.WithLabelValues(wire.SourceDecider, dec.outcome).Inc()
-	d.Source, d.Outcome, d.Callflow = wire.SourceDecider, dec.outcome, dec.callflow
+	s.metrics.decisions.WithLabelValues(wire.SourceDecider, dec.verdict.Outcome).Inc()
+	d.Source, d.Outcome, d.Callflow = wire.SourceDecider, dec.verdict.Outcome, dec.callflow
+	d.MaskingSessionID, d.Policy = dec.verdict.MaskingSessionID, dec.verdict.Policy
+	if vn, err := wire.NormalizeNumber(ev.Payload.Destination); err == nil {
+		d.VirtualNumber = vn
+	}
 	return dec.callflow, d
 }
 

@@ -14,13 +14,22 @@ import (
 // repetition integer, speed number) or hangup, with no key it does not know
 // and no key twice in one object. Keys match exactly. Bytes that pass can be
 // forwarded to 8x8 verbatim: there is one way to read them.
-// It reports whether the callflow connects the call (has a makeCall).
-func CheckCallflow(b []byte) (connects bool, err error) {
+// It returns what the callflow means (see ClassifyClientAction); the
+// verdict's strings may share b's memory.
+func CheckCallflow(b []byte) (Verdict, error) {
+	id, connects, err := checkCallflow(b)
+	if err != nil {
+		return Verdict{}, err
+	}
+	return ClassifyClientAction(id, connects), nil
+}
+
+func checkCallflow(b []byte) (id string, connects bool, err error) {
 	// A view, not a copy: nothing read here outlives the call, and b is
 	// not modified meanwhile.
 	d := scanner{s: unsafe.String(unsafe.SliceData(b), len(b))}
 	if d.peek() != '{' {
-		return false, fmt.Errorf("%w: not a JSON object", ErrInvalidResponse)
+		return "", false, fmt.Errorf("%w: not a JSON object", ErrInvalidResponse)
 	}
 	actions := 0
 	var seenID, seenFlow bool
@@ -34,7 +43,8 @@ func CheckCallflow(b []byte) (connects bool, err error) {
 			if d.peek() != '"' {
 				return fmt.Errorf("%w: clientActionId must be a string", ErrInvalidResponse)
 			}
-			_, err := d.skipString()
+			var err error
+			id, err = d.str("", key)
 			return err
 		case "callflow":
 			if seenFlow {
@@ -60,7 +70,7 @@ func CheckCallflow(b []byte) (connects bool, err error) {
 	if err != nil && !isInvalidResponse(err) {
 		err = fmt.Errorf("%w: %v", ErrInvalidResponse, err)
 	}
-	return connects, err
+	return id, connects, err
 }
 
 func isInvalidResponse(err error) bool {

@@ -615,10 +615,10 @@ func TestCheckCallflow(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			connects, err := CheckCallflow([]byte(tt.body))
+			v, err := CheckCallflow([]byte(tt.body))
 			if tt.wantMsg == "" {
-				if err != nil || connects != tt.connects {
-					t.Fatalf("CheckCallflow = %v, %v; want %v, nil", connects, err, tt.connects)
+				if err != nil || v.Connects() != tt.connects {
+					t.Fatalf("CheckCallflow = %+v, %v; want connects %v, nil", v, err, tt.connects)
 				}
 				return
 			}

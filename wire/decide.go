@@ -86,20 +86,21 @@ const (
 	// OutcomeOutOfSession: the caller is not a participant of an open
 	// session on the number dialled.
 	OutcomeOutOfSession = "out_of_session"
+	// OutcomeForward: a caller out of session was forwarded by an
+	// out-of-session policy (makeCall to the policy's destination).
+	OutcomeForward = "forward"
+	// OutcomeFollowUp: a VCA that follows an earlier action of the call
+	// (callStatus other than CALL_RECEIVED) was answered with a hangup.
+	OutcomeFollowUp = "follow_up"
 	// OutcomeFallback: no decider answered; the fallback was played.
 	OutcomeFallback = "fallback"
 )
 
-// Outcome is the outcome of a decider's callflow: connect when it has a
-// makeCall, out_of_session otherwise. Deciders reply with the callflow
-// alone (no headers, which would cost the ingestor a header parse a call).
+// Outcome is the outcome of a decider's callflow, read from its
+// clientActionId and whether it has a makeCall (see ClassifyClientAction).
+// Deciders reply with the callflow alone (no headers, which would cost the
+// ingestor a header parse a call).
 func Outcome(callflow []byte) (string, error) {
-	connects, err := CheckCallflow(callflow)
-	if err != nil {
-		return "", err
-	}
-	if connects {
-		return OutcomeConnect, nil
-	}
-	return OutcomeOutOfSession, nil
+	v, err := CheckCallflow(callflow)
+	return v.Outcome, err
 }

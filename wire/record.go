@@ -48,6 +48,14 @@ type Decision struct {
 	FallbackReason string `json:"fallbackReason,omitempty"`
 	// LatencyMicros is how long getting the decision took.
 	LatencyMicros int64 `json:"latencyUs"`
+	// MaskingSessionID is the session a connected call was routed to
+	// (callflow's session id, not 8x8's sessionId).
+	MaskingSessionID string `json:"maskingSessionId,omitempty"`
+	// VirtualNumber is the number dialled, as +digits, when usable.
+	VirtualNumber string `json:"virtualNumber,omitempty"`
+	// Policy says whose out-of-session policy answered (PolicyNumber,
+	// PolicySubAccount or PolicyDefault), for out_of_session and forward.
+	Policy string `json:"policy,omitempty"`
 	// Callflow is the JSON answered to 8x8.
 	Callflow json.RawMessage `json:"callflow"`
 }
@@ -77,6 +85,15 @@ func (r *Record) AppendJSON(dst []byte) []byte {
 			dst = appendField(dst, false, "fallbackReason", d.FallbackReason)
 		}
 		dst = appendIntField(dst, "latencyUs", d.LatencyMicros)
+		if d.MaskingSessionID != "" {
+			dst = appendField(dst, false, "maskingSessionId", d.MaskingSessionID)
+		}
+		if d.VirtualNumber != "" {
+			dst = appendField(dst, false, "virtualNumber", d.VirtualNumber)
+		}
+		if d.Policy != "" {
+			dst = appendField(dst, false, "policy", d.Policy)
+		}
 		dst = append(dst, `,"callflow":`...)
 		dst = append(dst, d.Callflow...)
 		dst = append(dst, '}')
@@ -142,6 +159,12 @@ func ParseRecord(data []byte) (*Record, error) {
 					dec.FallbackReason, err = d.str("decision", key)
 				case "latencyUs":
 					dec.LatencyMicros, err = d.integer("decision", key)
+				case "maskingSessionId":
+					dec.MaskingSessionID, err = d.str("decision", key)
+				case "virtualNumber":
+					dec.VirtualNumber, err = d.str("decision", key)
+				case "policy":
+					dec.Policy, err = d.str("decision", key)
 				case "callflow":
 					dec.Callflow, err = raw()
 				default:

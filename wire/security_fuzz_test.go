@@ -244,7 +244,7 @@ func FuzzCallflowEncoder(f *testing.F) {
 		if !reflect.DeepEqual(reparsed, parsed) || !bytes.Equal(reparsed.JSON(), again) {
 			t.Fatalf("re-encoding is not stable:\n%q\n%q", again, reparsed.JSON())
 		}
-		connects, err := CheckCallflow(out)
+		v, err := CheckCallflow(out)
 		if err != nil {
 			t.Fatalf("CheckCallflow refuses a valid response: %v", err)
 		}
@@ -252,8 +252,8 @@ func FuzzCallflowEncoder(f *testing.F) {
 		for _, a := range r.Callflow {
 			hasMakeCall = hasMakeCall || a.Action == ActionMakeCall
 		}
-		if connects != hasMakeCall {
-			t.Fatalf("CheckCallflow connects = %v, callflow has makeCall %v", connects, hasMakeCall)
+		if v.Connects() != hasMakeCall {
+			t.Fatalf("CheckCallflow = %+v, callflow has makeCall %v", v, hasMakeCall)
 		}
 	})
 }
