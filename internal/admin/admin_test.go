@@ -1,7 +1,6 @@
 package admin
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,11 +9,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/callflow/callflow/internal/natstest"
 	"github.com/callflow/callflow/internal/session"
+	"github.com/callflow/callflow/internal/testlog"
 )
 
 func newTestServer(t *testing.T, tokens ...string) (*httptest.Server, *Server) {
@@ -24,9 +23,9 @@ func newTestServer(t *testing.T, tokens ...string) (*httptest.Server, *Server) {
 }
 
 // newLoggedServer also returns what the server logged.
-func newLoggedServer(t *testing.T, tokens ...string) (*httptest.Server, *Server, *syncBuffer) {
+func newLoggedServer(t *testing.T, tokens ...string) (*httptest.Server, *Server, *testlog.Buffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	ns := natstest.RunServer(t)
 	_, js := natstest.Connect(t, ns)
 	store, err := session.Open(context.Background(), js, session.Config{})
@@ -43,23 +42,6 @@ func newLoggedServer(t *testing.T, tokens ...string) (*httptest.Server, *Server,
 	hs := httptest.NewServer(s.mux)
 	t.Cleanup(hs.Close)
 	return hs, s, logs
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // TestLogsMaskNumbers: session changes are logged, never with a whole

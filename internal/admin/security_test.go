@@ -8,25 +8,17 @@ package admin
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -37,6 +29,8 @@ import (
 	"github.com/callflow/callflow/internal/certs"
 	"github.com/callflow/callflow/internal/natstest"
 	"github.com/callflow/callflow/internal/session"
+	"github.com/callflow/callflow/internal/testcert"
+	"github.com/callflow/callflow/internal/testlog"
 	"github.com/callflow/callflow/wire"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -79,7 +73,7 @@ type adminEnv struct {
 	srv  *Server
 	url  string
 	reg  *prometheus.Registry
-	logs *syncBuffer
+	logs *testlog.Buffer
 }
 
 type adminOptions struct {
@@ -101,7 +95,7 @@ func newAdminEnv(t *testing.T, o adminOptions) *adminEnv {
 		t.Fatalf("session.Open: %v", err)
 	}
 	t.Cleanup(store.Close)
-	e := &adminEnv{t: t, js: js, reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
+	e := &adminEnv{t: t, js: js, reg: prometheus.NewRegistry(), logs: &testlog.Buffer{}}
 	cfg := Config{
 		Addr:       "127.0.0.1:0",
 		Tokens:     []string{secTokenOld, secTokenNew},
@@ -728,45 +722,13 @@ func TestAdminHostileBodies(t *testing.T) {
 	}
 }
 
-// secCert writes a self-signed certificate for 127.0.0.1 and its key into
-// dir and returns the file names and the certificate.
-func secCert(t *testing.T, dir, name string) (certFile, keyFile string, cert *x509.Certificate) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
-	tmpl := &x509.Certificate{
-		SerialNumber: serial, Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, BasicConstraintsValid: true, IsCA: true,
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ = x509.ParseCertificate(der)
-	kder, _ := x509.MarshalPKCS8PrivateKey(key)
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certFile, keyFile, cert
-}
-
 // TestAdminTLS proves the TLS listener: a client trusting the certificate
 // is served with a token (and refused without one), a plain-HTTP client
 // is not served, and after the files are replaced and Reload is called,
 // new handshakes see the new certificate.
 func TestAdminTLS(t *testing.T) {
-	dir := t.TempDir()
-	certFile, keyFile, first := secCert(t, dir, "admin-first")
+	first := testcert.SelfSigned(t, "admin-first", x509.ExtKeyUsageServerAuth)
+	certFile, keyFile := first.WriteIn(t, t.TempDir(), "admin")
 	rl, err := certs.New(certFile, keyFile)
 	if err != nil {
 		t.Fatal(err)
@@ -780,12 +742,12 @@ func TestAdminTLS(t *testing.T) {
 		return &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
 	}
 	list := call{method: http.MethodGet, path: "/v1/sessions?virtualNumber=%2B6590000001", auth: "Bearer " + secTokenNew}
-	if got := secSend(t, trusting(first), e.url, list); got.status != http.StatusOK {
+	if got := secSend(t, trusting(first.Cert), e.url, list); got.status != http.StatusOK {
 		t.Errorf("TLS with a token: %s, want 200", got)
 	}
 	noToken := list
 	noToken.auth = ""
-	if got := secSend(t, trusting(first), e.url, noToken); got.status != http.StatusUnauthorized {
+	if got := secSend(t, trusting(first.Cert), e.url, noToken); got.status != http.StatusUnauthorized {
 		t.Errorf("TLS without a token: %s, want 401", got)
 	}
 	plain := strings.Replace(e.url, "https://", "http://", 1)
@@ -799,20 +761,12 @@ func TestAdminTLS(t *testing.T) {
 		}
 	}
 
-	nc, nk, second := secCert(t, t.TempDir(), "admin-second")
-	for _, f := range [][2]string{{nc, certFile}, {nk, keyFile}} {
-		b, err := os.ReadFile(f[0])
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(f[1], b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	second := testcert.SelfSigned(t, "admin-second", x509.ExtKeyUsageServerAuth)
+	second.Write(t, certFile, keyFile)
 	if err := rl.Reload(); err != nil {
 		t.Fatalf("Reload: %v", err)
 	}
-	tr := trusting(second)
+	tr := trusting(second.Cert)
 	var peer *x509.Certificate
 	tr.TLSClientConfig.VerifyConnection = func(cs tls.ConnectionState) error {
 		peer = cs.PeerCertificates[0]
@@ -821,7 +775,7 @@ func TestAdminTLS(t *testing.T) {
 	if got := secSend(t, tr, e.url, list); got.status != http.StatusOK {
 		t.Errorf("after Reload: %s", got)
 	}
-	if peer == nil || !peer.Equal(second) {
+	if peer == nil || !peer.Equal(second.Cert) {
 		t.Errorf("after Reload the server presented %v, want the second certificate", peer)
 	}
 }

@@ -7,14 +7,8 @@ package broker
 // settings are refused before any connection is attempted.
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -23,6 +17,7 @@ import (
 	"time"
 
 	"github.com/callflow/callflow/internal/natstest"
+	"github.com/callflow/callflow/internal/testcert"
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -31,84 +26,24 @@ import (
 
 // authPKI is a throwaway certificate authority with its files on disk.
 type authPKI struct {
+	testcert.Pair
 	dir    string
-	cert   *x509.Certificate
-	key    *ecdsa.PrivateKey
 	caFile string
 }
 
 func newAuthPKI(t *testing.T, name string) *authPKI {
 	t.Helper()
-	p := &authPKI{dir: t.TempDir()}
-	p.cert, p.key = authIssue(t, name, nil, nil, true, 0)
+	p := &authPKI{Pair: testcert.NewCA(t, name), dir: t.TempDir()}
 	p.caFile = filepath.Join(p.dir, "ca.pem")
-	authPEM(t, p.caFile, "CERTIFICATE", p.cert.Raw)
+	p.WriteCert(t, p.caFile)
 	return p
-}
-
-// authIssue makes a certificate for name signed by parent (self-signed when
-// nil), valid for 127.0.0.1, for the given extended usage.
-func authIssue(t *testing.T, name string, parent *x509.Certificate, parentKey *ecdsa.PrivateKey, isCA bool, usage x509.ExtKeyUsage) (*x509.Certificate, *ecdsa.PrivateKey) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: name},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		DNSNames:     []string{"localhost"},
-	}
-	if isCA {
-		tmpl.IsCA, tmpl.BasicConstraintsValid = true, true
-		tmpl.KeyUsage |= x509.KeyUsageCertSign
-	} else {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{usage}
-	}
-	if parent == nil {
-		parent, parentKey = tmpl, key
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert, key
 }
 
 // pair issues a leaf for usage and writes it and its key; it returns the
 // file names.
 func (p *authPKI) pair(t *testing.T, name string, usage x509.ExtKeyUsage) (certFile, keyFile string) {
 	t.Helper()
-	cert, key := authIssue(t, name, p.cert, p.key, false, usage)
-	return authPair(t, p.dir, name, cert, key)
-}
-
-func authPair(t *testing.T, dir, name string, cert *x509.Certificate, key *ecdsa.PrivateKey) (certFile, keyFile string) {
-	t.Helper()
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, name+".pem"), filepath.Join(dir, name+"-key.pem")
-	authPEM(t, certFile, "CERTIFICATE", cert.Raw)
-	authPEM(t, keyFile, "PRIVATE KEY", der)
-	return certFile, keyFile
-}
-
-func authPEM(t *testing.T, file, typ string, der []byte) {
-	t.Helper()
-	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	return p.Issue(t, name, usage).WriteIn(t, p.dir, name)
 }
 
 func authFile(t *testing.T, name string, data []byte) string {
@@ -338,8 +273,7 @@ func TestConnectTLS(t *testing.T) {
 	serverCert, serverKey := ca.pair(t, "nats-server", x509.ExtKeyUsageServerAuth)
 	clientCert, clientKey := ca.pair(t, "callflow-client", x509.ExtKeyUsageClientAuth)
 	rogueCert, rogueKey := other.pair(t, "rogue-client", x509.ExtKeyUsageClientAuth)
-	selfCert, selfPriv := authIssue(t, "self-signed-client", nil, nil, false, x509.ExtKeyUsageClientAuth)
-	selfFile, selfKey := authPair(t, t.TempDir(), "self", selfCert, selfPriv)
+	selfFile, selfKey := testcert.SelfSigned(t, "self-signed-client", x509.ExtKeyUsageClientAuth).WriteIn(t, t.TempDir(), "self")
 
 	tlsServer := func(t *testing.T, verify bool, user, pass string) *server.Server {
 		tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: serverCert, KeyFile: serverKey, CaFile: ca.caFile, Verify: verify})

@@ -1,91 +1,40 @@
 package certs
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"io"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/callflow/callflow/internal/testcert"
 )
 
-// authority is a CA that issues certificates for 127.0.0.1.
+// authority is a CA that issues certificates for 127.0.0.1, its
+// certificate written to file.
 type authority struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
+	testcert.Pair
 	file string
 }
 
 func newAuthority(t *testing.T, name string) *authority {
 	t.Helper()
-	cert, key := makeCert(t, name, nil, nil, true, 0)
-	a := &authority{cert: cert, key: key, file: filepath.Join(t.TempDir(), "ca.pem")}
-	writePEM(t, a.file, "CERTIFICATE", cert.Raw)
+	a := &authority{Pair: testcert.NewCA(t, name), file: filepath.Join(t.TempDir(), "ca.pem")}
+	a.WriteCert(t, a.file)
 	return a
-}
-
-func makeCert(t *testing.T, name string, parent *x509.Certificate, parentKey *ecdsa.PrivateKey, isCA bool, usage x509.ExtKeyUsage) (*x509.Certificate, *ecdsa.PrivateKey) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
-	tmpl := &x509.Certificate{
-		SerialNumber: serial, Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-	}
-	if isCA {
-		tmpl.IsCA, tmpl.BasicConstraintsValid = true, true
-		tmpl.KeyUsage |= x509.KeyUsageCertSign
-	} else {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{usage}
-	}
-	if parent == nil {
-		parent, parentKey = tmpl, key
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert, key
 }
 
 // issue writes a leaf signed by a into dir as name.pem and name-key.pem.
 func (a *authority) issue(t *testing.T, dir, name string, usage x509.ExtKeyUsage) (certFile, keyFile string, cert *x509.Certificate) {
 	t.Helper()
-	cert, key := makeCert(t, name, a.cert, a.key, false, usage)
-	certFile, keyFile = filepath.Join(dir, name+".pem"), filepath.Join(dir, name+"-key.pem")
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writePEM(t, certFile, "CERTIFICATE", cert.Raw)
-	writePEM(t, keyFile, "PRIVATE KEY", der)
-	return certFile, keyFile, cert
-}
-
-func writePEM(t *testing.T, file, typ string, der []byte) {
-	t.Helper()
-	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	leaf := a.Issue(t, name, usage)
+	certFile, keyFile = leaf.WriteIn(t, dir, name)
+	return certFile, keyFile, leaf.Cert
 }
 
 func copyFile(t *testing.T, from, to string) {
@@ -270,7 +219,7 @@ func TestServedOverTLS(t *testing.T) {
 		}
 	}()
 	pool := x509.NewCertPool()
-	pool.AddCert(ca.cert)
+	pool.AddCert(ca.Cert)
 	dial := func(cfg *tls.Config) (*x509.Certificate, error) {
 		d := &net.Dialer{Timeout: 5 * time.Second}
 		c, err := tls.DialWithDialer(d, "tcp", ln.Addr().String(), cfg)
@@ -329,7 +278,7 @@ func TestClientConfig(t *testing.T) {
 		cfg := &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
 		if requireClient {
 			pool := x509.NewCertPool()
-			pool.AddCert(ca.cert)
+			pool.AddCert(ca.Cert)
 			cfg.ClientCAs, cfg.ClientAuth = pool, tls.RequireAndVerifyClientCert
 		}
 		ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
