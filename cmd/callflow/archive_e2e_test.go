@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -17,19 +18,31 @@ import (
 )
 
 // postMany posts CALL_ACTIONs with ids prefix-0 .. prefix-(n-1) from a few
-// concurrent clients and fails the test on any answer but 200.
+// concurrent clients and fails the test on any answer but 200. Each
+// request is bounded, so it returns.
 func postMany(t *testing.T, addr, prefix string, n int) {
 	t.Helper()
 	var wg sync.WaitGroup
 	ids := make(chan int)
+	client := &http.Client{Timeout: 30 * time.Second}
+	bodies := make([][]byte, n)
+	for i := range bodies {
+		bodies[i] = withPayload(t, wire.EventCallAction, map[string]any{"eventId": fmt.Sprintf("%s-%d", prefix, i)})
+	}
 	for range 8 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range ids {
-				body := withPayload(t, wire.EventCallAction, map[string]any{"eventId": fmt.Sprintf("%s-%d", prefix, i)})
-				if status, b := postWebhook(t, addr, body); status != http.StatusOK {
-					t.Errorf("webhook %d: %d %s", i, status, b)
+				resp, err := client.Post("http://"+addr+"/vca", "application/json", bytes.NewReader(bodies[i]))
+				if err != nil {
+					t.Errorf("webhook %d: %v", i, err)
+					continue
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					t.Errorf("webhook %d: %d %s", i, resp.StatusCode, b)
 				}
 			}
 		}()
@@ -61,10 +74,10 @@ func waitCount(t *testing.T, chAddr, query string, want uint64) {
 func TestServeArchivesToClickHouse(t *testing.T) {
 	chAddr := chtest.Addr(t)
 	db := chtest.Database(t, chAddr)
-	httpAddr, adminAddr, natsAddr := freeAddr(t), freeAddr(t), freeAddr(t)
-	p := start(t, nil, "serve", "--data-dir", t.TempDir(), "--http-addr", httpAddr, "--admin-addr", adminAddr, "--nats-listen", natsAddr,
+	p := start(t, nil, "serve", "--data-dir", t.TempDir(), "--http-addr", anyPort, "--admin-addr", anyPort, "--nats-listen", anyPort,
 		"--clickhouse-addr", chAddr, "--clickhouse-database", db)
-	waitReady(t, p, adminAddr)
+	a := waitReady(t, p)
+	httpAddr, adminAddr := a.Webhook, a.Admin
 	postMany(t, httpAddr, "serve", 300)
 	postMany(t, httpAddr, "serve", 50) // 8x8 sending the first 50 again
 	waitCount(t, chAddr, "SELECT count() FROM "+db+".call_events FINAL", 300)
@@ -94,16 +107,16 @@ func TestServeArchivesToClickHouse(t *testing.T) {
 func TestArchiverKilledMidRun(t *testing.T) {
 	chAddr := chtest.Addr(t)
 	db := chtest.Database(t, chAddr)
-	httpAddr, adminAddr, natsAddr := freeAddr(t), freeAddr(t), freeAddr(t)
-	srv := start(t, nil, "serve", "--data-dir", t.TempDir(), "--http-addr", httpAddr, "--admin-addr", adminAddr,
-		"--nats-listen", natsAddr, "--clickhouse-addr", "")
-	waitReady(t, srv, adminAddr)
-	archiverArgs := []string{"archiver", "--nats-url", "nats://" + natsAddr, "--clickhouse-addr", chAddr,
+	srv := start(t, nil, "serve", "--data-dir", t.TempDir(), "--http-addr", anyPort, "--admin-addr", anyPort,
+		"--nats-listen", anyPort, "--clickhouse-addr", "")
+	a := waitReady(t, srv)
+	httpAddr := a.Webhook
+	archiverArgs := []string{"archiver", "--nats-url", a.NATS, "--admin-addr", anyPort, "--clickhouse-addr", chAddr,
 		"--clickhouse-database", db, "--batch-max-rows", "100", "--batch-max-age", "50ms",
 		// What the killed archiver held is redelivered after this.
 		"--archiver-ack-wait", "3s"}
 
-	arch := start(t, nil, append(archiverArgs, "--admin-addr", freeAddr(t))...)
+	arch := start(t, nil, archiverArgs...)
 	const total = 1500
 	posted := make(chan struct{})
 	go func() { defer close(posted); postMany(t, httpAddr, "kill", total) }()
@@ -120,10 +133,18 @@ func TestArchiverKilledMidRun(t *testing.T) {
 	if err := arch.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	<-arch.done
+	select {
+	case <-arch.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the archiver still runs 10s after SIGKILL")
+	}
 
-	restarted := start(t, nil, append(archiverArgs, "--admin-addr", freeAddr(t))...)
-	<-posted
+	restarted := start(t, nil, archiverArgs...)
+	select {
+	case <-posted:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("posting the webhooks took over 2 minutes")
+	}
 	waitCount(t, chAddr, "SELECT count() FROM "+db+".call_events FINAL", total)
 	waitCount(t, chAddr, "SELECT uniq(event_id) FROM "+db+".call_events", total)
 	for _, p := range []*proc{restarted, srv} {

@@ -20,9 +20,8 @@ import (
 // audit finding every answered event in the stream once (and in
 // ClickHouse through FINAL when CALLFLOW_TEST_CLICKHOUSE is set).
 func TestBenchAgainstServe(t *testing.T) {
-	httpAddr, adminAddr, natsAddr := freeAddr(t), freeAddr(t), freeAddr(t)
-	serveArgs := []string{"serve", "--data-dir", t.TempDir(), "--http-addr", httpAddr, "--admin-addr", adminAddr,
-		"--nats-listen", natsAddr, "--log-format", "json"}
+	serveArgs := []string{"serve", "--data-dir", t.TempDir(), "--http-addr", anyPort, "--admin-addr", anyPort,
+		"--nats-listen", anyPort, "--log-format", "json"}
 	var benchCH []string
 	if os.Getenv(chtest.EnvAddr) != "" {
 		chAddr := chtest.Addr(t)
@@ -34,7 +33,8 @@ func TestBenchAgainstServe(t *testing.T) {
 		serveArgs = append(serveArgs, "--clickhouse-addr", "")
 	}
 	p := start(t, nil, serveArgs...)
-	waitReady(t, p, adminAddr)
+	ls := waitReady(t, p)
+	httpAddr, adminAddr := ls.Webhook, ls.Admin
 
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -42,7 +42,7 @@ func TestBenchAgainstServe(t *testing.T) {
 	args := append([]string{"bench",
 		"--url", "http://" + httpAddr + "/vca", "--admin-url", "http://" + adminAddr,
 		"--rate", "200", "--duration", "1s", "--connections", "16", "--sessions", "20",
-		"--baseline", "--audit", "--audit-wait", "30s", "--nats-url", "nats://" + natsAddr,
+		"--baseline", "--audit", "--audit-wait", "30s", "--nats-url", ls.NATS,
 		"--pids", strconv.Itoa(p.cmd.Process.Pid), "--json"}, benchCH...)
 	if code := run(ctx, args, &stdout, &stderr); code != 0 {
 		t.Fatalf("bench exited %d:\n%s", code, stderr.String())
@@ -95,7 +95,7 @@ func TestBenchAgainstServe(t *testing.T) {
 	// A second run finds only its own events: ids do not collide.
 	stdout.Reset()
 	args = []string{"bench", "--url", "http://" + httpAddr + "/vca", "--admin-url", "http://" + adminAddr,
-		"--rate", "100", "--duration", "500ms", "--sessions", "5", "--audit", "--nats-url", "nats://" + natsAddr}
+		"--rate", "100", "--duration", "500ms", "--sessions", "5", "--audit", "--nats-url", ls.NATS}
 	if code := run(ctx, args, &stdout, &stderr); code != 0 {
 		t.Fatalf("second bench exited %d:\n%s", code, stderr.String())
 	}

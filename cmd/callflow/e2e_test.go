@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -47,16 +48,27 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// freeAddr returns a loopback address with a port free at the time of the
-// call.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+// anyPort is the listen address children are given: the kernel picks a
+// free port, and the test reads it from the child's log (proc.listening).
+// A port the test picked and closed could be taken by anyone, a parallel
+// package's test included, before the child bound it.
+const anyPort = "127.0.0.1:0"
+
+// childStartTimeout bounds how long a child takes to bind its listeners
+// (connecting to NATS, creating the stream and the bucket, loading the
+// session index), a race-detector build on a crowded machine included.
+const childStartTimeout = 60 * time.Second
+
+// listeners are where a child process listens, as it logs them once they
+// are bound: the admin and webhook addresses of "callflow running" and the
+// client URL of "embedded NATS server started".
+type listeners struct {
+	// Admin and Webhook are host:port; Webhook is "" for a role without
+	// one.
+	Admin, Webhook string
+	// NATS is the embedded NATS server's client URL (nats://host:port),
+	// "" without one.
+	NATS string
 }
 
 // proc is a callflow process under test.
@@ -65,13 +77,17 @@ type proc struct {
 	mu   sync.Mutex
 	logs bytes.Buffer
 	done chan error
+	// running is closed when the process logs "callflow running"; addrs
+	// is set before.
+	running chan struct{}
+	addrs   listeners
 }
 
 // start runs the binary with args and env; it is killed if the test ends
 // first.
 func start(t *testing.T, env []string, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(binary, args...), done: make(chan error, 1)}
+	p := &proc{cmd: exec.Command(binary, args...), done: make(chan error, 1), running: make(chan struct{})}
 	p.cmd.Env = append(os.Environ(), env...)
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
@@ -82,11 +98,13 @@ func start(t *testing.T, env []string, args ...string) *proc {
 	}
 	go func() {
 		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 		for sc.Scan() {
 			p.mu.Lock()
 			p.logs.Write(sc.Bytes())
 			p.logs.WriteByte('\n')
 			p.mu.Unlock()
+			p.noteListeners(sc.Bytes())
 		}
 		p.done <- p.cmd.Wait()
 	}()
@@ -105,6 +123,107 @@ func (p *proc) log() string {
 	return p.logs.String()
 }
 
+// noteListeners reads the addresses from the log lines that announce
+// them. The embedded NATS server's line comes first; "callflow running"
+// comes once every listener is bound.
+func (p *proc) noteListeners(line []byte) {
+	if !bytes.Contains(line, []byte(`"embedded NATS server started"`)) && !bytes.Contains(line, []byte(`"callflow running"`)) {
+		return
+	}
+	var e struct {
+		Msg       string `json:"msg"`
+		URL       string `json:"url"`
+		AdminAddr string `json:"admin_addr"`
+		Webhook   string `json:"webhook_addr"`
+	}
+	if json.Unmarshal(line, &e) != nil {
+		return
+	}
+	switch e.Msg {
+	case "embedded NATS server started":
+		p.addrs.NATS = e.URL
+	case "callflow running":
+		select {
+		case <-p.running:
+			return // a second one (there is none today): the first counts
+		default:
+		}
+		p.addrs.Admin, p.addrs.Webhook = e.AdminAddr, e.Webhook
+		close(p.running)
+	}
+}
+
+// listening waits until p has bound its listeners and returns their
+// addresses, as p logged them. It fails the test if p exits first, or
+// logs nothing of the kind within childStartTimeout.
+func (p *proc) listening(t *testing.T) listeners {
+	t.Helper()
+	select {
+	case <-p.running:
+		if p.addrs.Admin == "" {
+			t.Fatalf("%v logged no admin_addr in its \"callflow running\" line:\n%s", p.cmd.Args[1:2], p.log())
+		}
+		return p.addrs
+	case err := <-p.done:
+		p.done <- err // for whoever waits next
+		t.Fatalf("%v exited before listening: %v\n%s", p.cmd.Args[1:2], err, p.log())
+	case <-time.After(childStartTimeout):
+		t.Fatalf("%v did not log \"callflow running\" within %s:\n%s", p.cmd.Args[1:2], childStartTimeout, p.log())
+	}
+	return listeners{}
+}
+
+// startOn starts the binary with args that name fixed listen addresses
+// (addrs, host:port): a process restarted where its clients keep sending,
+// the one legitimate reuse of a port. Until the process is listening,
+// another socket may hold one of them (the kernel hands a closed port to
+// anyone): a start that failed with "address already in use" is retried
+// until childStartTimeout.
+func startOn(t *testing.T, env, addrs []string, args ...string) *proc {
+	t.Helper()
+	deadline := time.Now().Add(childStartTimeout)
+	for attempt := 1; ; attempt++ {
+		taken := portsTaken(addrs)
+		if taken == nil {
+			p := start(t, env, args...)
+			select {
+			case <-p.running:
+				return p
+			case err := <-p.done:
+				p.done <- err
+				logs := p.log()
+				if taken = portsTaken(addrs); taken == nil && !strings.Contains(logs, "address already in use") {
+					t.Fatalf("%v exited before listening: %v\n%s", args[:1], err, logs)
+				}
+				if taken == nil {
+					taken = errors.New("address already in use")
+				}
+			case <-time.After(time.Until(deadline)):
+				t.Fatalf("%v did not log \"callflow running\" within %s:\n%s", args[:1], childStartTimeout, p.log())
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%v: %d attempts to listen on %v again within %s: %v", args[:1], attempt, addrs, childStartTimeout, taken)
+		}
+		if attempt == 1 {
+			t.Logf("%v cannot listen on %v yet (%v); retrying", args[:1], addrs, taken)
+		}
+		time.Sleep(100 * time.Millisecond) // poll until the holder lets go
+	}
+}
+
+// portsTaken reports whether one of addrs cannot be bound right now.
+func portsTaken(addrs []string) error {
+	for _, a := range addrs {
+		ln, err := net.Listen("tcp", a)
+		if err != nil {
+			return err
+		}
+		ln.Close()
+	}
+	return nil
+}
+
 // stop sends SIGTERM and returns the exit error, failing after a bound.
 func (p *proc) stop(t *testing.T) error {
 	t.Helper()
@@ -120,15 +239,19 @@ func (p *proc) stop(t *testing.T) error {
 	}
 }
 
-func waitReady(t *testing.T, p *proc, adminAddr string) {
+// waitReady waits until p listens and its /readyz answers 200, and
+// returns where it listens.
+func waitReady(t *testing.T, p *proc) listeners {
 	t.Helper()
-	natstest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+	a := p.listening(t)
+	natstest.CheckFor(t, childStartTimeout, 50*time.Millisecond, func() error {
 		select {
 		case err := <-p.done:
+			p.done <- err
 			t.Fatalf("process exited before ready: %v\n%s", err, p.log())
 		default:
 		}
-		resp, err := http.Get("http://" + adminAddr + "/readyz")
+		resp, err := http.Get("http://" + a.Admin + "/readyz")
 		if err != nil {
 			return err
 		}
@@ -139,6 +262,7 @@ func waitReady(t *testing.T, p *proc, adminAddr string) {
 		}
 		return nil
 	})
+	return a
 }
 
 // cli runs a short-lived callflow command and returns its stdout.
@@ -266,13 +390,16 @@ func streamRecords(t *testing.T, natsURL string, want int) map[string]*wire.Reco
 // with a makeCall, every webhook in the stream once, and a clean stop on
 // SIGTERM.
 func TestServeEndToEnd(t *testing.T) {
-	httpAddr, adminAddr, natsAddr := freeAddr(t), freeAddr(t), freeAddr(t)
 	p := start(t,
 		// The webhook address comes from the environment, as in a container.
-		[]string{"CALLFLOW_HTTP_ADDR=" + httpAddr},
-		"serve", "--data-dir", t.TempDir(), "--admin-addr", adminAddr, "--nats-listen", natsAddr, "--log-format", "json")
-	waitReady(t, p, adminAddr)
-	adminURL := "http://" + adminAddr
+		[]string{"CALLFLOW_HTTP_ADDR=" + anyPort},
+		"serve", "--data-dir", t.TempDir(), "--admin-addr", anyPort, "--nats-listen", anyPort, "--log-format", "json")
+	a := waitReady(t, p)
+	httpAddr, adminURL := a.Webhook, "http://"+a.Admin
+	// The default is every interface on 8080: the environment was read.
+	if host, _, err := net.SplitHostPort(httpAddr); err != nil || host != "127.0.0.1" {
+		t.Fatalf("the webhook listens on %q (%v), want 127.0.0.1 from CALLFLOW_HTTP_ADDR", httpAddr, err)
+	}
 
 	// A session binding the seed's caller to the seed's virtual number.
 	out, err := cli(t, "sessions", "create", "--admin-url", adminURL,
@@ -334,7 +461,7 @@ func TestServeEndToEnd(t *testing.T) {
 	}
 
 	// Four webhooks and the audit record of the session's creation.
-	recs := streamRecords(t, "nats://"+natsAddr, 5)
+	recs := streamRecords(t, a.NATS, 5)
 	var audits int
 	for _, r := range recs {
 		if r.EventType != wire.EventSessionAudit {
@@ -385,11 +512,11 @@ func TestServeEndToEnd(t *testing.T) {
 // decider at all, every call still gets the fallback, and once the breaker
 // is open the fallback no longer waits for anything.
 func TestServeWithoutDeciders(t *testing.T) {
-	httpAddr, adminAddr, natsAddr := freeAddr(t), freeAddr(t), freeAddr(t)
-	p := start(t, nil, "serve", "--deciders", "0", "--data-dir", t.TempDir(), "--http-addr", httpAddr,
-		"--admin-addr", adminAddr, "--nats-listen", natsAddr, "--breaker-failures", "2", "--breaker-open-for", "1m",
+	p := start(t, nil, "serve", "--deciders", "0", "--data-dir", t.TempDir(), "--http-addr", anyPort,
+		"--admin-addr", anyPort, "--nats-listen", anyPort, "--breaker-failures", "2", "--breaker-open-for", "1m",
 		"--fallback-text", "Please hold the line later.")
-	waitReady(t, p, adminAddr)
+	a := waitReady(t, p)
+	httpAddr := a.Webhook
 
 	const calls = 5
 	for i := range calls {
@@ -402,7 +529,7 @@ func TestServeWithoutDeciders(t *testing.T) {
 			t.Errorf("call %d answered %s, want the configured fallback", i, body)
 		}
 	}
-	recs := streamRecords(t, "nats://"+natsAddr, calls)
+	recs := streamRecords(t, a.NATS, calls)
 	for i := range calls {
 		rec := recs[fmt.Sprintf("fb-%d", i)]
 		want := "no_responders"
@@ -424,12 +551,14 @@ func TestServeWithoutDeciders(t *testing.T) {
 func TestSeparateRoles(t *testing.T) {
 	ns := natstest.RunServer(t)
 	url := ns.ClientURL()
-	httpAddr, ingestAdmin, deciderAdmin := freeAddr(t), freeAddr(t), freeAddr(t)
 
-	ing := start(t, nil, "ingest", "--nats-url", url, "--http-addr", httpAddr, "--admin-addr", ingestAdmin, "--data-dir", t.TempDir())
-	waitReady(t, ing, ingestAdmin)
-	dec := start(t, nil, "decider", "--nats-url", url, "--admin-addr", deciderAdmin, "--deciders", "3")
-	waitReady(t, dec, deciderAdmin)
+	ing := start(t, nil, "ingest", "--nats-url", url, "--http-addr", anyPort, "--admin-addr", anyPort, "--data-dir", t.TempDir())
+	ia := waitReady(t, ing)
+	httpAddr, ingestAdmin := ia.Webhook, ia.Admin
+	dec := start(t, nil, "decider", "--nats-url", url, "--admin-addr", anyPort, "--deciders", "3")
+	if da := waitReady(t, dec); da.Webhook != "" {
+		t.Errorf("the decider listens for webhooks on %s", da.Webhook)
+	}
 
 	nc, _ := natstest.Connect(t, ns)
 	natstest.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {

@@ -163,10 +163,10 @@ func TestClusterNodeLossDuringLoad(t *testing.T) {
 	t.Logf("cluster formed in %s: %s", time.Since(began).Round(time.Millisecond), urls)
 
 	common := []string{"--nats-url", urls, "--log-format", "json", "--shutdown-timeout", "15s"}
-	httpAddr, ingestAdmin := freeAddr(t), freeAddr(t)
-	ingestProc := start(t, nil, append([]string{"ingest", "--http-addr", httpAddr, "--admin-addr", ingestAdmin,
+	ingestProc := start(t, nil, append([]string{"ingest", "--http-addr", anyPort, "--admin-addr", anyPort,
 		"--data-dir", t.TempDir(), "--stream-replicas", "3", "--sessions-replicas", "3", "--instance", "cluster-ingest"}, common...)...)
-	waitReady(t, ingestProc, ingestAdmin)
+	ia := waitReady(t, ingestProc)
+	httpAddr, ingestAdmin := ia.Webhook, ia.Admin
 	type role struct {
 		name  string
 		p     *proc
@@ -174,21 +174,19 @@ func TestClusterNodeLossDuringLoad(t *testing.T) {
 	}
 	roles := []role{{"ingest", ingestProc, ingestAdmin}}
 	for i := range 2 {
-		admin := freeAddr(t)
-		p := start(t, nil, append([]string{"decider", "--deciders", "1", "--admin-addr", admin, "--data-dir", t.TempDir(),
+		p := start(t, nil, append([]string{"decider", "--deciders", "1", "--admin-addr", anyPort, "--data-dir", t.TempDir(),
 			"--sessions-replicas", "3"}, common...)...)
-		roles = append(roles, role{fmt.Sprintf("decider-%d", i+1), p, admin})
+		roles = append(roles, role{name: fmt.Sprintf("decider-%d", i+1), p: p})
 	}
-	archAdmin := freeAddr(t)
-	arch := start(t, nil, append([]string{"archiver", "--admin-addr", archAdmin, "--data-dir", t.TempDir(),
+	arch := start(t, nil, append([]string{"archiver", "--admin-addr", anyPort, "--data-dir", t.TempDir(),
 		"--stream-replicas", "3", "--clickhouse-addr", chAddr, "--clickhouse-database", db,
 		"--batch-max-age", "100ms",
 		// What an archiver's pull held when its consumer's leader went
 		// away is redelivered after this, within the audit's wait.
 		"--archiver-ack-wait", "5s"}, common...)...)
-	roles = append(roles, role{"archiver", arch, archAdmin})
-	for _, r := range roles[1:] {
-		waitReady(t, r.p, r.admin)
+	roles = append(roles, role{name: "archiver", p: arch})
+	for i := range roles[1:] {
+		roles[1+i].admin = waitReady(t, roles[1+i].p).Admin
 	}
 	t.Logf("roles ready %s after the start", time.Since(began).Round(time.Millisecond))
 

@@ -30,8 +30,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/callflow/callflow/internal/bench"
 	"github.com/callflow/callflow/decider"
+	"github.com/callflow/callflow/internal/bench"
 	"github.com/callflow/callflow/internal/chtest"
 	"github.com/callflow/callflow/internal/natstest"
 	"github.com/callflow/callflow/wire"
@@ -84,11 +84,12 @@ type faultRig struct {
 	cfg faultConfig
 
 	// NATSURL is what every role connects to. NATS is the in-process
-	// server (nil when faultConfig.NATSURL was given); natsOpts start it
-	// again on the same port and store.
+	// server (nil when faultConfig.NATSURL was given); StartNATS starts it
+	// again on the same port (natsPort) and store (natsDir).
 	NATSURL  string
 	NATS     *server.Server
-	natsOpts *server.Options
+	natsDir  string
+	natsPort int
 
 	// CHAddr and DB are where the archiver writes; CH is the private
 	// server when faultConfig.PrivateClickHouse.
@@ -96,8 +97,8 @@ type faultRig struct {
 	CH         *chtest.Server
 
 	// HTTPAddr serves the webhook; IngestAdmin /readyz, /metrics and the
-	// session API. DataDir is the ingest's --data-dir (its spool), kept
-	// across restarts.
+	// session API: ports the first ingest chose, kept across restarts, as
+	// is DataDir, the ingest's --data-dir (its spool).
 	HTTPAddr, IngestAdmin, DataDir string
 	Ingest                         *proc
 
@@ -122,17 +123,11 @@ func newFaultRig(t *testing.T, cfg faultConfig) *faultRig {
 	}
 	r := &faultRig{cfg: cfg, NATSURL: cfg.NATSURL}
 	if r.NATSURL == "" {
-		_, port, err := net.SplitHostPort(freeAddr(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		// A fixed port (not -1), so that StartNATS brings the server
-		// back where the clients reconnect to.
-		r.natsOpts = natstest.Options(t.TempDir())
-		if r.natsOpts.Port, err = strconv.Atoi(port); err != nil {
-			t.Fatal(err)
-		}
-		r.NATS = natstest.RunServerWith(t, r.natsOpts)
+		// On a port the server picks; StartNATS brings it back on that
+		// port, where the clients reconnect to.
+		r.natsDir = t.TempDir()
+		r.NATS = natstest.RunServerWith(t, natstest.Options(r.natsDir))
+		r.natsPort = r.NATS.Addr().(*net.TCPAddr).Port
 		r.NATSURL = r.NATS.ClientURL()
 	}
 	if !cfg.NoArchiver {
@@ -145,7 +140,7 @@ func newFaultRig(t *testing.T, cfg faultConfig) *faultRig {
 		r.DB = chtest.Database(t, r.CHAddr)
 	}
 
-	r.HTTPAddr, r.IngestAdmin, r.DataDir = freeAddr(t), freeAddr(t), t.TempDir()
+	r.DataDir = t.TempDir()
 	r.StartIngest(t)
 	for cfg.Deciders > 0 && len(r.Deciders) < cfg.Deciders {
 		r.StartDecider(t)
@@ -156,15 +151,26 @@ func newFaultRig(t *testing.T, cfg faultConfig) *faultRig {
 	return r
 }
 
-// StartIngest starts the ingest (again, after it was stopped) on the
-// rig's addresses and data directory, and waits until it is ready.
+// StartIngest starts the ingest on the rig's data directory and waits
+// until it is ready: the first time on ports of its choosing, again
+// (after it was stopped) on the same addresses, where the load keeps
+// sending.
 func (r *faultRig) StartIngest(t *testing.T) *proc {
 	t.Helper()
-	args := []string{"ingest", "--nats-url", r.NATSURL, "--http-addr", r.HTTPAddr, "--admin-addr", r.IngestAdmin,
+	httpAddr, admin := r.HTTPAddr, r.IngestAdmin
+	if httpAddr == "" {
+		httpAddr, admin = anyPort, anyPort
+	}
+	args := []string{"ingest", "--nats-url", r.NATSURL, "--http-addr", httpAddr, "--admin-addr", admin,
 		"--data-dir", r.DataDir}
 	args = append(append(args, faultIngestArgs...), r.cfg.IngestArgs...)
-	r.Ingest = start(t, r.cfg.Env, args...)
-	waitReady(t, r.Ingest, r.IngestAdmin)
+	if r.HTTPAddr == "" {
+		r.Ingest = start(t, r.cfg.Env, args...)
+	} else {
+		r.Ingest = startOn(t, r.cfg.Env, []string{r.HTTPAddr, r.IngestAdmin}, args...)
+	}
+	a := waitReady(t, r.Ingest)
+	r.HTTPAddr, r.IngestAdmin = a.Webhook, a.Admin
 	return r.Ingest
 }
 
@@ -172,14 +178,13 @@ func (r *faultRig) StartIngest(t *testing.T) *proc {
 // ready (its deciders registered, after their session snapshot).
 func (r *faultRig) StartDecider(t *testing.T) *proc {
 	t.Helper()
-	admin := freeAddr(t)
-	args := []string{"decider", "--nats-url", r.NATSURL, "--admin-addr", admin, "--data-dir", t.TempDir(),
+	args := []string{"decider", "--nats-url", r.NATSURL, "--admin-addr", anyPort, "--data-dir", t.TempDir(),
 		"--deciders", strconv.Itoa(r.cfg.DecidersEach)}
 	args = append(append(args, faultDeciderArgs...), r.cfg.DeciderArgs...)
 	p := start(t, r.cfg.Env, args...)
-	waitReady(t, p, admin)
+	a := waitReady(t, p)
 	r.Deciders = append(r.Deciders, p)
-	r.DeciderAdmins = append(r.DeciderAdmins, admin)
+	r.DeciderAdmins = append(r.DeciderAdmins, a.Admin)
 	return p
 }
 
@@ -190,12 +195,11 @@ func (r *faultRig) StartArchiver(t *testing.T) *proc {
 	if r.DB == "" {
 		t.Fatal("the rig runs without an archiver")
 	}
-	r.ArchiverAdmin = freeAddr(t)
-	args := []string{"archiver", "--nats-url", r.NATSURL, "--admin-addr", r.ArchiverAdmin, "--data-dir", t.TempDir(),
+	args := []string{"archiver", "--nats-url", r.NATSURL, "--admin-addr", anyPort, "--data-dir", t.TempDir(),
 		"--clickhouse-addr", r.CHAddr, "--clickhouse-database", r.DB}
 	args = append(append(args, faultArchiverArgs...), r.cfg.ArchiverArgs...)
 	r.Archiver = start(t, r.cfg.Env, args...)
-	waitReady(t, r.Archiver, r.ArchiverAdmin)
+	r.ArchiverAdmin = waitReady(t, r.Archiver).Admin
 	return r.Archiver
 }
 
@@ -230,14 +234,83 @@ func (r *faultRig) StopNATS(t *testing.T) {
 }
 
 // StartNATS starts the in-process NATS server again, on the same port with
-// the same store.
+// the same store. Another socket may have taken the port while no server
+// held it: the start is retried while the port is in use, for at most
+// childStartTimeout.
 func (r *faultRig) StartNATS(t *testing.T) {
 	t.Helper()
-	if r.natsOpts == nil {
+	if r.natsDir == "" {
 		t.Fatal("the rig has no in-process NATS server to start")
 	}
-	r.NATS = natstest.RunServerWith(t, r.natsOpts)
+	deadline := time.Now().Add(childStartTimeout)
+	for attempt := 1; ; attempt++ {
+		opts := natstest.Options(r.natsDir)
+		opts.Port = r.natsPort
+		s, err := startNATSServer(opts, time.Until(deadline))
+		if err == nil {
+			t.Cleanup(s.Shutdown)
+			r.NATS = s
+			return
+		}
+		if !errors.Is(err, errPortInUse) || time.Now().After(deadline) {
+			t.Fatalf("start NATS again on port %d: %v", r.natsPort, err)
+		}
+		if attempt == 1 {
+			t.Logf("NATS cannot listen on port %d yet (%v); retrying", r.natsPort, err)
+		}
+		time.Sleep(100 * time.Millisecond) // poll until the holder lets go
+	}
 }
+
+// errPortInUse is the error of a server whose port another socket holds.
+var errPortInUse = errors.New("address already in use")
+
+// startNATSServer starts a server with opts and waits until it accepts
+// connections, at most within; a server whose listener could not bind
+// fails at once, with errPortInUse when the port was taken.
+func startNATSServer(opts *server.Options, within time.Duration) (*server.Server, error) {
+	s, err := server.NewServer(opts)
+	if err != nil {
+		return nil, err
+	}
+	fatal := natsFatalLog(make(chan string, 1))
+	s.SetLogger(fatal, false, false)
+	go s.Start()
+	deadline := time.Now().Add(within)
+	for !s.ReadyForConnections(50 * time.Millisecond) {
+		select {
+		case msg := <-fatal:
+			s.Shutdown()
+			if strings.Contains(msg, "address already in use") {
+				return nil, fmt.Errorf("%w: %s", errPortInUse, msg)
+			}
+			return nil, errors.New(msg)
+		default:
+		}
+		if time.Now().After(deadline) {
+			s.Shutdown()
+			return nil, fmt.Errorf("not accepting connections after %s", within)
+		}
+	}
+	return s, nil
+}
+
+// natsFatalLog is a NATS server logger that keeps the first fatal error
+// (a listener that could not bind) and drops everything else, as the
+// tests' servers log nothing.
+type natsFatalLog chan string
+
+func (l natsFatalLog) Fatalf(format string, v ...any) {
+	select {
+	case l <- fmt.Sprintf(format, v...):
+	default:
+	}
+}
+func (natsFatalLog) Noticef(string, ...any) {}
+func (natsFatalLog) Warnf(string, ...any)   {}
+func (natsFatalLog) Errorf(string, ...any)  {}
+func (natsFatalLog) Debugf(string, ...any)  {}
+func (natsFatalLog) Tracef(string, ...any)  {}
 
 // Connect opens a client connection to the rig's NATS, closed when the
 // test ends.

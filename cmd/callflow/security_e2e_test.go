@@ -52,13 +52,12 @@ func TestSecretsFromFiles(t *testing.T) {
 	secWriteFile(t, hookFile, hookOld+"\n"+hookNew+"\n")
 	secWriteFile(t, tokenFile, token+"\n")
 
-	httpAddr, adminAddr, natsAddr := freeAddr(t), freeAddr(t), freeAddr(t)
-	p := start(t, nil, "serve", "--data-dir", t.TempDir(), "--http-addr", httpAddr, "--admin-addr", adminAddr,
-		"--nats-listen", natsAddr, "--clickhouse-addr", "", "--log-format", "json", "--log-level", "debug",
+	p := start(t, nil, "serve", "--data-dir", t.TempDir(), "--http-addr", anyPort, "--admin-addr", anyPort,
+		"--nats-listen", anyPort, "--clickhouse-addr", "", "--log-format", "json", "--log-level", "debug",
 		"--webhook-auth-file", hookFile, "--admin-token-file", tokenFile)
 	c := secClient(nil)
-	hookURL, adminURL := "http://"+httpAddr, "http://"+adminAddr
-	secWaitReady(t, p, c, adminURL)
+	a := secWaitReady(t, p, c, "http")
+	hookURL, adminURL := "http://"+a.Webhook, "http://"+a.Admin
 
 	// Webhooks: refused without the secret, answered with either value.
 	refused := []struct {
@@ -130,7 +129,7 @@ func TestSecretsFromFiles(t *testing.T) {
 	if got := secMetric(t, c, adminURL, `callflow_admin_refused_total{reason="unauthorized"}`); got != 4 {
 		t.Errorf(`callflow_admin_refused_total{reason="unauthorized"} = %v, want 4`, got)
 	}
-	recs := streamRecords(t, "nats://"+natsAddr, 3)
+	recs := streamRecords(t, a.NATS, 3)
 	for id := range recs {
 		if strings.HasPrefix(id, "sec-refused-") {
 			t.Errorf("refused webhook %s was recorded", id)
@@ -238,13 +237,13 @@ func TestTLSListenersReloadOnSIGHUP(t *testing.T) {
 	hook1 := secWriteCertPair(t, hookCert, hookKey, "callflow webhook 1")
 	admin1 := secWriteCertPair(t, adminCert, adminKey, "callflow admin 1")
 
-	httpAddr, adminAddr, natsAddr := freeAddr(t), freeAddr(t), freeAddr(t)
-	p := start(t, nil, "serve", "--data-dir", t.TempDir(), "--http-addr", httpAddr, "--admin-addr", adminAddr,
-		"--nats-listen", natsAddr, "--clickhouse-addr", "", "--log-format", "json",
+	p := start(t, nil, "serve", "--data-dir", t.TempDir(), "--http-addr", anyPort, "--admin-addr", anyPort,
+		"--nats-listen", anyPort, "--clickhouse-addr", "", "--log-format", "json",
 		"--http-tls-cert", hookCert, "--http-tls-key", hookKey,
 		"--admin-tls-cert", adminCert, "--admin-tls-key", adminKey)
+	a := secWaitReady(t, p, secClient(secPool(admin1)), "https")
+	httpAddr, adminAddr := a.Webhook, a.Admin
 	hookURL, adminURL := "https://"+httpAddr, "https://"+adminAddr
-	secWaitReady(t, p, secClient(secPool(admin1)), adminURL)
 
 	// The webhook over TLS, trusting only its own certificate.
 	r := secMust(t, secClient(secPool(hook1)), http.MethodPost, hookURL+"/vca", seedEvent(t), nil)
@@ -365,9 +364,11 @@ func TestWebhookAllowListFlags(t *testing.T) {
 		httpAddr, adminAddr string
 	}
 	serve := func(args ...string) instance {
-		in := instance{httpAddr: freeAddr(t), adminAddr: freeAddr(t)}
-		in.p = start(t, nil, append([]string{"serve", "--data-dir", t.TempDir(), "--http-addr", in.httpAddr,
-			"--admin-addr", in.adminAddr, "--nats-listen", freeAddr(t), "--clickhouse-addr", "", "--log-format", "json"}, args...)...)
+		var in instance
+		in.p = start(t, nil, append([]string{"serve", "--data-dir", t.TempDir(), "--http-addr", anyPort,
+			"--admin-addr", anyPort, "--nats-listen", anyPort, "--clickhouse-addr", "", "--log-format", "json"}, args...)...)
+		a := in.p.listening(t)
+		in.httpAddr, in.adminAddr = a.Webhook, a.Admin
 		return in
 	}
 	outside := serve("--webhook-allow-cidrs", "10.0.0.0/8", "--webhook-auth-file", hookFile)
@@ -375,7 +376,7 @@ func TestWebhookAllowListFlags(t *testing.T) {
 	proxied := serve("--webhook-allow-cidrs", "10.0.0.0/8", "--trusted-proxies", "127.0.0.1")
 	c := secClient(nil)
 	for _, in := range []instance{outside, inside, proxied} {
-		secWaitReady(t, in.p, c, "http://"+in.adminAddr)
+		secWaitReady(t, in.p, c, "http")
 	}
 
 	type call struct {
@@ -528,12 +529,14 @@ func secMust(t *testing.T, c *http.Client, method, url string, body []byte, head
 	return r
 }
 
-// secWaitReady is waitReady over any client and scheme (TLS included).
-func secWaitReady(t *testing.T, p *proc, c *http.Client, adminURL string) {
+// secWaitReady is waitReady over any client and scheme (http, or https
+// for TLS).
+func secWaitReady(t *testing.T, p *proc, c *http.Client, scheme string) listeners {
 	t.Helper()
-	natstest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+	a := p.listening(t)
+	natstest.CheckFor(t, childStartTimeout, 50*time.Millisecond, func() error {
 		secAlive(t, p)
-		r, err := secDo(c, http.MethodGet, adminURL+"/readyz", nil, nil)
+		r, err := secDo(c, http.MethodGet, scheme+"://"+a.Admin+"/readyz", nil, nil)
 		if err != nil {
 			return err
 		}
@@ -542,6 +545,7 @@ func secWaitReady(t *testing.T, p *proc, c *http.Client, adminURL string) {
 		}
 		return nil
 	})
+	return a
 }
 
 // secAlive fails the test if the process has exited.
@@ -608,7 +612,7 @@ func secStartupError(t *testing.T, args ...string) (int, string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary, append([]string{"serve", "--data-dir", t.TempDir(),
-		"--http-addr", freeAddr(t), "--admin-addr", freeAddr(t), "--nats-listen", freeAddr(t), "--clickhouse-addr", ""}, args...)...)
+		"--http-addr", anyPort, "--admin-addr", anyPort, "--nats-listen", anyPort, "--clickhouse-addr", ""}, args...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	err := cmd.Run()
