@@ -10,31 +10,25 @@ package ingest
 import (
 	"bufio"
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/callflow/callflow/internal/certs"
 	"github.com/callflow/callflow/internal/natstest"
+	"github.com/callflow/callflow/internal/testcert"
+	"github.com/callflow/callflow/internal/testlog"
 	"github.com/callflow/callflow/wire"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
@@ -55,13 +49,13 @@ type secEnv struct {
 	*env
 	reg  *prometheus.Registry
 	spy  *atomic.Int64
-	logs *secLog
+	logs *testlog.Buffer
 }
 
 func newSecEnv(t *testing.T, cfg func(*Config)) *secEnv {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	logs := &secLog{}
+	logs := &testlog.Buffer{}
 	e := newEnv(t, envOptions{deciders: 1, cfg: func(c *Config) {
 		c.Metrics = NewMetrics(reg)
 		c.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -80,24 +74,6 @@ func newSecEnv(t *testing.T, cfg func(*Config)) *secEnv {
 	}
 	t.Cleanup(func() { _ = sub.Unsubscribe() })
 	return &secEnv{env: e, reg: reg, spy: &spy, logs: logs}
-}
-
-// secLog is a log destination safe for concurrent writers.
-type secLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *secLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *secLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // secRequest is one HTTP request of an attacker (or of 8x8).
@@ -569,8 +545,9 @@ func TestWebhookRefusedBeforeRead(t *testing.T) {
 		{"declared body over the limit", head(""), 413, "limit"},
 		{"malformed header line", head("X-Bad : 1\r\n"), 400, "malformed"},
 	}
-	dir := t.TempDir()
-	certFile, keyFile, cert := secSelfSigned(t, dir, "callflow-linger")
+	pair := testcert.SelfSigned(t, "callflow-linger", x509.ExtKeyUsageServerAuth)
+	certFile, keyFile := pair.WriteIn(t, t.TempDir(), "webhook")
+	cert := pair.Cert
 	// A refused connection keeps its address's slot until drained, so the
 	// limit of the setups that refuse by content is above what they open;
 	// the last setup has a server of its own at a limit it fills.
@@ -1247,60 +1224,15 @@ func secCheckSubject(t *testing.T, subject string) {
 	}
 }
 
-// secSelfSigned writes a self-signed certificate for 127.0.0.1 and its key
-// to dir/name.pem and dir/name-key.pem and returns the files and the
-// certificate.
-func secSelfSigned(t *testing.T, dir, name string) (certFile, keyFile string, cert *x509.Certificate) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err = x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certFile, keyFile, cert
-}
-
 // TestWebhookTLS proves the TLS listener: a client that trusts the
 // certificate posts a call and gets its callflow; a plain-HTTP client gets
 // no answer and nothing it sent is decided or recorded; after the files
 // are replaced and Reload is called, new handshakes see the new
 // certificate (and a bad pair leaves it in place), without a restart.
 func TestWebhookTLS(t *testing.T) {
-	dir := t.TempDir()
-	certFile, keyFile, first := secSelfSigned(t, dir, "callflow-first")
+	pair := testcert.SelfSigned(t, "callflow-first", x509.ExtKeyUsageServerAuth)
+	certFile, keyFile := pair.WriteIn(t, t.TempDir(), "webhook")
+	first := pair.Cert
 	rl, err := certs.New(certFile, keyFile)
 	if err != nil {
 		t.Fatalf("certs.New: %v", err)
@@ -1382,17 +1314,9 @@ func TestWebhookTLS(t *testing.T) {
 			return 0
 		}},
 		{"reloaded certificate is used by new handshakes", func(t *testing.T) int {
-			next := t.TempDir()
-			nc, nk, second := secSelfSigned(t, next, "callflow-second")
-			for _, f := range [][2]string{{nc, certFile}, {nk, keyFile}} {
-				b, err := os.ReadFile(f[0])
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(f[1], b, 0o600); err != nil {
-					t.Fatal(err)
-				}
-			}
+			next := testcert.SelfSigned(t, "callflow-second", x509.ExtKeyUsageServerAuth)
+			next.Write(t, certFile, keyFile)
+			second := next.Cert
 			// Until Reload, the old certificate is served.
 			if _, peer, err := post("tls-before-reload", first, second); err != nil || !peer.Equal(first) {
 				t.Fatalf("before Reload: %v, peer %v, want the first certificate", err, peer)

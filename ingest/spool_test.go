@@ -21,6 +21,7 @@ import (
 	"github.com/callflow/callflow/ingest/spool"
 	"github.com/callflow/callflow/internal/broker"
 	"github.com/callflow/callflow/internal/natstest"
+	"github.com/callflow/callflow/internal/testlog"
 	"github.com/callflow/callflow/wire"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -249,7 +250,7 @@ func TestShutdownFlushesSpool(t *testing.T) {
 	ids := postSpooled(t, e, "flush")
 	// Three failed replays: the loop now waits 2s before the next one.
 	natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
-		if n := logs.count(logReplayFailed); n < 3 {
+		if n := logs.Count(logReplayFailed); n < 3 {
 			return fmt.Errorf("%d failed replays logged, want 3", n)
 		}
 		return nil
@@ -266,7 +267,7 @@ func TestShutdownFlushesSpool(t *testing.T) {
 	if s := e.srv.Stats(); s.SpoolWaiting != 0 {
 		t.Errorf("stats after Shutdown = %+v, want nothing waiting", s)
 	}
-	if logs.count(logRemain) != 0 {
+	if logs.Count(logRemain) != 0 {
 		t.Errorf("Shutdown logged that records remain in the spool")
 	}
 	wantSpoolEmpty(t, dataDir)
@@ -546,7 +547,7 @@ func TestSpoolTimedOutPublishStoredOnce(t *testing.T) {
 		if s := e.srv.Stats(); s.SpoolWaiting != 0 || s.Spooled != 2 {
 			return fmt.Errorf("stats with late acks = %+v, want 2 spooled, none waiting", s)
 		}
-		if logs.count("JetStream acknowledges records again") == 0 {
+		if logs.Count("JetStream acknowledges records again") == 0 {
 			return errors.New("the recorder did not leave the degraded state")
 		}
 		return nil
@@ -598,7 +599,7 @@ func TestSpoolReplayWithSlowAcks(t *testing.T) {
 	// The publishes that timed out may be stored before the replay's
 	// acks come back: wait for the replay to get through.
 	natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
-		if logs.count("JetStream acknowledges records again") == 0 {
+		if logs.Count("JetStream acknowledges records again") == 0 {
 			return errors.New("the recorder did not leave the degraded state")
 		}
 		if n := e.srv.Stats().SpoolWaiting; n != 0 {
@@ -852,33 +853,11 @@ func freePort(t testing.TB) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// logBuffer keeps the ingestor's log lines: tests wait on them, and they
-// are printed when the test fails.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// count is the number of lines holding msg.
-func (l *logBuffer) count(msg string) int { return strings.Count(l.String(), msg) }
-
-// captureLogs returns a logger writing into a buffer that is printed if the
-// test fails. Call it before starting what logs, so that the buffer is
-// printed after they stopped.
-func captureLogs(t *testing.T) (*slog.Logger, *logBuffer) {
-	l := &logBuffer{}
+// captureLogs returns a logger writing into a buffer (tests wait on its
+// lines) that is printed if the test fails. Call it before starting what
+// logs, so that the buffer is printed after they stopped.
+func captureLogs(t *testing.T) (*slog.Logger, *testlog.Buffer) {
+	l := &testlog.Buffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("ingestor log:\n%s", l)
