@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	"github.com/callflow/callflow/internal/chtest"
 	"github.com/callflow/callflow/internal/natstest"
 	"github.com/callflow/callflow/internal/session"
+	"github.com/callflow/callflow/internal/testlog"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -31,25 +31,6 @@ const (
 	clusterKillAt    = 5 * time.Second
 	clusterRestartAt = 11 * time.Second
 )
-
-// clusterSyncBuffer is an io.Writer several goroutines write to and the
-// test reads while they do.
-type clusterSyncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *clusterSyncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *clusterSyncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // clusterStreamReplicas reports nil when the stream has a leader and
 // want-1 other replicas, every one current and online. It waits at most a
@@ -219,7 +200,7 @@ func TestClusterNodeLossDuringLoad(t *testing.T) {
 
 	// The load, in the background; sessions first, through the ingest's
 	// admin API, so that most calls are in session.
-	var benchOut, benchErr clusterSyncBuffer
+	var benchOut, benchErr testlog.Buffer
 	type result struct {
 		rep *bench.Report
 		err error

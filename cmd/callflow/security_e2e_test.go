@@ -5,18 +5,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -30,6 +26,7 @@ import (
 	"time"
 
 	"github.com/callflow/callflow/internal/natstest"
+	"github.com/callflow/callflow/internal/testcert"
 	"github.com/callflow/callflow/wire"
 	"go.yaml.in/yaml/v3"
 )
@@ -629,41 +626,13 @@ func secStartupError(t *testing.T, args ...string) (int, string) {
 	return exit.ExitCode(), stderr.String()
 }
 
-// secWriteCertPair writes a new self-signed ECDSA certificate for
-// 127.0.0.1 and its key to the given paths (in place), and returns it.
+// secWriteCertPair writes a new self-signed certificate for 127.0.0.1 and
+// its key to the given paths (in place), and returns it.
 func secWriteCertPair(t *testing.T, certPath, keyPath, cn string) *x509.Certificate {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial, Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	secWriteFile(t, keyPath, string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb})))
-	secWriteFile(t, certPath, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
-	return cert
+	p := testcert.SelfSigned(t, cn, x509.ExtKeyUsageServerAuth)
+	p.Write(t, certPath, keyPath)
+	return p.Cert
 }
 
 func secPool(certs ...*x509.Certificate) *x509.CertPool {
