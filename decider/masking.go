@@ -9,7 +9,7 @@ import (
 
 // Sessions is what the policy needs of the session store.
 type Sessions interface {
-	Lookup(virtual, caller string, now time.Time) (*session.Session, bool)
+	Lookup(virtual, caller, subAccount string, now time.Time) (*session.Session, bool)
 }
 
 // Policy decides calls by number masking.
@@ -40,7 +40,7 @@ func (p *Policy) Decide(dst []byte, req *wire.DecideRequest, now time.Time) ([]b
 	if err != nil {
 		return append(dst, p.outOfSession...), oos
 	}
-	s, ok := p.sessions.Lookup(virtual, caller, now)
+	s, ok := p.sessions.Lookup(virtual, caller, req.SubAccountID, now)
 	if !ok {
 		return append(dst, p.outOfSession...), oos
 	}

@@ -37,7 +37,7 @@ func (f fakeSessions) add(s *session.Session) {
 	}
 }
 
-func (f fakeSessions) Lookup(virtual, caller string, now time.Time) (*session.Session, bool) {
+func (f fakeSessions) Lookup(virtual, caller, subAccount string, now time.Time) (*session.Session, bool) {
 	s, ok := f[[2]string{virtual, caller}]
 	if !ok || !s.Open(now) {
 		return nil, false

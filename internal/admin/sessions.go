@@ -166,5 +166,10 @@ func (h *sessionsAPI) list(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "virtualNumber: "+raw+" is not a phone number (8 to 15 digits, optional +)")
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"sessions": h.store.List(vn, time.Now())})
+	list, _, err := h.store.ListSessions(session.SessionFilter{VirtualNumber: vn}, session.Page{Limit: session.MaxLimit}, time.Now())
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"sessions": list})
 }

@@ -1,116 +1,326 @@
 package session
 
 import (
+	"cmp"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/callflow/callflow/wire"
 )
 
 // route is a (virtual number, participant) pair, both as +digits.
 type route struct{ virtual, participant string }
 
-// index is the in-memory copy of the bucket that routing reads.
-type index struct {
-	mu      sync.RWMutex
-	byID    map[string]*Session
-	byRoute map[route]*Session
-	// deleted remembers sessions removed here, so that the watcher
-	// delivering their creation late cannot bring them back: session keys
-	// are never rewritten, so any put for a deleted id is stale.
-	deleted map[string]time.Time
+// entry is a document of the bucket as the index holds it: never changed
+// in place (readers keep the pointer), replaced by a newer revision.
+type entry[T any] struct {
+	v   *T
+	rev uint64
 }
 
-// tombstoneTTL is how long a deleted id is remembered; the watcher delivers
+// index is the in-memory copy of the bucket that routing, the pool and the
+// lists read: sessions (open, and closed ones until the bucket forgets
+// them), numbers and sub-account settings.
+type index struct {
+	mu       sync.RWMutex
+	sessions map[string]entry[Session]
+	byRoute  map[route]*Session
+	// onNumber holds the sessions stored open on each number.
+	onNumber map[string]map[string]*Session
+	numbers  map[string]entry[Number]
+	accounts map[string]entry[SubAccount]
+	// gone remembers the last revision of keys removed through this
+	// process, so that the watcher delivering an older put late cannot
+	// bring them back (a newer put, a number registered again, can).
+	gone map[string]goneKey
+}
+
+type goneKey struct {
+	rev uint64
+	at  time.Time
+}
+
+// goneTTL is how long a removed key is remembered; the watcher delivers
 // well within it.
-const tombstoneTTL = 10 * time.Minute
+const goneTTL = 10 * time.Minute
 
 func newIndex() *index {
-	return &index{byID: make(map[string]*Session), byRoute: make(map[route]*Session), deleted: make(map[string]time.Time)}
+	return &index{
+		sessions: make(map[string]entry[Session]),
+		byRoute:  make(map[route]*Session),
+		onNumber: make(map[string]map[string]*Session),
+		numbers:  make(map[string]entry[Number]),
+		accounts: make(map[string]entry[SubAccount]),
+		gone:     make(map[string]goneKey),
+	}
 }
 
-func (x *index) put(s *Session) {
+// stale reports whether a put of key at rev is older than what the index
+// holds or removed. Called with mu held.
+func (x *index) stale(key string, rev, held uint64) bool {
+	if g, ok := x.gone[key]; ok {
+		if rev <= g.rev {
+			return true
+		}
+		delete(x.gone, key)
+	}
+	return rev != 0 && rev <= held
+}
+
+func (x *index) putSession(s *Session, rev uint64) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if _, gone := x.deleted[s.ID]; gone {
+	old, ok := x.sessions[s.ID]
+	if x.stale(sessionKey(s.ID), rev, old.rev) {
 		return
 	}
-	if old, ok := x.byID[s.ID]; ok {
-		x.unlink(old)
+	if ok {
+		x.unlinkSession(old.v)
 	}
-	x.byID[s.ID] = s
+	x.sessions[s.ID] = entry[Session]{s, rev}
+	if s.Status == StatusClosed {
+		return
+	}
 	for _, p := range s.Participants {
 		x.byRoute[route{s.VirtualNumber, p}] = s
 	}
+	on := x.onNumber[s.VirtualNumber]
+	if on == nil {
+		on = make(map[string]*Session)
+		x.onNumber[s.VirtualNumber] = on
+	}
+	on[s.ID] = s
 }
 
-func (x *index) remove(id string) {
+// removeSession drops a session; rev is the last revision known of it.
+func (x *index) removeSession(id string, rev uint64) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	x.deleted[id] = time.Now()
-	if old, ok := x.byID[id]; ok {
-		x.unlink(old)
+	key := sessionKey(id)
+	if old, ok := x.sessions[id]; ok {
+		rev = max(rev, old.rev)
+		x.unlinkSession(old.v)
+		delete(x.sessions, id)
 	}
+	x.gone[key] = goneKey{rev: max(rev, x.gone[key].rev), at: time.Now()}
 }
 
-// unlink removes s; routes already taken over by a newer session stay.
-func (x *index) unlink(s *Session) {
-	delete(x.byID, s.ID)
+// unlinkSession removes s from the routes and the per-number sets; routes
+// already taken over by a newer session stay. Called with mu held.
+func (x *index) unlinkSession(s *Session) {
 	for _, p := range s.Participants {
 		r := route{s.VirtualNumber, p}
 		if x.byRoute[r] == s {
 			delete(x.byRoute, r)
 		}
 	}
+	if on := x.onNumber[s.VirtualNumber]; on != nil && on[s.ID] == s {
+		delete(on, s.ID)
+		if len(on) == 0 {
+			delete(x.onNumber, s.VirtualNumber)
+		}
+	}
 }
 
-func (x *index) lookup(virtual, caller string, now time.Time) (*Session, bool) {
+// lookup returns the session open at now on virtual with caller as a
+// participant, if it admits calls of subAccount.
+func (x *index) lookup(virtual, caller, subAccount string, now time.Time) (*Session, bool) {
 	x.mu.RLock()
 	s, ok := x.byRoute[route{virtual, caller}]
 	x.mu.RUnlock()
-	if !ok || !s.Open(now) {
+	if !ok || !s.Open(now) || !s.Admits(subAccount) {
 		return nil, false
 	}
 	return s, true
 }
 
-func (x *index) list(virtual string, now time.Time) []Session {
+func (x *index) session(id string) (*Session, uint64, bool) {
 	x.mu.RLock()
-	out := []Session{}
-	for _, s := range x.byID {
-		if s.VirtualNumber == virtual && s.Open(now) {
-			out = append(out, *s)
+	defer x.mu.RUnlock()
+	e, ok := x.sessions[id]
+	return e.v, e.rev, ok
+}
+
+// openOn returns the sessions open at now on a number, oldest first.
+func (x *index) openOn(virtual string, now time.Time) []*Session {
+	x.mu.RLock()
+	var out []*Session
+	for _, s := range x.onNumber[virtual] {
+		if s.Open(now) {
+			out = append(out, s)
 		}
 	}
 	x.mu.RUnlock()
-	slices.SortFunc(out, func(a, b Session) int {
-		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ID, b.ID)
+	slices.SortFunc(out, func(a, b *Session) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
 	})
 	return out
 }
 
-func (x *index) len() int {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	return len(x.byID)
-}
-
-// prune drops expired sessions whose expiry marker the watcher has not
-// delivered (yet), so that memory stays bounded by the open sessions.
-func (x *index) prune(now time.Time) {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	for _, s := range x.byID {
-		if !s.Open(now) {
-			x.unlink(s)
+// openCount is the number of sessions open at now on a number. Called
+// with mu held.
+func (x *index) openCount(virtual string, now time.Time) int {
+	n := 0
+	for _, s := range x.onNumber[virtual] {
+		if s.Open(now) {
+			n++
 		}
 	}
-	for id, at := range x.deleted {
-		if now.Sub(at) > tombstoneTTL {
-			delete(x.deleted, id)
+	return n
+}
+
+// OpenSessions is the number of sessions open at now on a number.
+func (x *index) openSessions(virtual string, now time.Time) int {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.openCount(virtual, now)
+}
+
+// candidates returns the numbers a new session of participants in
+// subAccount may be allocated: Active, of the country when one is given,
+// on which neither participant routes yet; least used first.
+func (x *index) candidates(subAccount, country string, participants [2]string, now time.Time) []string {
+	type cand struct {
+		number string
+		used   int
+	}
+	x.mu.RLock()
+	var cs []cand
+	for number, e := range x.numbers {
+		n := e.v
+		if n.SubAccountID != subAccount || n.Status != NumberActive || (country != "" && n.CountryCode != country) {
+			continue
+		}
+		if number == participants[0] || number == participants[1] {
+			continue
+		}
+		busy := false
+		for _, p := range participants {
+			if s, ok := x.byRoute[route{number, p}]; ok && s.Open(now) {
+				busy = true
+			}
+		}
+		if !busy {
+			cs = append(cs, cand{number, x.openCount(number, now)})
+		}
+	}
+	x.mu.RUnlock()
+	slices.SortFunc(cs, func(a, b cand) int { return cmp.Or(cmp.Compare(a.used, b.used), strings.Compare(a.number, b.number)) })
+	out := make([]string, len(cs))
+	for i, c := range cs {
+		out[i] = c.number
+	}
+	return out
+}
+
+func (x *index) putNumber(n *Number, rev uint64) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.stale(numberKey(n.Number), rev, x.numbers[n.Number].rev) {
+		return
+	}
+	x.numbers[n.Number] = entry[Number]{n, rev}
+}
+
+func (x *index) removeNumber(number string, rev uint64) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	key := numberKey(number)
+	if old, ok := x.numbers[number]; ok {
+		rev = max(rev, old.rev)
+		delete(x.numbers, number)
+	}
+	x.gone[key] = goneKey{rev: max(rev, x.gone[key].rev), at: time.Now()}
+}
+
+func (x *index) number(number string) (*Number, bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	e, ok := x.numbers[number]
+	return e.v, ok
+}
+
+func (x *index) putAccount(a *SubAccount, rev uint64) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	key := subAccountKey(a.SubAccountID)
+	if x.stale(key, rev, x.accounts[a.SubAccountID].rev) {
+		return
+	}
+	x.accounts[a.SubAccountID] = entry[SubAccount]{a, rev}
+}
+
+func (x *index) removeAccount(id string, rev uint64) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	key := subAccountKey(id)
+	if old, ok := x.accounts[id]; ok {
+		rev = max(rev, old.rev)
+		delete(x.accounts, id)
+	}
+	x.gone[key] = goneKey{rev: max(rev, x.gone[key].rev), at: time.Now()}
+}
+
+func (x *index) account(id string) (*SubAccount, bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	e, ok := x.accounts[id]
+	return e.v, ok
+}
+
+// outOfSession returns the policy for a caller out of session on virtual
+// in subAccount, and whose it is: the number's, else its sub-account's
+// (the number's sub-account when it is in the pool, else the call's), or
+// nil for the default.
+func (x *index) outOfSession(virtual, subAccount string) (*Policy, string) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	if e, ok := x.numbers[virtual]; ok {
+		if e.v.OutOfSession != nil {
+			return e.v.OutOfSession, wire.PolicyNumber
+		}
+		subAccount = e.v.SubAccountID
+	}
+	if e, ok := x.accounts[subAccount]; ok && e.v.OutOfSession != nil {
+		return e.v.OutOfSession, wire.PolicySubAccount
+	}
+	return nil, wire.PolicyDefault
+}
+
+// sessionCount returns the sessions held: open ones (by expiry at now) and
+// all.
+func (x *index) sessionCount(now time.Time) (open, all int) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	for _, on := range x.onNumber {
+		for _, s := range on {
+			if s.Open(now) {
+				open++
+			}
+		}
+	}
+	return open, len(x.sessions)
+}
+
+// prune forgets what the bucket forgets by itself, in case the watcher
+// has not delivered its marker (yet): sessions past their TTL in the
+// bucket (history after closing or expiry), and old removal marks.
+func (x *index) prune(now time.Time, history time.Duration) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for id, e := range x.sessions {
+		if d, ok := deadline(e.v, history); ok && now.After(d) {
+			x.unlinkSession(e.v)
+			delete(x.sessions, id)
+		} else if !e.v.Open(now) {
+			x.unlinkSession(e.v)
+		}
+	}
+	for key, g := range x.gone {
+		if now.Sub(g.at) > goneTTL {
+			delete(x.gone, key)
 		}
 	}
 }

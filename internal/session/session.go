@@ -10,11 +10,35 @@ import (
 	"github.com/callflow/callflow/wire"
 )
 
+// Session statuses.
+const (
+	StatusOpen   = "open"
+	StatusClosed = "closed"
+)
+
+// Why a session closed.
+const (
+	ClosedExpired  = "expired"   // its TTL or expiresAt passed
+	ClosedMaxCalls = "max_calls" // it connected maxCalls calls
+	ClosedByClient = "closed"    // closed through the API (or its number left the pool)
+	ClosedDeleted  = "deleted"   // deleted through the API; in audit records only
+)
+
+// TTL modes.
+const (
+	TTLAbsolute = "absolute" // the TTL runs from creation (the default)
+	TTLIdle     = "idle"     // the TTL runs from the last connected call
+)
+
 // Session binds two participants to one virtual number: a call from either
-// participant to the virtual number is connected to the other.
+// participant to the virtual number is connected to the other, while the
+// session is open.
 type Session struct {
 	// ID identifies the session (32 hex digits).
 	ID string `json:"id"`
+	// SubAccountID, when set, limits the session to calls whose webhook
+	// carries this 8x8 sub-account.
+	SubAccountID string `json:"subAccountId,omitempty"`
 	// VirtualNumber is the number both participants call, as +digits.
 	VirtualNumber string `json:"virtualNumber"`
 	// Participants are the two numbers bound together, as +digits.
@@ -23,17 +47,65 @@ type Session struct {
 	CallRecording bool `json:"callRecording"`
 	// Greeting, when set, is played to the caller before connecting.
 	Greeting *wire.Say `json:"greeting,omitempty"`
-	// TTLSeconds is the session's lifetime from creation; 0 means no expiry.
+	// TTLMode is TTLAbsolute or TTLIdle.
+	TTLMode string `json:"ttlMode"`
+	// TTLSeconds is the session's lifetime (see TTLMode); 0 when it has
+	// none or ends at a fixed ExpiresAt.
 	TTLSeconds int64 `json:"ttlSeconds,omitempty"`
-	// CreatedAt is when the session was created.
-	CreatedAt time.Time `json:"createdAt"`
-	// ExpiresAt is when the session ends, or nil when it does not.
+	// ExpiresAt is when the session closes by itself, or nil.
 	ExpiresAt *time.Time `json:"expiresAt"`
+	// MaxCalls closes the session after that many connected calls; 0: no
+	// limit.
+	MaxCalls int64 `json:"maxCalls,omitempty"`
+	// Ref is the integrator's reference (an order or ticket id).
+	Ref string `json:"ref,omitempty"`
+	// Status is StatusOpen or StatusClosed.
+	Status string `json:"status"`
+	// ClosedReason says why a closed session closed (Closed* constants);
+	// nil while open.
+	ClosedReason *string `json:"closedReason"`
+	// CallCount counts the calls connected in this session.
+	CallCount int64 `json:"callCount"`
+	// LastCallAt is when the last call was connected, or nil.
+	LastCallAt *time.Time `json:"lastCallAt"`
+	// CreatedAt, UpdatedAt and ClosedAt are when the session was created,
+	// last changed and closed.
+	CreatedAt time.Time  `json:"createdAt"`
+	UpdatedAt time.Time  `json:"updatedAt"`
+	ClosedAt  *time.Time `json:"closedAt,omitempty"`
 }
 
-// Open reports whether the session routes calls at t.
+// Open reports whether the session routes calls at t: not closed, and not
+// past its expiry.
 func (s *Session) Open(t time.Time) bool {
-	return s.ExpiresAt == nil || t.Before(*s.ExpiresAt)
+	return s.Status != StatusClosed && (s.ExpiresAt == nil || t.Before(*s.ExpiresAt))
+}
+
+// At returns the session as it stands at t: a session past its expiry
+// reads as closed, "expired", at its expiry time. Sessions stored by older
+// versions (no status) read as open.
+func (s Session) At(t time.Time) Session {
+	s.fill()
+	if s.Status == StatusOpen && s.ExpiresAt != nil && !t.Before(*s.ExpiresAt) {
+		s.Status = StatusClosed
+		s.ClosedReason = reason(ClosedExpired)
+		exp := *s.ExpiresAt
+		s.ClosedAt = &exp
+	}
+	return s
+}
+
+// fill sets what sessions stored by older versions lack.
+func (s *Session) fill() {
+	if s.Status == "" {
+		s.Status = StatusOpen
+	}
+	if s.TTLMode == "" {
+		s.TTLMode = TTLAbsolute
+	}
+	if s.UpdatedAt.IsZero() {
+		s.UpdatedAt = s.CreatedAt
+	}
 }
 
 // Other returns the participant a call from caller is connected to, and
@@ -48,71 +120,274 @@ func (s *Session) Other(caller string) (string, bool) {
 	return "", false
 }
 
-// Request is what a client asks for when creating a session. Only
-// VirtualNumber and Participants are required.
+// Admits reports whether a call of subAccount may be routed to s: a
+// session without a sub-account admits any.
+func (s *Session) Admits(subAccount string) bool {
+	return s.SubAccountID == "" || s.SubAccountID == subAccount
+}
+
+func reason(r string) *string { return &r }
+
+// close marks s closed at now for why.
+func (s *Session) close(now time.Time, why string) {
+	s.Status = StatusClosed
+	s.ClosedReason = reason(why)
+	s.ClosedAt = &now
+	s.UpdatedAt = now
+}
+
+// expireFrom sets ExpiresAt from the TTL, counted from base.
+func (s *Session) expireFrom(base time.Time) {
+	if s.TTLSeconds <= 0 {
+		return
+	}
+	exp := base.Add(time.Duration(s.TTLSeconds) * time.Second)
+	s.ExpiresAt = &exp
+}
+
+// Request is what a client asks for when creating a session. Participants
+// are required, and VirtualNumber unless SubAccountID is given, in which
+// case a number is allocated from that sub-account's pool.
 type Request struct {
-	VirtualNumber string    `json:"virtualNumber"`
-	Participants  []string  `json:"participants"`
-	TTLSeconds    int64     `json:"ttlSeconds"`
-	CallRecording bool      `json:"callRecording"`
-	Greeting      *wire.Say `json:"greeting"`
+	SubAccountID  string   `json:"subAccountId"`
+	VirtualNumber string   `json:"virtualNumber"`
+	CountryCode   string   `json:"countryCode"`
+	Participants  []string `json:"participants"`
+	// TTLMode is "absolute" (default) or "idle".
+	TTLMode string `json:"ttlMode"`
+	// TTLSeconds and ExpiresAt (RFC 3339) are alternatives; neither means
+	// no expiry.
+	TTLSeconds    int64      `json:"ttlSeconds"`
+	ExpiresAt     *time.Time `json:"expiresAt"`
+	MaxCalls      int64      `json:"maxCalls"`
+	Ref           string     `json:"ref"`
+	CallRecording bool       `json:"callRecording"`
+	Greeting      *wire.Say  `json:"greeting"`
 }
 
 // DefaultVoiceProfile is the greeting's voice when the request names none.
 const DefaultVoiceProfile = "en-US-ZiraRUS"
 
-// MaxTTL is the longest session lifetime accepted.
-const MaxTTL = 366 * 24 * time.Hour
+// Limits on session fields.
+const (
+	// MaxTTL is the longest session lifetime accepted.
+	MaxTTL = 366 * 24 * time.Hour
+	// MaxRef bounds the integrator's reference.
+	MaxRef = 128
+	// MaxCallsLimit bounds maxCalls.
+	MaxCallsLimit = 1_000_000
+	// maxGreeting bounds the greeting text: a TTS prompt, not a document.
+	maxGreeting = 1000
+)
 
-// maxGreeting bounds the greeting text: a TTS prompt, not a document.
-const maxGreeting = 1000
+func invalid(field, format string, args ...any) error {
+	return fmt.Errorf("%w: %s: %s", ErrInvalid, field, fmt.Sprintf(format, args...))
+}
 
-// build validates r and returns the session it describes, created at now.
+// build validates r and returns the session it describes, created at now,
+// with its virtual number still empty when it is to be allocated.
 func (r *Request) build(now time.Time) (Session, error) {
-	vn, err := wire.CleanNumber(r.VirtualNumber)
-	if err != nil {
-		return Session{}, fmt.Errorf("%w: virtualNumber: %q is not a phone number (8 to 15 digits, optional +)", ErrInvalid, r.VirtualNumber)
+	now = now.UTC()
+	s := Session{
+		Status: StatusOpen, CallRecording: r.CallRecording, Ref: r.Ref, MaxCalls: r.MaxCalls,
+		CreatedAt: now, UpdatedAt: now, TTLMode: TTLAbsolute,
+	}
+	if r.SubAccountID != "" {
+		if err := ValidSubAccount(r.SubAccountID); err != nil {
+			return Session{}, fmt.Errorf("%w: subAccountId: %v", ErrInvalid, err)
+		}
+		s.SubAccountID = r.SubAccountID
+	}
+	switch {
+	case r.VirtualNumber != "":
+		vn, err := wire.CleanNumber(r.VirtualNumber)
+		if err != nil {
+			return Session{}, invalid("virtualNumber", "%q is not a phone number (8 to 15 digits, optional +)", r.VirtualNumber)
+		}
+		s.VirtualNumber = vn
+		if r.CountryCode != "" {
+			return Session{}, invalid("countryCode", "only for a number allocated from the pool; give virtualNumber or countryCode, not both")
+		}
+	case r.SubAccountID == "":
+		return Session{}, invalid("virtualNumber", "required, or subAccountId to allocate one from the sub-account's pool")
+	case r.CountryCode != "" && !validCountry(r.CountryCode):
+		return Session{}, invalid("countryCode", "%q is not a two-letter country code", r.CountryCode)
 	}
 	if len(r.Participants) != 2 {
-		return Session{}, fmt.Errorf("%w: participants: exactly two numbers required, got %d", ErrInvalid, len(r.Participants))
+		return Session{}, invalid("participants", "exactly two numbers required, got %d", len(r.Participants))
 	}
-	s := Session{VirtualNumber: vn, CallRecording: r.CallRecording, CreatedAt: now.UTC()}
 	for i, p := range r.Participants {
 		n, err := wire.CleanNumber(p)
 		if err != nil {
-			return Session{}, fmt.Errorf("%w: participants[%d]: %q is not a phone number (8 to 15 digits, optional +)", ErrInvalid, i, p)
+			return Session{}, invalid(fmt.Sprintf("participants[%d]", i), "%q is not a phone number (8 to 15 digits, optional +)", p)
 		}
-		if n == vn {
-			return Session{}, fmt.Errorf("%w: participants[%d]: a participant cannot be the virtual number", ErrInvalid, i)
+		if n == s.VirtualNumber {
+			return Session{}, invalid(fmt.Sprintf("participants[%d]", i), "a participant cannot be the virtual number")
 		}
 		s.Participants[i] = n
 	}
 	if s.Participants[0] == s.Participants[1] {
-		return Session{}, fmt.Errorf("%w: participants: the two numbers must differ", ErrInvalid)
+		return Session{}, invalid("participants", "the two numbers must differ")
 	}
-	if r.TTLSeconds < 0 || r.TTLSeconds > int64(MaxTTL/time.Second) {
-		return Session{}, fmt.Errorf("%w: ttlSeconds: must be from 0 (no expiry) to %d", ErrInvalid, int64(MaxTTL/time.Second))
+	switch r.TTLMode {
+	case "", TTLAbsolute:
+	case TTLIdle:
+		s.TTLMode = TTLIdle
+	default:
+		return Session{}, invalid("ttlMode", "%q: want %q or %q", r.TTLMode, TTLAbsolute, TTLIdle)
 	}
-	if r.TTLSeconds > 0 {
-		s.TTLSeconds = r.TTLSeconds
-		exp := s.CreatedAt.Add(time.Duration(r.TTLSeconds) * time.Second)
-		s.ExpiresAt = &exp
+	if err := s.setExpiry(r.TTLSeconds, r.ExpiresAt, now, r.TTLSeconds != 0 && r.ExpiresAt != nil); err != nil {
+		return Session{}, err
 	}
-	if g := r.Greeting; g != nil {
-		if err := g.Validate(); err != nil {
-			return Session{}, fmt.Errorf("%w: greeting: %v", ErrInvalid, err)
-		}
-		if len(g.Text) > maxGreeting {
-			return Session{}, fmt.Errorf("%w: greeting.text: longer than %d bytes", ErrInvalid, maxGreeting)
-		}
-		gc := *g
-		if gc.VoiceProfile == "" {
-			gc.VoiceProfile = DefaultVoiceProfile
-		}
-		s.Greeting = &gc
+	if s.TTLMode == TTLIdle && s.TTLSeconds == 0 {
+		return Session{}, invalid("ttlMode", "idle needs ttlSeconds (the idle time allowed)")
 	}
+	if err := checkRef(r.Ref); err != nil {
+		return Session{}, err
+	}
+	if r.MaxCalls < 0 || r.MaxCalls > MaxCallsLimit {
+		return Session{}, invalid("maxCalls", "must be from 0 (no limit) to %d", MaxCallsLimit)
+	}
+	g, err := checkGreeting(r.Greeting)
+	if err != nil {
+		return Session{}, err
+	}
+	s.Greeting = g
 	s.ID = newID()
 	return s, nil
+}
+
+// setExpiry applies a ttlSeconds or an expiresAt (both is an error) at
+// now: the TTL counts from creation, or in idle mode from the last call.
+func (s *Session) setExpiry(ttl int64, at *time.Time, now time.Time, both bool) error {
+	if both {
+		return invalid("expiresAt", "give ttlSeconds or expiresAt, not both")
+	}
+	if ttl < 0 || ttl > int64(MaxTTL/time.Second) {
+		return invalid("ttlSeconds", "must be from 0 (no expiry) to %d", int64(MaxTTL/time.Second))
+	}
+	switch {
+	case at != nil:
+		if s.TTLMode == TTLIdle {
+			return invalid("expiresAt", "an idle session expires ttlSeconds after its last call; give ttlSeconds")
+		}
+		exp := at.UTC()
+		if !exp.After(now) {
+			return invalid("expiresAt", "%s is not in the future", exp.Format(time.RFC3339))
+		}
+		if exp.Sub(now) > MaxTTL {
+			return invalid("expiresAt", "more than %d days ahead", int(MaxTTL.Hours()/24))
+		}
+		s.TTLSeconds, s.ExpiresAt = 0, &exp
+	case ttl > 0:
+		s.TTLSeconds, s.ExpiresAt = ttl, nil
+		base := s.CreatedAt
+		if s.TTLMode == TTLIdle && s.LastCallAt != nil {
+			base = *s.LastCallAt
+		}
+		s.expireFrom(base)
+	default:
+		s.TTLSeconds, s.ExpiresAt = 0, nil
+	}
+	return nil
+}
+
+func checkRef(ref string) error {
+	if len(ref) > MaxRef {
+		return invalid("ref", "longer than %d bytes", MaxRef)
+	}
+	for _, c := range ref {
+		if c < ' ' || c == 0x7f {
+			return invalid("ref", "control characters are not allowed")
+		}
+	}
+	return nil
+}
+
+func checkGreeting(g *wire.Say) (*wire.Say, error) {
+	if g == nil {
+		return nil, nil
+	}
+	if err := g.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: greeting: %v", ErrInvalid, err)
+	}
+	if len(g.Text) > maxGreeting {
+		return nil, invalid("greeting.text", "longer than %d bytes", maxGreeting)
+	}
+	gc := *g
+	if gc.VoiceProfile == "" {
+		gc.VoiceProfile = DefaultVoiceProfile
+	}
+	return &gc, nil
+}
+
+// Patch changes an open session. A nil field is left as it is.
+type Patch struct {
+	// TTLSeconds (0: no expiry) or ExpiresAt moves the expiry, forwards
+	// or back; both is an error.
+	TTLSeconds *int64
+	ExpiresAt  *time.Time
+	// Greeting replaces the greeting; ClearGreeting removes it.
+	Greeting      *wire.Say
+	ClearGreeting bool
+	CallRecording *bool
+	// MaxCalls 0 removes the limit; a limit already reached closes the
+	// session.
+	MaxCalls *int64
+	Ref      *string
+	// Close closes the session (it never reopens).
+	Close bool
+}
+
+// apply changes s (open) by p at now.
+func (p *Patch) apply(s *Session, now time.Time) error {
+	if p.TTLSeconds != nil || p.ExpiresAt != nil {
+		ttl := s.TTLSeconds
+		if p.TTLSeconds != nil {
+			ttl = *p.TTLSeconds
+		}
+		if p.ExpiresAt != nil && p.TTLSeconds == nil {
+			ttl = 0
+		}
+		if err := s.setExpiry(ttl, p.ExpiresAt, now, p.TTLSeconds != nil && p.ExpiresAt != nil); err != nil {
+			return err
+		}
+		if s.TTLMode == TTLIdle && s.TTLSeconds == 0 {
+			return invalid("ttlSeconds", "an idle session needs a ttlSeconds above 0")
+		}
+	}
+	if p.ClearGreeting {
+		s.Greeting = nil
+	} else if p.Greeting != nil {
+		g, err := checkGreeting(p.Greeting)
+		if err != nil {
+			return err
+		}
+		s.Greeting = g
+	}
+	if p.CallRecording != nil {
+		s.CallRecording = *p.CallRecording
+	}
+	if p.Ref != nil {
+		if err := checkRef(*p.Ref); err != nil {
+			return err
+		}
+		s.Ref = *p.Ref
+	}
+	if p.MaxCalls != nil {
+		if *p.MaxCalls < 0 || *p.MaxCalls > MaxCallsLimit {
+			return invalid("maxCalls", "must be from 0 (no limit) to %d", MaxCallsLimit)
+		}
+		s.MaxCalls = *p.MaxCalls
+	}
+	s.UpdatedAt = now
+	switch {
+	case p.Close:
+		s.close(now, ClosedByClient)
+	case s.MaxCalls > 0 && s.CallCount >= s.MaxCalls:
+		s.close(now, ClosedMaxCalls)
+	}
+	return nil
 }
 
 func newID() string {

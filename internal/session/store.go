@@ -2,11 +2,12 @@ package session
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,6 +27,9 @@ type Config struct {
 	MarkerTTL time.Duration
 	// SyncTimeout bounds how long Open waits for the initial snapshot.
 	SyncTimeout time.Duration
+	// History is how long a closed or expired session stays readable
+	// (GET, lists of closed sessions) before the bucket forgets it.
+	History time.Duration
 	// Logger receives the store's notable events.
 	Logger *slog.Logger
 }
@@ -35,6 +39,7 @@ const (
 	DefaultBucket      = "callflow_sessions"
 	DefaultMarkerTTL   = time.Hour
 	DefaultSyncTimeout = 30 * time.Second
+	DefaultHistory     = 7 * 24 * time.Hour
 )
 
 // claimGrace is how old a route key whose session does not exist must be
@@ -55,6 +60,9 @@ func (c *Config) setDefaults() {
 	if c.SyncTimeout == 0 {
 		c.SyncTimeout = DefaultSyncTimeout
 	}
+	if c.History == 0 {
+		c.History = DefaultHistory
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -69,14 +77,18 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: marker TTL must be at least 1s, got %s", ErrInvalidConfig, c.MarkerTTL)
 	case c.SyncTimeout <= 0:
 		return fmt.Errorf("%w: sync timeout must be > 0", ErrInvalidConfig)
+	case c.History < time.Minute || c.History > MaxTTL:
+		return fmt.Errorf("%w: session history must be from 1m to %s, got %s", ErrInvalidConfig, MaxTTL, c.History)
 	}
 	return nil
 }
 
-// Store reads and writes sessions in the bucket and keeps a watched,
-// in-memory index of the open ones for routing.
+// Store reads and writes the masking state in the bucket (sessions, the
+// number pool, sub-account settings) and keeps a watched, in-memory index
+// of it for routing, allocation and lists.
 type Store struct {
 	cfg    Config
+	js     jetstream.JetStream
 	kv     jetstream.KeyValue
 	log    *slog.Logger
 	idx    *index
@@ -99,12 +111,12 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Store, erro
 	}
 	wctx, cancel := context.WithCancel(context.Background())
 	s := &Store{
-		cfg: cfg, kv: kv, log: cfg.Logger, idx: newIndex(),
+		cfg: cfg, js: js, kv: kv, log: cfg.Logger, idx: newIndex(),
 		cancel: cancel, done: make(chan struct{}), synced: make(chan struct{}),
 	}
 	// Registered before the watch starts, so that no reconnect is missed.
 	reconnected := js.Conn().StatusChanged(nats.CONNECTED)
-	w, err := kv.Watch(wctx, "s.*")
+	w, err := kv.WatchFiltered(wctx, watched)
 	if err != nil {
 		cancel()
 		js.Conn().RemoveStatusListener(reconnected)
@@ -116,7 +128,8 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Store, erro
 	defer scancel()
 	select {
 	case <-s.synced:
-		s.log.Info("session index loaded", "bucket", cfg.Bucket, "sessions", s.idx.len())
+		_, all := s.idx.sessionCount(time.Now())
+		s.log.Info("session index loaded", "bucket", cfg.Bucket, "sessions", all, "numbers", len(s.idx.numbers))
 		return s, nil
 	case <-sctx.Done():
 		s.Close()
@@ -196,13 +209,13 @@ func (s *Store) watch(ctx context.Context, w jetstream.KeyWatcher, nc *nats.Conn
 		case <-ctx.Done():
 			return
 		case now := <-prune.C:
-			s.idx.prune(now)
+			s.idx.prune(now, s.cfg.History)
 		case <-reconnected:
 			var opts []jetstream.WatchOpt
 			if last > 0 {
 				opts = append(opts, jetstream.ResumeFromRevision(last+1))
 			}
-			nw, err := s.kv.Watch(ctx, "s.*", opts...)
+			nw, err := s.kv.WatchFiltered(ctx, watched, opts...)
 			if err != nil {
 				// The old watcher recovers by itself, later.
 				s.log.Warn("session watch not restarted after a reconnect", "error", err)
@@ -227,191 +240,56 @@ func (s *Store) watch(ctx context.Context, w jetstream.KeyWatcher, nc *nats.Conn
 	}
 }
 
+// watched are the keys the index holds: sessions, numbers, sub-accounts
+// (not the route keys, which only arbitrate creates).
+var watched = []string{"s.*", "n.*", "a.*"}
+
 func (s *Store) apply(e jetstream.KeyValueEntry) {
-	id := e.Key()[len("s."):]
-	if e.Operation() != jetstream.KeyValuePut {
-		s.idx.remove(id)
-		return
-	}
-	var sess Session
-	if err := json.Unmarshal(e.Value(), &sess); err != nil || sess.ID != id {
-		s.log.Warn("ignoring unreadable session in bucket", "key", e.Key(), "revision", e.Revision(), "error", err)
-		return
-	}
-	s.idx.put(&sess)
-}
-
-// Close stops watching the bucket.
-func (s *Store) Close() {
-	s.cancel()
-	<-s.done
-}
-
-// Lookup returns the open session on virtual (as +digits) that has caller
-// (as +digits) as a participant, from the in-memory index.
-func (s *Store) Lookup(virtual, caller string, now time.Time) (*Session, bool) {
-	return s.idx.lookup(virtual, caller, now)
-}
-
-// List returns the open sessions on a virtual number, from the index.
-func (s *Store) List(virtual string, now time.Time) []Session {
-	return s.idx.list(virtual, now)
-}
-
-// Len returns the number of sessions in the index.
-func (s *Store) Len() int { return s.idx.len() }
-
-// Check reports whether the bucket is reachable, for readiness probes.
-func (s *Store) Check(ctx context.Context) error {
-	if _, err := s.kv.Status(ctx); err != nil {
-		return fmt.Errorf("session bucket %s: %w", s.cfg.Bucket, err)
-	}
-	return nil
-}
-
-// Create validates req and stores the session it describes. It returns
-// ErrInvalid (wrapped, naming the field) for a bad request and ErrConflict
-// when a participant already has an open session on the virtual number.
-func (s *Store) Create(ctx context.Context, req Request) (Session, error) {
-	sess, err := req.build(time.Now())
-	if err != nil {
-		return Session{}, err
-	}
-	data, err := json.Marshal(&sess)
-	if err != nil {
-		return Session{}, fmt.Errorf("encode session: %w", err)
-	}
-	var opts []jetstream.KVCreateOpt
-	if sess.TTLSeconds > 0 {
-		opts = append(opts, jetstream.KeyTTL(time.Duration(sess.TTLSeconds)*time.Second))
-	}
-	// Claimed in sorted order, so that two creates of the same pair given
-	// in opposite orders cannot each hold one key and both lose.
-	parts := sess.Participants
-	slices.Sort(parts[:])
-	var claimed []string
-	for _, p := range parts {
-		key := routeKey(sess.VirtualNumber, p)
-		if err := s.claim(ctx, key, sess.ID, opts); err != nil {
-			s.release(claimed)
-			return Session{}, err
+	key, rev := e.Key(), e.Revision()
+	del := e.Operation() != jetstream.KeyValuePut
+	var err error
+	switch {
+	case strings.HasPrefix(key, "s."):
+		id := key[len("s."):]
+		if del {
+			s.idx.removeSession(id, rev)
+			return
 		}
-		claimed = append(claimed, key)
-	}
-	if _, err := s.kv.Create(ctx, sessionKey(sess.ID), data, opts...); err != nil {
-		s.release(claimed)
-		return Session{}, fmt.Errorf("store session: %w", err)
-	}
-	s.idx.put(&sess)
-	return sess, nil
-}
-
-// claim creates the route key for one participant. A key left behind by an
-// interrupted create or delete (its session gone, the key older than
-// claimGrace) is taken over.
-func (s *Store) claim(ctx context.Context, key, id string, opts []jetstream.KVCreateOpt) error {
-	for attempt := 0; attempt < 3; attempt++ {
-		_, err := s.kv.Create(ctx, key, []byte(id), opts...)
-		if err == nil {
-			return nil
+		var v Session
+		if err = json.Unmarshal(e.Value(), &v); err == nil && v.ID == id {
+			s.idx.putSession(normalized(v), rev)
+			return
 		}
-		if !errors.Is(err, jetstream.ErrKeyExists) {
-			return fmt.Errorf("claim %s: %w", key, err)
+	case strings.HasPrefix(key, "n."):
+		if del {
+			s.idx.removeNumber("+"+key[len("n."):], rev)
+			return
 		}
-		e, err := s.kv.Get(ctx, key)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			continue // released meanwhile
+		var v Number
+		if err = json.Unmarshal(e.Value(), &v); err == nil && numberKey(v.Number) == key {
+			s.idx.putNumber(&v, rev)
+			return
 		}
-		if err != nil {
-			return fmt.Errorf("claim %s: %w", key, err)
+	case strings.HasPrefix(key, "a."):
+		if del {
+			// A delete marker has no value: the id is in the key.
+			if id, derr := base64.RawURLEncoding.DecodeString(key[len("a."):]); derr == nil {
+				s.idx.removeAccount(string(id), rev)
+			}
+			return
 		}
-		holder := string(e.Value())
-		if _, err := s.Get(ctx, holder); err == nil {
-			return fmt.Errorf("%w (session %s)", ErrConflict, holder)
-		} else if !errors.Is(err, ErrNotFound) {
-			return err
-		}
-		if time.Since(e.Created()) < claimGrace {
-			return fmt.Errorf("%w (session %s is being created)", ErrConflict, holder)
-		}
-		s.log.Info("taking over a leftover route key", "key", key, "holder", holder)
-		if err := s.purge(ctx, key, jetstream.LastRevision(e.Revision())); err != nil &&
-			!errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-			return fmt.Errorf("claim %s: %w", key, err)
+		var v SubAccount
+		if err = json.Unmarshal(e.Value(), &v); err == nil && subAccountKey(v.SubAccountID) == key {
+			s.idx.putAccount(&v, rev)
+			return
 		}
 	}
-	return fmt.Errorf("%w (route %s is contended)", ErrConflict, key)
+	s.log.Warn("ignoring unreadable entry in the session bucket", "key", key, "revision", rev, "error", err)
 }
 
-// release removes route keys of a create that failed. Errors are logged:
-// a leftover key is taken over by the next create after claimGrace.
-func (s *Store) release(keys []string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	for _, k := range keys {
-		if err := s.purge(ctx, k); err != nil {
-			s.log.Warn("cannot release route key", "key", k, "error", err)
-		}
-	}
+// normalized fills what sessions stored by older versions lack.
+func normalized(v Session) *Session {
+	v.fill()
+	return &v
 }
 
-// purge removes a key, leaving a marker that expires after MarkerTTL so
-// that markers do not pile up in the bucket.
-func (s *Store) purge(ctx context.Context, key string, opts ...jetstream.KVDeleteOpt) error {
-	err := s.kv.Purge(ctx, key, append(opts, jetstream.PurgeTTL(s.cfg.MarkerTTL))...)
-	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-		return err
-	}
-	if err != nil {
-		// A bucket made without marker TTLs refuses PurgeTTL.
-		err = s.kv.Purge(ctx, key, opts...)
-	}
-	return err
-}
-
-// Get reads a session from the bucket (not the index, so that a session just
-// created elsewhere is found). An expired session is ErrNotFound.
-func (s *Store) Get(ctx context.Context, id string) (Session, error) {
-	if !ValidID(id) {
-		return Session{}, ErrNotFound
-	}
-	e, err := s.kv.Get(ctx, sessionKey(id))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return Session{}, ErrNotFound
-	}
-	if err != nil {
-		return Session{}, fmt.Errorf("read session %s: %w", id, err)
-	}
-	var sess Session
-	if err := json.Unmarshal(e.Value(), &sess); err != nil {
-		return Session{}, fmt.Errorf("decode session %s: %w", id, err)
-	}
-	if !sess.Open(time.Now()) {
-		return Session{}, ErrNotFound
-	}
-	return sess, nil
-}
-
-// Delete ends a session: calls stop being routed at once, then its route
-// keys are released.
-func (s *Store) Delete(ctx context.Context, id string) (Session, error) {
-	sess, err := s.Get(ctx, id)
-	if err != nil {
-		return Session{}, err
-	}
-	if err := s.purge(ctx, sessionKey(id)); err != nil {
-		return Session{}, fmt.Errorf("delete session %s: %w", id, err)
-	}
-	s.idx.remove(id)
-	for _, p := range sess.Participants {
-		key := routeKey(sess.VirtualNumber, p)
-		e, err := s.kv.Get(ctx, key)
-		if err != nil || string(e.Value()) != id {
-			continue // already gone, or taken by a newer session
-		}
-		if err := s.purge(ctx, key, jetstream.LastRevision(e.Revision())); err != nil {
-			s.log.Warn("cannot release route key", "key", key, "error", err)
-		}
-	}
-	return sess, nil
-}
