@@ -630,7 +630,7 @@ func TestSecondStoreSeesChanges(t *testing.T) {
 		if err := lookupIs(b, vn1, pA, ""); err != nil {
 			return err
 		}
-		if got := b.List(vn1, time.Now()); len(got) != 0 {
+		if got := openOn(t, b, vn1, time.Now()); len(got) != 0 {
 			return fmt.Errorf("b.List = %d sessions after delete", len(got))
 		}
 		return nil
@@ -687,7 +687,7 @@ func TestInitialSnapshot(t *testing.T) {
 	if err := lookupIs(b, vn1, pC, ""); err != nil {
 		t.Errorf("deleted session in the snapshot: %v", err)
 	}
-	if got := b.List(open[7].VirtualNumber, time.Now()); len(got) != 1 || !sameSession(got[0], open[7]) {
+	if got := openOn(t, b, open[7].VirtualNumber, time.Now()); len(got) != 1 || !sameSession(got[0], open[7]) {
 		t.Errorf("b.List = %+v", got)
 	}
 }
