@@ -34,6 +34,7 @@ import (
 	"github.com/callflow/callflow/internal/bench"
 	"github.com/callflow/callflow/internal/chtest"
 	"github.com/callflow/callflow/internal/natstest"
+	"github.com/callflow/callflow/internal/testlog"
 	"github.com/callflow/callflow/wire"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -433,39 +434,13 @@ type faultLoadConfig struct {
 type faultLoad struct {
 	RunID   string
 	cfg     bench.Config
-	log     *faultLoadLog
+	log     *testlog.Buffer // the load tool's progress lines
 	out     bytes.Buffer
 	done    chan struct{}
 	rep     *bench.Report
 	err     error
 	cancel  context.CancelFunc
 	timeout time.Duration
-}
-
-// faultLoadLog keeps the load tool's progress lines and notices when the
-// load itself (after session creation) starts.
-type faultLoadLog struct {
-	mu      sync.Mutex
-	buf     bytes.Buffer
-	started chan struct{}
-	once    sync.Once
-}
-
-func (w *faultLoadLog) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf.Write(p)
-	// bench.Run prints this line right before the measured load.
-	if strings.Contains(w.buf.String(), "callflow bench: load on ") {
-		w.once.Do(func() { close(w.started) })
-	}
-	return len(p), nil
-}
-
-func (w *faultLoadLog) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.String()
 }
 
 var faultRunSeq struct {
@@ -522,7 +497,7 @@ func (r *faultRig) startLoad(t *testing.T, lc faultLoadConfig) *faultLoad {
 	if lc.Tune != nil {
 		lc.Tune(&cfg)
 	}
-	l := &faultLoad{RunID: cfg.RunID, cfg: cfg, log: &faultLoadLog{started: make(chan struct{})}, done: make(chan struct{})}
+	l := &faultLoad{RunID: cfg.RunID, cfg: cfg, log: &testlog.Buffer{}, done: make(chan struct{})}
 	// Sessions and their probe, the load, the drain, the audit's waits
 	// (stream and ClickHouse), and a margin.
 	l.timeout = time.Minute + cfg.Duration + cfg.Drain + 2*(cfg.AuditWait+30*time.Second)
@@ -547,7 +522,7 @@ func (r *faultRig) startLoad(t *testing.T, lc faultLoadConfig) *faultLoad {
 func (l *faultLoad) waitStarted(t *testing.T) {
 	t.Helper()
 	select {
-	case <-l.log.started:
+	case <-l.log.Written("callflow bench: load on "): // printed by bench.Run right before the measured load
 	case <-l.done:
 		t.Fatalf("the load ended before it started: %v\n%s", l.err, l.log.String())
 	case <-time.After(time.Minute):
