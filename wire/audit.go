@@ -5,16 +5,25 @@ import (
 	"time"
 )
 
-// Audit records: changes made through the admin API, kept in the records
-// stream and archived beside the calls.
+// Audit records: changes of the masking state (sessions, the number pool,
+// sub-account settings) made through the admin API or by 8x8's number
+// updates, kept in the records stream and archived beside the calls.
 const (
 	// EventSessionAudit is the event type of audit records.
 	EventSessionAudit = "SESSION_AUDIT"
 	// AuditNamespace is the namespace of events callflow writes itself.
 	AuditNamespace = "CALLFLOW"
-	// Audit operations.
+	// Audit operations on sessions.
 	AuditCreate = "create"
+	AuditUpdate = "update"
+	AuditClose  = "close"
 	AuditDelete = "delete"
+	// Audit operations on the pool and settings.
+	AuditNumberPut         = "number_put"
+	AuditNumberDelete      = "number_delete"
+	AuditNumberUpdate      = "number_update" // by 8x8's VIRTUAL_NUMBER_UPDATE
+	AuditSubAccountPut     = "subaccount_put"
+	AuthorAdmin, Author8x8 = "admin", "8x8"
 )
 
 // AuditSubject is the subject of an audit record of operation:
@@ -23,26 +32,39 @@ func AuditSubject(operation string) string {
 	return SubjectPrefix + ".audit." + SubjectToken(operation)
 }
 
-// Audit is one change of a session: who made it, what, when.
+// Audit is one change: who made it, what, when.
 type Audit struct {
 	// ID is unique per change; it is the record id.
 	ID        string    `json:"eventId"`
 	Timestamp time.Time `json:"timestamp"`
 	Operation string    `json:"operation"`
-	SessionID string    `json:"sessionId"`
-	// The session as it was created or ended.
+	// SubAccountID is the sub-account of what changed, when it has one.
+	SubAccountID string `json:"subAccountId,omitempty"`
+	// SessionID names the session changed (session operations).
+	SessionID string `json:"sessionId,omitempty"`
+	// VirtualNumber is the session's number, or the pool number changed.
 	VirtualNumber string   `json:"virtualNumber,omitempty"`
 	Participants  []string `json:"participants,omitempty"`
 	TTLSeconds    int64    `json:"ttlSeconds,omitempty"`
-	Actor         Actor    `json:"actor"`
+	// Before and After are the object changed (session, number or
+	// settings) as JSON, before and after; absent for a create or a
+	// delete respectively.
+	Before json.RawMessage `json:"before,omitempty"`
+	After  json.RawMessage `json:"after,omitempty"`
+	Actor  Actor           `json:"actor"`
 }
 
-// Actor is who made a change: which admin token (a fingerprint, never the
-// token), from which address, with which client.
+// Actor is who made a change: the admin API (which token, as a
+// fingerprint, never the token; from which address, with which client) or
+// 8x8 (a VIRTUAL_NUMBER_UPDATE, named by its record id).
 type Actor struct {
+	// Author is AuthorAdmin or Author8x8.
+	Author    string `json:"author,omitempty"`
 	Token     string `json:"token,omitempty"`
-	Address   string `json:"address"`
+	Address   string `json:"address,omitempty"`
 	UserAgent string `json:"userAgent,omitempty"`
+	// Source is the record id of the 8x8 event that made the change.
+	Source string `json:"source,omitempty"`
 }
 
 // Event is the audit in 8x8's event envelope (namespace CALLFLOW, event
@@ -55,4 +77,18 @@ func (a Audit) Event() []byte {
 		Payload   Audit  `json:"payload"`
 	}{AuditNamespace, EventSessionAudit, a})
 	return b
+}
+
+// Record returns the audit as a record written by instance at now: its
+// subject (calls.audit.<operation>), record id and bytes.
+func (a Audit) Record(instance string, now time.Time) (subject, id string, data []byte) {
+	rec := Record{
+		Version:    RecordVersion,
+		ID:         a.ID,
+		EventType:  EventSessionAudit,
+		ReceivedAt: now,
+		Instance:   instance,
+		Event:      a.Event(),
+	}
+	return AuditSubject(a.Operation), a.ID, rec.AppendJSON(nil)
 }

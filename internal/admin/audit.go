@@ -36,21 +36,15 @@ func (h *sessionsAPI) audit(r *http.Request, op string, sess session.Session) {
 		VirtualNumber: sess.VirtualNumber,
 		Participants:  sess.Participants[:],
 		TTLSeconds:    sess.TTLSeconds,
+		SubAccountID:  sess.SubAccountID,
 		Actor: wire.Actor{
+			Author:    wire.AuthorAdmin,
 			Token:     h.s.fingerprint(r),
 			Address:   remoteAddr(r).String(),
 			UserAgent: truncate(r.UserAgent(), 256),
 		},
 	}
-	rec := wire.Record{
-		Version:    wire.RecordVersion,
-		ID:         a.ID,
-		EventType:  wire.EventSessionAudit,
-		ReceivedAt: now,
-		Instance:   h.s.cfg.Instance,
-		Event:      a.Event(),
-	}
-	if err := h.rec.Record(wire.AuditSubject(op), a.ID, rec.AppendJSON(nil)); err != nil {
+	if err := h.rec.Record(a.Record(h.s.cfg.Instance, now)); err != nil {
 		h.s.metrics.auditFailures.Inc()
 		h.s.cfg.Logger.Error("audit record of a session change not kept", "operation", op, "session", sess.ID, "error", err)
 	}
