@@ -45,6 +45,7 @@ type options struct {
 	streamReplicas   int
 	bucket           string
 	bucketReplicas   int
+	sessionHistory   time.Duration
 
 	// ingest
 	httpAddr       string
@@ -138,6 +139,7 @@ func (o *options) registerStream(fs *flag.FlagSet) {
 func (o *options) registerBucket(fs *flag.FlagSet) {
 	fs.StringVar(&o.bucket, "sessions-bucket", session.DefaultBucket, "JetStream key-value bucket of masking sessions")
 	fs.IntVar(&o.bucketReplicas, "sessions-replicas", 1, "replicas of the sessions bucket when created (3 on a three-node cluster)")
+	fs.DurationVar(&o.sessionHistory, "session-history", session.DefaultHistory, "how long closed and expired sessions stay readable (GET, lists of closed sessions) before they are forgotten")
 }
 
 func (o *options) registerIngest(fs *flag.FlagSet) {
@@ -315,7 +317,7 @@ func (o *options) streamConfig() broker.StreamConfig {
 }
 
 func (o *options) sessionConfig() session.Config {
-	return session.Config{Bucket: o.bucket, Replicas: o.bucketReplicas}
+	return session.Config{Bucket: o.bucket, Replicas: o.bucketReplicas, History: o.sessionHistory}
 }
 
 func (o *options) ingestConfig() ingest.Config {
