@@ -116,7 +116,7 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Store, erro
 	}
 	// Registered before the watch starts, so that no reconnect is missed.
 	reconnected := js.Conn().StatusChanged(nats.CONNECTED)
-	w, err := kv.WatchFiltered(wctx, watched)
+	w, err := kv.WatchFiltered(wctx, watched())
 	if err != nil {
 		cancel()
 		js.Conn().RemoveStatusListener(reconnected)
@@ -215,7 +215,7 @@ func (s *Store) watch(ctx context.Context, w jetstream.KeyWatcher, nc *nats.Conn
 			if last > 0 {
 				opts = append(opts, jetstream.ResumeFromRevision(last+1))
 			}
-			nw, err := s.kv.WatchFiltered(ctx, watched, opts...)
+			nw, err := s.kv.WatchFiltered(ctx, watched(), opts...)
 			if err != nil {
 				// The old watcher recovers by itself, later.
 				s.log.Warn("session watch not restarted after a reconnect", "error", err)
@@ -240,9 +240,10 @@ func (s *Store) watch(ctx context.Context, w jetstream.KeyWatcher, nc *nats.Conn
 	}
 }
 
-// watched are the keys the index holds: sessions, numbers, sub-accounts
-// (not the route keys, which only arbitrate creates).
-var watched = []string{"s.*", "n.*", "a.*"}
+// watched returns the keys the index holds: sessions, numbers,
+// sub-accounts (not the route keys, which only arbitrate creates). A new
+// slice each time: WatchFiltered rewrites the one it is given.
+func watched() []string { return []string{"s.*", "n.*", "a.*"} }
 
 func (s *Store) apply(e jetstream.KeyValueEntry) {
 	key, rev := e.Key(), e.Revision()
