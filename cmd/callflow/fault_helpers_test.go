@@ -330,8 +330,10 @@ func (r *faultRig) Connect(t *testing.T) (*nats.Conn, jetstream.JetStream) {
 }
 
 // Metric returns the sum of every series of the metric name that the
-// process with admin address addr exports, and whether it has one.
-func (r *faultRig) Metric(addr, name string) (float64, bool, error) {
+// process with admin address addr exports, and whether it has one. With
+// labels (each `key="value"`), only the series that carry all of them are
+// summed.
+func (r *faultRig) Metric(addr, name string, labels ...string) (float64, bool, error) {
 	client := &http.Client{Timeout: 5 * time.Second}
 	resp, err := client.Get("http://" + addr + "/metrics")
 	if err != nil {
@@ -351,7 +353,11 @@ func (r *faultRig) Metric(addr, name string) (float64, bool, error) {
 		if !ok || rest == "" || (rest[0] != ' ' && rest[0] != '{') {
 			continue
 		}
-		fields := strings.Fields(rest[strings.LastIndexByte(rest, '}')+1:])
+		set := rest[:strings.LastIndexByte(rest, '}')+1]
+		if !hasLabels(set, labels) {
+			continue
+		}
+		fields := strings.Fields(rest[len(set):])
 		if len(fields) == 0 {
 			continue
 		}
@@ -363,6 +369,17 @@ func (r *faultRig) Metric(addr, name string) (float64, bool, error) {
 		found = true
 	}
 	return sum, found, sc.Err()
+}
+
+// hasLabels reports whether the label set {k="v",...} of a series holds
+// every one of labels.
+func hasLabels(set string, labels []string) bool {
+	for _, l := range labels {
+		if !strings.Contains(set, "{"+l) && !strings.Contains(set, ","+l) {
+			return false
+		}
+	}
+	return true
 }
 
 // Breaker states as callflow_decider_breaker_state reports them.

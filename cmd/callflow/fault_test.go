@@ -98,17 +98,26 @@ func TestFaultDeciders(t *testing.T) {
 			load := r.startLoad(t, faultLoadConfig{})
 			load.waitStarted(t)
 
-			// Healthy first: calls are connected.
-			time.Sleep(3 * time.Second)
+			// Healthy first: calls are connected, in a second before the
+			// fault's.
+			r.waitConnectedBefore(t)
 			r.WaitBreaker(t, breakerClosed, 5*time.Second)
 
 			faultAt := time.Now()
+			probesBefore := r.breakerChanges("open", "half-open")
 			restore := tt.inject(t, r)
 			r.WaitBreaker(t, breakerOpen, 20*time.Second)
 			t.Logf("breaker open %s after the fault", time.Since(faultAt).Round(time.Millisecond))
-			// Calls keep coming with the breaker open, and it probes the
-			// failing deciders (--breaker-open-for 2s) at least once.
-			time.Sleep(3 * time.Second)
+			// Calls keep coming with the breaker open, answered at once,
+			// and it probes the failing deciders (--breaker-open-for 2s)
+			// at least once.
+			waitAtLeast(t, 20*time.Second, "calls answered because the breaker is open", 1, func() (float64, error) {
+				v, _, err := r.Metric(r.IngestAdmin, "callflow_fallbacks_total", `reason="`+ingestReasonBreakerOpen+`"`)
+				return v, err
+			})
+			waitAtLeast(t, 20*time.Second, "probes of the failing deciders (breaker open to half-open)", float64(probesBefore+1), func() (float64, error) {
+				return float64(r.breakerChanges("open", "half-open")), nil
+			})
 
 			restoreAt := time.Now()
 			restore(t)
@@ -136,6 +145,96 @@ const (
 	ingestReasonTimeout      = "timeout"
 	ingestReasonNoResponders = "no_responders"
 )
+
+// faultOutageWebhooks is how many webhooks, or their records, an outage
+// must see before it ends: enough that the repair has work to do.
+const faultOutageWebhooks = 50
+
+// natsRestartSessions is the number of sessions of TestFaultNATSRestart's
+// load, which every decider's index must hold before the outage.
+const natsRestartSessions = 20
+
+// waitAtLeast waits up to within until count reaches atLeast, and returns
+// the count: whatever it counted happened before waitAtLeast returned.
+func waitAtLeast(t *testing.T, within time.Duration, what string, atLeast float64, count func() (float64, error)) float64 {
+	t.Helper()
+	var v float64
+	natstest.CheckFor(t, within, 25*time.Millisecond, func() error {
+		var err error
+		if v, err = count(); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		if v < atLeast {
+			return fmt.Errorf("%s: %v, waiting for %v", what, v, atLeast)
+		}
+		return nil
+	})
+	return v
+}
+
+// waitSecondAfter waits until the clock is in a later whole second than
+// at: the archive stores received_at in whole seconds, so an event that
+// happened by at is then strictly before anything received from now on.
+// It waits at most a second.
+func waitSecondAfter(at time.Time) {
+	time.Sleep(time.Until(time.Unix(at.Unix()+1, 0)))
+}
+
+// waitConnectedBefore waits until the deciders have connected calls of
+// the load and the clock has moved to a later second, so that calls
+// connected before a fault injected now are in the archive as such.
+func (r *faultRig) waitConnectedBefore(t *testing.T) {
+	t.Helper()
+	waitAtLeast(t, 30*time.Second, "calls connected by the deciders", 1, func() (float64, error) {
+		v, _, err := r.Metric(r.IngestAdmin, "callflow_decisions_total", `source="`+wire.SourceDecider+`"`, `outcome="`+wire.OutcomeConnect+`"`)
+		return v, err
+	})
+	waitSecondAfter(time.Now())
+}
+
+// waitRecorded waits until JetStream has acknowledged records of the
+// ingest: the load flows end to end before a fault.
+func (r *faultRig) waitRecorded(t *testing.T) {
+	t.Helper()
+	waitAtLeast(t, 30*time.Second, "records JetStream acknowledged", faultOutageWebhooks, func() (float64, error) {
+		v, _, err := r.Metric(r.IngestAdmin, "callflow_record_publish_duration_seconds_count")
+		return v, err
+	})
+}
+
+// waitArchivedSome waits until some of the run is in ClickHouse.
+func (r *faultRig) waitArchivedSome(t *testing.T, runID string) {
+	t.Helper()
+	conn := chtest.Conn(t, r.CHAddr)
+	waitAtLeast(t, 30*time.Second, "rows of the run in ClickHouse", 1, func() (float64, error) {
+		var n uint64
+		err := conn.QueryRow(context.Background(), "SELECT count() FROM "+r.DB+".call_events WHERE "+r.runWhere(runID)).Scan(&n)
+		return float64(n), err
+	})
+}
+
+// breakerChanges counts the ingest's logged breaker changes from one
+// state to another (gobreaker's names: closed, half-open, open).
+func (r *faultRig) breakerChanges(from, to string) int {
+	n := 0
+	for _, e := range logEntries(r.Ingest, "decider circuit breaker changed state") {
+		if e["from"] == from && e["to"] == to {
+			n++
+		}
+	}
+	return n
+}
+
+// archiverConsumer returns the state of the archiver's durable consumer.
+func archiverConsumer(js jetstream.JetStream) (*jetstream.ConsumerInfo, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	cons, err := js.Consumer(ctx, "CALLS", "archiver")
+	if err != nil {
+		return nil, err
+	}
+	return cons.Info(ctx)
+}
 
 // checkDeciderFault checks the decisions a decider fault left in the
 // archive: fallbacks only for the fault's reasons and breaker_open, both
@@ -307,16 +406,7 @@ func TestFaultClickHouseRestart(t *testing.T) {
 	load.waitStarted(t)
 
 	// Some of the run archived before the crash.
-	conn := chtest.Conn(t, r.CHAddr)
-	natstest.CheckFor(t, 20*time.Second, 100*time.Millisecond, func() error {
-		var n uint64
-		err := conn.QueryRow(context.Background(), "SELECT count() FROM "+r.DB+".call_events WHERE "+r.runWhere(load.RunID)).Scan(&n)
-		if err == nil && n == 0 {
-			err = fmt.Errorf("nothing of the run archived yet")
-		}
-		return err
-	})
-	time.Sleep(2 * time.Second)
+	r.waitArchivedSome(t, load.RunID)
 
 	r.CH.Stop(t)
 	stoppedAt := time.Now()
@@ -330,7 +420,20 @@ func TestFaultClickHouseRestart(t *testing.T) {
 		}
 		return nil
 	})
-	time.Sleep(time.Until(stoppedAt.Add(6 * time.Second)))
+	// Calls keep being answered while the archiver retries (more than
+	// once: it keeps at it), their records waiting in JetStream.
+	answeredAtStop, _, err := r.Metric(r.IngestAdmin, "callflow_webhook_requests_total")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitAtLeast(t, 30*time.Second, "failed ClickHouse attempts the archiver retried", 2, func() (float64, error) {
+		v, _, err := r.Metric(r.ArchiverAdmin, "callflow_archiver_retries_total")
+		return v, err
+	})
+	waitAtLeast(t, 30*time.Second, "webhooks answered with ClickHouse down", answeredAtStop+faultOutageWebhooks, func() (float64, error) {
+		v, _, err := r.Metric(r.IngestAdmin, "callflow_webhook_requests_total")
+		return v, err
+	})
 	if !load.running() {
 		t.Fatal("the load ended during the outage; lengthen it")
 	}
@@ -371,28 +474,13 @@ func TestFaultArchiverKilledUnderLoad(t *testing.T) {
 	load := r.startLoad(t, faultLoadConfig{})
 	load.waitStarted(t)
 
-	conn := chtest.Conn(t, r.CHAddr)
-	natstest.CheckFor(t, 20*time.Second, 100*time.Millisecond, func() error {
-		var n uint64
-		err := conn.QueryRow(context.Background(), "SELECT count() FROM "+r.DB+".call_events WHERE "+r.runWhere(load.RunID)).Scan(&n)
-		if err == nil && n == 0 {
-			err = fmt.Errorf("nothing of the run archived yet")
-		}
-		return err
-	})
-	time.Sleep(2 * time.Second)
+	r.waitArchivedSome(t, load.RunID)
 
 	// Kill it mid-batch: while records are delivered to it and not yet
 	// acknowledged.
 	_, js := r.Connect(t)
 	natstest.CheckFor(t, 20*time.Second, 5*time.Millisecond, func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		cons, err := js.Consumer(ctx, "CALLS", "archiver")
-		if err != nil {
-			return err
-		}
-		info, err := cons.Info(ctx)
+		info, err := archiverConsumer(js)
 		if err != nil {
 			return err
 		}
@@ -407,7 +495,22 @@ func TestFaultArchiverKilledUnderLoad(t *testing.T) {
 	if strings.Contains(killed.log(), `"msg":"stopped"`) {
 		t.Fatalf("the archiver stopped cleanly; it was to be killed")
 	}
-	time.Sleep(2 * time.Second)
+	// What it held waits for the ack wait, and the records of the calls
+	// answered meanwhile wait in the stream for the next archiver.
+	held := -1
+	natstest.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error {
+		info, err := archiverConsumer(js)
+		if err != nil {
+			return err
+		}
+		if held < 0 {
+			held = info.NumAckPending
+		}
+		if info.NumPending < faultOutageWebhooks {
+			return fmt.Errorf("%d records wait for the next archiver", info.NumPending)
+		}
+		return nil
+	})
 	if !load.running() {
 		t.Fatal("the load ended before the archiver was back; lengthen it")
 	}
@@ -420,6 +523,10 @@ func TestFaultArchiverKilledUnderLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if held > 0 && redelivered == 0 {
+		t.Errorf("the killed archiver held %d unacknowledged records; the new one got none again", held)
+	}
+	conn := chtest.Conn(t, r.CHAddr)
 	raw := chtest.Count(t, conn, "SELECT count() FROM "+r.DB+".call_events WHERE "+r.runWhere(rep.RunID))
 	t.Logf("the new archiver got %v records again; %d rows of the run before FINAL, %d events; scenario took %s",
 		redelivered, raw, rep.Audit.Expected, time.Since(began).Round(100*time.Millisecond))
@@ -443,20 +550,22 @@ func TestFaultNATSRestart(t *testing.T) {
 	began := time.Now()
 	r := newFaultRig(t, faultConfig{})
 	nc, _ := r.Connect(t)
-	load := r.startLoad(t, faultLoadConfig{Duration: 25 * time.Second})
+	load := r.startLoad(t, faultLoadConfig{Duration: 25 * time.Second, Sessions: natsRestartSessions})
 	load.waitStarted(t)
 
-	// Healthy first: calls are connected. Each decider's index holds the
-	// load's sessions.
-	time.Sleep(3 * time.Second)
+	// Healthy first: each decider's index holds the load's sessions, and
+	// calls are connected, in a second before the outage's.
 	sessionsBefore := make([]float64, len(r.DeciderAdmins))
 	for i, addr := range r.DeciderAdmins {
-		v, ok, err := r.Metric(addr, "callflow_sessions")
-		if err != nil || !ok {
-			t.Fatalf("decider %d exports no callflow_sessions: %v", i, err)
-		}
-		sessionsBefore[i] = v
+		sessionsBefore[i] = waitAtLeast(t, 20*time.Second, fmt.Sprintf("sessions in decider %d's index", i), natsRestartSessions, func() (float64, error) {
+			v, ok, err := r.Metric(addr, "callflow_sessions")
+			if err == nil && !ok {
+				err = fmt.Errorf("decider %d exports no callflow_sessions", i)
+			}
+			return v, err
+		})
 	}
+	r.waitConnectedBefore(t)
 
 	r.StopNATS(t)
 	stoppedAt := time.Now()
@@ -475,7 +584,21 @@ func TestFaultNATSRestart(t *testing.T) {
 		}
 		return nil
 	})
-	time.Sleep(time.Until(stoppedAt.Add(5 * time.Second)))
+	// Calls answered with the fallback (unavailable) in a whole second
+	// after the stop's and before the restart's: the archive tells the
+	// outage apart by received_at, in whole seconds. A call is counted
+	// microseconds after it was received (no NATS to wait for), so of the
+	// calls counted after base, most were received after it.
+	waitSecondAfter(stoppedAt)
+	base, _, err := r.Metric(r.IngestAdmin, "callflow_fallbacks_total", `reason="`+ingest.ReasonUnavailable+`"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitAtLeast(t, 20*time.Second, "calls answered with NATS down", base+10, func() (float64, error) {
+		v, _, err := r.Metric(r.IngestAdmin, "callflow_fallbacks_total", `reason="`+ingest.ReasonUnavailable+`"`)
+		return v, err
+	})
+	waitSecondAfter(time.Now())
 	if !load.running() {
 		t.Fatal("the load ended during the outage; lengthen it")
 	}
@@ -727,7 +850,7 @@ func TestFaultIngestSIGTERM(t *testing.T) {
 		snoop := snoopDecides(t, nc)
 		load := r.startLoad(t, faultLoadConfig{})
 		load.waitStarted(t)
-		time.Sleep(2 * time.Second)
+		r.waitRecorded(t)
 
 		// JetStream refuses records: they go to the spool, and the
 		// ingest's replay loop backs off.
@@ -746,7 +869,13 @@ func TestFaultIngestSIGTERM(t *testing.T) {
 			}
 			return nil
 		})
-		time.Sleep(2 * time.Second)
+		// The replay loop has failed to send them and backs off.
+		natstest.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error {
+			if len(logEntries(r.Ingest, "spool replay interrupted; retrying")) == 0 {
+				return fmt.Errorf("the ingest has not tried to replay its spool yet")
+			}
+			return nil
+		})
 
 		// Calls in flight: the deciders hang, so calls wait for them in
 		// the ingest.
@@ -841,22 +970,15 @@ func TestFaultIngestSIGTERM(t *testing.T) {
 		r := newFaultRig(t, faultConfig{IngestArgs: sigtermIngestArgs})
 		load := r.startLoad(t, faultLoadConfig{})
 		load.waitStarted(t)
-		time.Sleep(2 * time.Second)
+		r.waitRecorded(t)
 
 		// NATS away: records go to the spool.
 		r.StopNATS(t)
 		stoppedAt := time.Now()
-		natstest.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
-			waiting, _, err := r.Metric(r.IngestAdmin, "callflow_spool_records")
-			if err != nil {
-				return err
-			}
-			if waiting == 0 {
-				return fmt.Errorf("NATS is down and the spool is empty")
-			}
-			return nil
+		waitAtLeast(t, 20*time.Second, "records in the spool with NATS down", faultOutageWebhooks, func() (float64, error) {
+			v, _, err := r.Metric(r.IngestAdmin, "callflow_spool_records")
+			return v, err
 		})
-		time.Sleep(time.Second)
 
 		old := r.Ingest
 		took, err := r.Terminate(t, old, sigtermShutdownTimeout+10*time.Second)
