@@ -244,19 +244,13 @@ func archiverConsumer(js jetstream.JetStream) (*jetstream.ConsumerInfo, error) {
 func (r *faultRig) checkDeciderFault(t *testing.T, rep *bench.Report, faultAt, closedAt time.Time, want, allowed []string) {
 	t.Helper()
 	decs := r.decisions(t, rep.RunID)
-	byReason := map[string]int{}
-	bySource := map[string]int{}
-	outcomes := map[string]int{}
+	tally := requireAnswersMatchRecords(t, rep, decs)
+	byReason, bySource, outcomes := tally.byReason, tally.bySource, tally.outcomes
 	var openLat []time.Duration
 	var connectBefore, connectAfter int
 	for _, d := range decs {
-		bySource[d.Source]++
-		outcomes[d.Outcome]++
-		if d.Source == wire.SourceFallback {
-			byReason[d.Reason]++
-			if d.Reason == ingestReasonBreakerOpen {
-				openLat = append(openLat, time.Duration(d.LatencyMicros)*time.Microsecond)
-			}
+		if d.Source == wire.SourceFallback && d.Reason == ingestReasonBreakerOpen {
+			openLat = append(openLat, time.Duration(d.LatencyMicros)*time.Microsecond)
 		}
 		// received_at is whole seconds: strictly before the fault's
 		// second, strictly after the closing's.
@@ -312,23 +306,51 @@ func (r *faultRig) checkDeciderFault(t *testing.T, rep *bench.Report, faultAt, c
 		}
 	}
 
-	// What the callers heard is what was recorded.
+	if rep.System.Answers["fallback"] == 0 {
+		t.Errorf("no caller heard the fallback")
+	}
+}
+
+// decisionTally counts a run's archived decisions.
+type decisionTally struct {
+	// bySource counts by decision source, outcomes by outcome, byReason
+	// the fallbacks by reason.
+	bySource, outcomes, byReason map[string]int
+}
+
+// requireAnswersMatchRecords checks that what the callers heard is what
+// was recorded: the load tool's connect, out-of-session and fallback
+// answers are as many as the archived decisions of each kind, and there
+// are some. It returns the tally of the decisions.
+func requireAnswersMatchRecords(t *testing.T, rep *bench.Report, decs []faultDecision) decisionTally {
+	t.Helper()
+	c := decisionTally{bySource: map[string]int{}, outcomes: map[string]int{}, byReason: map[string]int{}}
+	for _, d := range decs {
+		c.bySource[d.Source]++
+		c.outcomes[d.Outcome]++
+		if d.Source == wire.SourceFallback {
+			c.byReason[d.Reason]++
+		}
+	}
 	sys := rep.System
-	for _, c := range []struct {
+	var heard uint64
+	for _, a := range []struct {
 		answer string
 		n      int
 	}{
-		{"fallback", bySource[wire.SourceFallback]},
-		{"connect", outcomes[wire.OutcomeConnect]},
-		{"out_of_session", outcomes[wire.OutcomeOutOfSession]},
+		{"fallback", c.bySource[wire.SourceFallback]},
+		{"connect", c.outcomes[wire.OutcomeConnect]},
+		{"out_of_session", c.outcomes[wire.OutcomeOutOfSession]},
 	} {
-		if sys.Answers[c.answer] != uint64(c.n) {
-			t.Errorf("the load tool got %d %s answers; %d are recorded", sys.Answers[c.answer], c.answer, c.n)
+		heard += sys.Answers[a.answer]
+		if sys.Answers[a.answer] != uint64(a.n) {
+			t.Errorf("the load tool got %d %s answers; %d are recorded", sys.Answers[a.answer], a.answer, a.n)
 		}
 	}
-	if sys.Answers["fallback"] == 0 {
-		t.Errorf("no caller heard the fallback")
+	if len(decs) == 0 || heard != uint64(len(decs)) {
+		t.Errorf("%d calls answered, %d decisions recorded: want the same, and some", heard, len(decs))
 	}
+	return c
 }
 
 // joinSlowDeciders subscribes n responders to the deciders' subject in
@@ -734,18 +756,12 @@ func TestFaultNATSRestart(t *testing.T) {
 func (r *faultRig) checkNATSOutage(t *testing.T, rep *bench.Report, stoppedAt, startingAt, restartedAt time.Time) {
 	t.Helper()
 	decs := r.decisions(t, rep.RunID)
-	byReason := map[string]int{}
-	bySource := map[string]int{}
-	outcomes := map[string]int{}
+	tally := requireAnswersMatchRecords(t, rep, decs)
+	byReason, bySource, outcomes := tally.byReason, tally.bySource, tally.outcomes
 	var connectBefore, connectAfter, during int
 	var duringWrong []faultDecision
 	var unavailableLat []time.Duration
 	for _, d := range decs {
-		bySource[d.Source]++
-		outcomes[d.Outcome]++
-		if d.Source == wire.SourceFallback {
-			byReason[d.Reason]++
-		}
 		sec := d.ReceivedAt.Unix()
 		switch {
 		case sec < stoppedAt.Unix():
@@ -798,20 +814,7 @@ func (r *faultRig) checkNATSOutage(t *testing.T, rep *bench.Report, stoppedAt, s
 		t.Logf("fallbacks during the outage: %d, decided in median %s, max %s",
 			len(unavailableLat), unavailableLat[len(unavailableLat)/2], unavailableLat[len(unavailableLat)-1])
 	}
-	sys := rep.System
-	for _, c := range []struct {
-		answer string
-		n      int
-	}{
-		{"fallback", bySource[wire.SourceFallback]},
-		{"connect", outcomes[wire.OutcomeConnect]},
-		{"out_of_session", outcomes[wire.OutcomeOutOfSession]},
-	} {
-		if sys.Answers[c.answer] != uint64(c.n) {
-			t.Errorf("the load tool got %d %s answers; %d are recorded", sys.Answers[c.answer], c.answer, c.n)
-		}
-	}
-	if sys.Answers["ack"] == 0 {
+	if rep.System.Answers["ack"] == 0 {
 		t.Errorf("no event other than a call was acknowledged")
 	}
 }
