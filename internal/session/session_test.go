@@ -314,16 +314,19 @@ func TestSessionJSON(t *testing.T) {
 	// are always there (null when the session does not expire).
 	created := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 	exp := created.Add(time.Hour)
+	maxCalls := session.ClosedMaxCalls
 	tests := []struct {
 		name string
 		s    session.Session
 		want string
 	}{
-		{"no expiry", session.Session{ID: "0123456789abcdef0123456789abcdef", VirtualNumber: vn1, Participants: [2]string{pA, pB}, CreatedAt: created},
-			`{"id":"0123456789abcdef0123456789abcdef","virtualNumber":"+6598765432","participants":["+6512345678","+6587654321"],"callRecording":false,"createdAt":"2025-01-02T03:04:05Z","expiresAt":null}`},
-		{"all fields", session.Session{ID: "0123456789abcdef0123456789abcdef", VirtualNumber: vn1, Participants: [2]string{pA, pB}, CallRecording: true,
-			Greeting: &wire.Say{Text: "Hi", VoiceProfile: "en-US-ZiraRUS"}, TTLSeconds: 3600, CreatedAt: created, ExpiresAt: &exp},
-			`{"id":"0123456789abcdef0123456789abcdef","virtualNumber":"+6598765432","participants":["+6512345678","+6587654321"],"callRecording":true,"greeting":{"text":"Hi","voiceProfile":"en-US-ZiraRUS"},"ttlSeconds":3600,"createdAt":"2025-01-02T03:04:05Z","expiresAt":"2025-01-02T04:04:05Z"}`},
+		{"no expiry", session.Session{ID: "0123456789abcdef0123456789abcdef", VirtualNumber: vn1, Participants: [2]string{pA, pB},
+			TTLMode: session.TTLAbsolute, Status: session.StatusOpen, CreatedAt: created, UpdatedAt: created},
+			`{"id":"0123456789abcdef0123456789abcdef","virtualNumber":"+6598765432","participants":["+6512345678","+6587654321"],"callRecording":false,"ttlMode":"absolute","expiresAt":null,"status":"open","closedReason":null,"callCount":0,"lastCallAt":null,"createdAt":"2025-01-02T03:04:05Z","updatedAt":"2025-01-02T03:04:05Z"}`},
+		{"all fields", session.Session{ID: "0123456789abcdef0123456789abcdef", SubAccountID: "acme", VirtualNumber: vn1, Participants: [2]string{pA, pB}, CallRecording: true,
+			Greeting: &wire.Say{Text: "Hi", VoiceProfile: "en-US-ZiraRUS"}, TTLMode: session.TTLIdle, TTLSeconds: 3600, ExpiresAt: &exp, MaxCalls: 3, Ref: "order-1",
+			Status: session.StatusClosed, ClosedReason: &maxCalls, CallCount: 3, LastCallAt: &created, CreatedAt: created, UpdatedAt: exp, ClosedAt: &exp},
+			`{"id":"0123456789abcdef0123456789abcdef","subAccountId":"acme","virtualNumber":"+6598765432","participants":["+6512345678","+6587654321"],"callRecording":true,"greeting":{"text":"Hi","voiceProfile":"en-US-ZiraRUS"},"ttlMode":"idle","ttlSeconds":3600,"expiresAt":"2025-01-02T04:04:05Z","maxCalls":3,"ref":"order-1","status":"closed","closedReason":"max_calls","callCount":3,"lastCallAt":"2025-01-02T03:04:05Z","createdAt":"2025-01-02T03:04:05Z","updatedAt":"2025-01-02T04:04:05Z","closedAt":"2025-01-02T04:04:05Z"}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

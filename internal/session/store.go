@@ -77,8 +77,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: marker TTL must be at least 1s, got %s", ErrInvalidConfig, c.MarkerTTL)
 	case c.SyncTimeout <= 0:
 		return fmt.Errorf("%w: sync timeout must be > 0", ErrInvalidConfig)
-	case c.History < time.Minute || c.History > MaxTTL:
-		return fmt.Errorf("%w: session history must be from 1m to %s, got %s", ErrInvalidConfig, MaxTTL, c.History)
+	case c.History < time.Second || c.History > MaxTTL:
+		return fmt.Errorf("%w: session history must be from 1s to %s, got %s", ErrInvalidConfig, MaxTTL, c.History)
 	}
 	return nil
 }

@@ -516,8 +516,9 @@ func TestTTLExpiry(t *testing.T) {
 	for _, ttl := range []int64{1, 2} {
 		t.Run(fmt.Sprintf("%ds", ttl), func(t *testing.T) {
 			js := startJS(t)
-			st := openStore(t, js, session.Config{})
-			other := openStore(t, js, session.Config{}) // another decider
+			const history = 2 * time.Second
+			st := openStore(t, js, session.Config{History: history})
+			other := openStore(t, js, session.Config{History: history}) // another decider
 			ctx := testCtx(t)
 			kv := bucket(t, js, session.DefaultBucket)
 
@@ -534,7 +535,7 @@ func TestTTLExpiry(t *testing.T) {
 			}
 
 			// Expiry: routing stops in every store as soon as ExpiresAt
-			// passes, whether or not the bucket has removed the keys yet.
+			// passes; the session reads as closed by expiry.
 			bound := time.Duration(ttl)*time.Second + 10*time.Second
 			natstest.CheckFor(t, bound, 20*time.Millisecond, func() error {
 				for _, x := range []*session.Store{st, other} {
@@ -544,8 +545,9 @@ func TestTTLExpiry(t *testing.T) {
 						}
 					}
 				}
-				if _, err := st.Get(ctx, s.ID); !errors.Is(err, session.ErrNotFound) {
-					return fmt.Errorf("Get = %v, want ErrNotFound", err)
+				got, err := st.Get(ctx, s.ID)
+				if err != nil || got.Status != session.StatusClosed || got.ClosedReason == nil || *got.ClosedReason != session.ClosedExpired {
+					return fmt.Errorf("Get = %+v, %v; want closed by expiry", got, err)
 				}
 				if got := openOn(t, st, vn1, time.Now()); len(got) != 1 || got[0].ID != keep.ID {
 					return fmt.Errorf("List = %d sessions, want only the one without ttl", len(got))
@@ -555,28 +557,38 @@ func TestTTLExpiry(t *testing.T) {
 			if time.Now().Before(*s.ExpiresAt) {
 				t.Fatalf("routing stopped before ExpiresAt %v", s.ExpiresAt)
 			}
-			if _, err := st.Delete(ctx, s.ID); !errors.Is(err, session.ErrNotFound) {
-				t.Errorf("Delete of expired session = %v, want ErrNotFound", err)
+			// An expired session never reopens.
+			ext := int64(3600)
+			if _, err := st.Update(ctx, s.ID, session.Patch{TTLSeconds: &ext}); !errors.Is(err, session.ErrClosed) {
+				t.Errorf("Update of an expired session = %v, want ErrClosed", err)
 			}
-
-			// JetStream removes the session and its route keys (no sweeper of
-			// ours), and the watchers drop the session from both indexes.
-			natstest.CheckFor(t, bound, 20*time.Millisecond, func() error {
-				for _, k := range []string{"s." + s.ID, routeKey(vn1, pA), routeKey(vn1, pB)} {
-					if err := keyGone(ctx, kv, k); err != nil {
-						return err
-					}
-				}
-				if st.Len() != 1 || other.Len() != 1 {
-					return fmt.Errorf("Len = %d and %d, want 1", st.Len(), other.Len())
-				}
-				return nil
-			})
-
-			// The participants are free again, also in reverse and with others.
+			// Its participants are free at once, also in reverse order.
 			again := mustCreate(t, st, session.Request{VirtualNumber: vn1, Participants: []string{pB, pA}})
 			natstest.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
 				return lookupIs(other, vn1, pA, again.ID)
+			})
+
+			// After the history, JetStream removes the session (no sweeper
+			// of ours) and the indexes forget it.
+			natstest.CheckFor(t, bound+history, 50*time.Millisecond, func() error {
+				if err := keyGone(ctx, kv, "s."+s.ID); err != nil {
+					return err
+				}
+				if _, err := st.Get(ctx, s.ID); !errors.Is(err, session.ErrNotFound) {
+					return fmt.Errorf("Get = %v, want ErrNotFound", err)
+				}
+				for _, x := range []*session.Store{st, other} {
+					all, _, err := x.ListSessions(session.SessionFilter{Status: "all"}, session.Page{}, time.Now())
+					if err != nil {
+						return err
+					}
+					for _, v := range all {
+						if v.ID == s.ID {
+							return fmt.Errorf("an index still lists %s", s.ID)
+						}
+					}
+				}
+				return nil
 			})
 			// The session without ttl was never affected.
 			if err := lookupIs(other, vn1, pC, keep.ID); err != nil {
