@@ -68,13 +68,15 @@ func deadline(s *Session, history time.Duration) (time.Time, bool) {
 	return time.Time{}, false
 }
 
-// ttl is the TTL of a session's keys written at now.
+// ttl is the TTL of a session's keys written at now: whole seconds,
+// rounded up (JetStream counts a message's TTL in whole seconds, dropping
+// the fraction), at least one.
 func (s *Store) ttl(sess *Session, now time.Time) time.Duration {
 	d, ok := deadline(sess, s.cfg.History)
 	if !ok {
 		return 0
 	}
-	return max(d.Sub(now), time.Second)
+	return max((d.Sub(now)+time.Second-1)/time.Second*time.Second, time.Second)
 }
 
 // readSession reads a session and its revision from the bucket.
