@@ -293,4 +293,3 @@ func normalized(v Session) *Session {
 	v.fill()
 	return &v
 }
-
