@@ -55,7 +55,7 @@ func StartEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
 		// free space at start than the bound (the server reserves it
 		// against 75% of the free disk by default).
 		JetStreamMaxStore: server.JetStreamMaxStoreDefault,
-		NoSigs:     true,
+		NoSigs:            true,
 		// A call-centre peak must not trip the default 1MB pending limit on
 		// the in-process connections.
 		MaxPending: 64 << 20,
