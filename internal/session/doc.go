@@ -1,22 +1,41 @@
-// Package session keeps number-masking sessions: two participants bound to
-// one virtual number, optionally for a limited time.
+// Package session keeps the number-masking state: sessions (two
+// participants bound to one virtual number, with a lifecycle), the pool of
+// virtual numbers that 8x8's number-health webhooks keep current, and each
+// sub-account's settings (its out-of-session policy).
 //
-// Sessions live in a JetStream key-value bucket, so that every decider and
-// every admin API on every machine sees the same ones and they survive
+// All of it lives in one JetStream key-value bucket, so that every decider
+// and every admin API on every machine sees the same state and it survives
 // restarts. A Store watches the bucket and keeps an in-memory index, so a
-// routing decision never waits on storage.
+// routing decision, an allocation or a list never waits on storage.
 //
 // Keys (KV keys allow only [-/_=.a-zA-Z0-9], so numbers are keyed by their
 // digits, never with '+'):
 //
-//	s.<id>                               the session, as JSON
-//	p.<virtual digits>.<participant digits>   the id of the session that
-//	                                     holds this participant on this number
+//	s.<id>                                    a session, as JSON
+//	p.<virtual digits>.<participant digits>   the id of the session that holds
+//	                                          this participant on this number
+//	n.<digits>                                a number of the pool
+//	a.<base64url of the sub-account id>       a sub-account's settings
 //
 // The p. keys are created with the KV Create operation, which fails when the
 // key exists: that is what makes "one open session per participant and
-// virtual number" hold across concurrent admin API instances. Both kinds of
-// key carry the session's TTL (JetStream per-key TTL), so an expired session
-// disappears with no sweeper of ours. Keys are never rewritten, since a Put
-// or Update would drop the TTL.
+// virtual number" hold across concurrent admin API instances, and what
+// arbitrates two machines allocating the same pool number at once (the
+// loser tries the next number). A route key whose session is no longer
+// open (closed, expired) is taken over by the next create.
+//
+// Sessions change (calls counted, expiry moved, closed) by read, modify
+// and write over the revision read, retried when another writer came
+// first. Every write of a session's keys carries its own TTL (JetStream
+// per-message TTL on a bucket with limit markers): its expiry, or its
+// closing, plus the history retention (Config.History). So an expired or
+// closed session stays readable, with its status and reason, for the
+// history, and then JetStream removes it, with no sweeper of ours. Route
+// keys carry the session's TTL too and are rewritten before the session
+// when its expiry moves later (a route must outlive its open session) and
+// after it when the expiry moves earlier; they are released when the
+// session closes.
+//
+// Pool numbers carry 8x8's updatedTimestamp of their status, so that
+// updates applied late or twice never undo a newer one.
 package session
