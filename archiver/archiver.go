@@ -91,7 +91,7 @@ func (a *Archiver) Stats() Stats { return a.stats.snapshot() }
 // the records waiting in JetStream.
 func (a *Archiver) Run(ctx context.Context, drain time.Duration) error {
 	if err := a.retry(ctx, "apply schema", func(ctx context.Context) error {
-		return applySchema(ctx, a.conn, a.cfg.ClickHouse.Database)
+		return applySchema(ctx, a.conn, a.cfg.ClickHouse.Database, a.log)
 	}); err != nil {
 		return nil // stopped before ClickHouse was ever reachable
 	}

@@ -73,23 +73,45 @@ const (
 
 var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
 
-func (c *Config) setDefaults() {
-	def := func(d *time.Duration, v time.Duration) {
-		if *d == 0 {
-			*d = v
+func setDefault(d *time.Duration, v time.Duration) {
+	if *d == 0 {
+		*d = v
+	}
+}
+
+func (c *ClickHouseConfig) setDefaults() {
+	if len(c.Addrs) == 0 {
+		c.Addrs = []string{DefaultAddr}
+	}
+	if c.Database == "" {
+		c.Database = DefaultDatabase
+	}
+	setDefault(&c.DialTimeout, 5*time.Second)
+	if c.Compression == "" {
+		c.Compression = "lz4"
+	}
+	setDefault(&c.QueryTimeout, 60*time.Second)
+}
+
+// validate checks the ClickHouse settings after defaults are applied.
+func (c *ClickHouseConfig) validate() error {
+	switch {
+	case !identifier.MatchString(c.Database):
+		return fmt.Errorf("%w: clickhouse database %q must be an identifier ([A-Za-z_][A-Za-z0-9_]*)", ErrInvalidConfig, c.Database)
+	case c.Compression != "lz4" && c.Compression != "zstd" && c.Compression != "none":
+		return fmt.Errorf("%w: clickhouse compression %q: want lz4, zstd or none", ErrInvalidConfig, c.Compression)
+	}
+	for _, a := range c.Addrs {
+		if a == "" {
+			return fmt.Errorf("%w: empty clickhouse address", ErrInvalidConfig)
 		}
 	}
-	if len(c.ClickHouse.Addrs) == 0 {
-		c.ClickHouse.Addrs = []string{DefaultAddr}
-	}
-	if c.ClickHouse.Database == "" {
-		c.ClickHouse.Database = DefaultDatabase
-	}
-	def(&c.ClickHouse.DialTimeout, 5*time.Second)
-	if c.ClickHouse.Compression == "" {
-		c.ClickHouse.Compression = "lz4"
-	}
-	def(&c.ClickHouse.QueryTimeout, 60*time.Second)
+	return nil
+}
+
+func (c *Config) setDefaults() {
+	def := setDefault
+	c.ClickHouse.setDefaults()
 	if c.Batch.MaxRows == 0 {
 		c.Batch.MaxRows = DefaultMaxRows
 	}
@@ -116,11 +138,10 @@ func (c *Config) setDefaults() {
 
 // Validate checks the configuration after defaults are applied.
 func (c *Config) Validate() error {
+	if err := c.ClickHouse.validate(); err != nil {
+		return err
+	}
 	switch {
-	case !identifier.MatchString(c.ClickHouse.Database):
-		return fmt.Errorf("%w: clickhouse database %q must be an identifier ([A-Za-z_][A-Za-z0-9_]*)", ErrInvalidConfig, c.ClickHouse.Database)
-	case c.ClickHouse.Compression != "lz4" && c.ClickHouse.Compression != "zstd" && c.ClickHouse.Compression != "none":
-		return fmt.Errorf("%w: clickhouse compression %q: want lz4, zstd or none", ErrInvalidConfig, c.ClickHouse.Compression)
 	case c.Batch.MaxRows < 1:
 		return fmt.Errorf("%w: batch max rows must be >= 1", ErrInvalidConfig)
 	case c.Batch.MaxBytes < 1024:
@@ -133,11 +154,6 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: retry backoff must satisfy 0 < min <= max", ErrInvalidConfig)
 	case c.Durable == "" || c.Stream == "":
 		return fmt.Errorf("%w: stream and durable names are required", ErrInvalidConfig)
-	}
-	for _, a := range c.ClickHouse.Addrs {
-		if a == "" {
-			return fmt.Errorf("%w: empty clickhouse address", ErrInvalidConfig)
-		}
 	}
 	return nil
 }

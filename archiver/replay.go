@@ -29,7 +29,7 @@ var ErrNothingToReplay = errors.New("no records to replay")
 // own (the durable consumer is untouched). The table is idempotent, so a
 // replay never doubles what analysts read through FINAL.
 func (a *Archiver) Replay(ctx context.Context, rc ReplayConfig) (uint64, error) {
-	if err := applySchema(ctx, a.conn, a.cfg.ClickHouse.Database); err != nil {
+	if err := applySchema(ctx, a.conn, a.cfg.ClickHouse.Database, a.log); err != nil {
 		return 0, err
 	}
 	stream, err := a.js.Stream(ctx, a.cfg.Stream)

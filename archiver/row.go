@@ -1,7 +1,10 @@
 package archiver
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -19,14 +22,27 @@ var eventColumns = []string{
 	"event_time", "received_at", "instance",
 	"decision_source", "decision_outcome", "fallback_reason", "decision_latency_us",
 	"callflow", "raw", "record_version", "stream_sequence",
+	"masking_session_id", "virtual_number", "out_of_session_policy", "connected_to",
 }
 
-// row is one call_events row.
+// numberColumns are the columns of number_status in insert order.
+var numberColumns = []string{
+	"sub_account_id", "msisdn", "updated_at", "event_id", "operational_status",
+	"country_code", "reference_id", "update_event_type", "received_at",
+}
+
+// row is one call_events row, and the number_status rows of a
+// VIRTUAL_NUMBER_UPDATE.
 type row struct {
 	rec  *wire.Record
 	ev   *wire.Event
 	seq  uint64
 	data []byte
+
+	// What the record says beyond the event's fields: see masking.
+	maskingSession, virtualNumber, connectedTo string
+	numbers                                    []numberStatus
+	updateKind                                 string // SNAPSHOT or UPDATES
 }
 
 // newRow turns a stream message into a row. The error, when not nil, means
@@ -40,7 +56,154 @@ func newRow(data []byte, seq uint64) (row, error) {
 	if err != nil {
 		return row{}, fmt.Errorf("record %s: event: %w", rec.ID, err)
 	}
-	return row{rec: rec, ev: ev, seq: seq, data: data}, nil
+	r := row{rec: rec, ev: ev, seq: seq, data: data}
+	r.masking()
+	return r, nil
+}
+
+// masking fills the number-masking columns. For a CALL_ACTION: the masking
+// session and the number dialled come from the decision; connected_to is
+// the destination of the answer's makeCall. A record written before the
+// decision carried the session (a replay of an old stream) gets it from
+// the answer's clientActionId, which named the session then too, and the
+// number from the event's destination. For an audit record: its session
+// and number. For a number update: its numbers.
+func (r *row) masking() {
+	p := r.ev.Payload
+	switch r.ev.EventType {
+	case wire.EventCallAction:
+		var actionID string
+		if d := r.rec.Decision; d != nil {
+			r.maskingSession, r.virtualNumber = d.MaskingSessionID, d.VirtualNumber
+			actionID, r.connectedTo = makeCallDestination(d.Callflow)
+			if r.maskingSession == "" && d.Outcome == wire.OutcomeConnect && r.connectedTo != "" {
+				r.maskingSession = wire.ClassifyClientAction(actionID, true).MaskingSessionID
+			}
+		}
+		if r.virtualNumber == "" {
+			r.virtualNumber, _ = wire.NormalizeNumber(p.Destination)
+		}
+	case wire.EventSessionAudit:
+		r.maskingSession = p.SessionID
+		var a struct {
+			Payload struct {
+				VirtualNumber string `json:"virtualNumber"`
+			} `json:"payload"`
+		}
+		if json.Unmarshal(r.rec.Event, &a) == nil {
+			r.virtualNumber = a.Payload.VirtualNumber
+		}
+	case wire.EventVirtualNumberUpdate:
+		r.numbers, r.updateKind = numberStatuses(r.rec.Event, r.ev)
+	}
+}
+
+// makeCallDestination returns a callflow's clientActionId and the
+// destination of its first makeCall ("" when it has none), as +digits when
+// it is a number. Callflows without a makeCall (most out-of-session and
+// fallback answers) are not decoded at all.
+func makeCallDestination(callflow []byte) (actionID, destination string) {
+	if !bytes.Contains(callflow, []byte(wire.ActionMakeCall)) {
+		return "", ""
+	}
+	// Decoded loosely: a callflow in a record was accepted by the ingestor
+	// (strict JSON, no key twice); only these fields matter here.
+	var cf struct {
+		ClientActionID string `json:"clientActionId"`
+		Callflow       []struct {
+			Action string `json:"action"`
+			Params struct {
+				Destination string `json:"destination"`
+			} `json:"params"`
+		} `json:"callflow"`
+	}
+	if json.Unmarshal(callflow, &cf) != nil {
+		return "", ""
+	}
+	for _, a := range cf.Callflow {
+		if a.Action == wire.ActionMakeCall && a.Params.Destination != "" {
+			return cf.ClientActionID, normalized(a.Params.Destination)
+		}
+	}
+	return cf.ClientActionID, ""
+}
+
+// normalized is s as +digits when it is a number, else s unchanged.
+func normalized(s string) string {
+	if n, err := wire.NormalizeNumber(s); err == nil {
+		return n
+	}
+	return s
+}
+
+// numberStatus is one number_status row.
+type numberStatus struct {
+	msisdn, status, country, reference string
+	updatedAt                          time.Time
+}
+
+// numberStatuses reads the numbers of a VIRTUAL_NUMBER_UPDATE and its
+// updateEventType. 8x8 adds fields and the ingestor checks none of these,
+// so the reading is lenient: a number without a msisdn is skipped, other
+// fields of the wrong type read as empty, and a body whose virtualNumbers
+// is not a list of objects gives no numbers (the record is still archived
+// in call_events).
+func numberStatuses(body []byte, ev *wire.Event) ([]numberStatus, string) {
+	var vnu struct {
+		Payload struct {
+			UpdateEventType json.RawMessage              `json:"updateEventType"`
+			VirtualNumbers  []map[string]json.RawMessage `json:"virtualNumbers"`
+		} `json:"payload"`
+	}
+	if json.Unmarshal(body, &vnu) != nil {
+		return nil, ""
+	}
+	out := make([]numberStatus, 0, len(vnu.Payload.VirtualNumbers))
+	for _, n := range vnu.Payload.VirtualNumbers {
+		msisdn := jsonString(n["msisdn"])
+		if msisdn == "" {
+			continue
+		}
+		updated := jsonTime(n["updatedTimestamp"])
+		if updated.IsZero() {
+			updated = ev.Time()
+		}
+		out = append(out, numberStatus{
+			msisdn:    normalized(msisdn),
+			status:    jsonString(n["operationalStatus"]),
+			country:   jsonString(n["countryCode"]),
+			reference: jsonString(n["referenceId"]),
+			updatedAt: updated,
+		})
+	}
+	return out, jsonString(vnu.Payload.UpdateEventType)
+}
+
+// jsonString is a JSON string's value, a number's text, or "".
+func jsonString(v json.RawMessage) string {
+	var s string
+	if json.Unmarshal(v, &s) == nil {
+		return s
+	}
+	var n json.Number
+	if json.Unmarshal(v, &n) == nil {
+		return n.String()
+	}
+	return ""
+}
+
+// jsonTime reads a timestamp given as RFC 3339 text or as epoch
+// milliseconds (8x8 documents the field only as "Timestamp"); anything else
+// is the zero time.
+func jsonTime(v json.RawMessage) time.Time {
+	s := jsonString(v)
+	if t := parseTime(s); !t.IsZero() {
+		return t
+	}
+	if ms, err := strconv.ParseInt(s, 10, 64); err == nil && ms > 0 {
+		return time.UnixMilli(ms).UTC()
+	}
+	return time.Time{}
 }
 
 // The range DateTime can hold; times outside it are clamped.
@@ -69,10 +232,10 @@ func parseTime(s string) time.Time {
 
 func (r *row) values() []any {
 	p := r.ev.Payload
-	var src, outcome, reason, callflow string
+	var src, outcome, reason, callflow, policy string
 	var latency uint32
 	if d := r.rec.Decision; d != nil {
-		src, outcome, reason, callflow = d.Source, d.Outcome, d.FallbackReason, string(d.Callflow)
+		src, outcome, reason, callflow, policy = d.Source, d.Outcome, d.FallbackReason, string(d.Callflow), d.Policy
 		latency = uint32(min(max(d.LatencyMicros, 0), 1<<32-1))
 	}
 	var errCode, errMsg string
@@ -89,11 +252,26 @@ func (r *row) values() []any {
 		dateTime(r.ev.Time()), dateTime(r.rec.ReceivedAt), r.rec.Instance,
 		src, outcome, reason, latency,
 		callflow, string(r.rec.Event), uint8(r.rec.Version), r.seq,
+		r.maskingSession, r.virtualNumber, policy, r.connectedTo,
+	}
+}
+
+// numberValues returns the values of number i's number_status row, in
+// numberColumns order.
+func (r *row) numberValues(i int) []any {
+	n := r.numbers[i]
+	return []any{
+		r.ev.Payload.SubAccountID, n.msisdn, dateTime(n.updatedAt), r.rec.ID, n.status,
+		n.country, n.reference, r.updateKind, dateTime(r.rec.ReceivedAt),
 	}
 }
 
 func insertEvents(database string) string {
 	return "INSERT INTO " + database + ".call_events (" + strings.Join(eventColumns, ", ") + ")"
+}
+
+func insertNumbers(database string) string {
+	return "INSERT INTO " + database + ".number_status (" + strings.Join(numberColumns, ", ") + ")"
 }
 
 func insertRejected(database string) string {

@@ -2,6 +2,14 @@
 -- statement is IF NOT EXISTS); deploy/clickhouse/schema.sql is the same with
 -- the database named callflow. It runs on ClickHouse 18.16 and on current
 -- releases: plain DateTime (no DateTime64) and String (no LowCardinality).
+--
+-- Changes are additive: new tables and views, and new columns at the end of
+-- a table's column list. After each CREATE TABLE the archiver compares the
+-- table in ClickHouse (system.columns) with the column list here and adds
+-- what is missing with ALTER TABLE ... ADD COLUMN, so an older table is
+-- brought up to date in place (18.16 has no ADD COLUMN IF NOT EXISTS). A
+-- column is never dropped, renamed or retyped, and a view is never
+-- redefined: a different view gets a new name.
 
 CREATE DATABASE IF NOT EXISTS {database};
 
@@ -12,6 +20,15 @@ CREATE DATABASE IF NOT EXISTS {database};
 -- and sorting key use only values identical in every copy of an event: its
 -- own time and id, never received_at (FINAL does not merge across
 -- partitions). Events without a timestamp have event_time 0.
+--
+-- Added for number masking (filled for CALL_ACTION records from the
+-- record's decision): masking_session_id is callflow's session the call was
+-- routed to (session_id is 8x8's call session), virtual_number the number
+-- dialled (+digits), out_of_session_policy whose policy answered a caller
+-- in no session (number, subaccount, default), connected_to the makeCall
+-- destination of the answer (the callee of a connected or forwarded call).
+-- SESSION_AUDIT records carry their session in masking_session_id and its
+-- number in virtual_number.
 CREATE TABLE IF NOT EXISTS {database}.call_events
 (
     event_id                 String,
@@ -48,7 +65,11 @@ CREATE TABLE IF NOT EXISTS {database}.call_events
     callflow                 String,
     raw                      String,
     record_version           UInt8,
-    stream_sequence          UInt64
+    stream_sequence          UInt64,
+    masking_session_id       String,
+    virtual_number           String,
+    out_of_session_policy    String,
+    connected_to             String
 )
 ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(event_time)
@@ -84,3 +105,108 @@ AS SELECT
 FROM {database}.call_events
 WHERE event_type = 'CALL_ACTION'
 GROUP BY sub_account_id, minute, outcome;
+
+-- Virtual number health: one row per number listed in a
+-- VIRTUAL_NUMBER_UPDATE record (a SNAPSHOT lists the sub-account's whole
+-- pool, UPDATES only what changed), so that a number's operational status
+-- (Active, Unhealthy, Expiring, Inactive) can be followed over time. The
+-- record itself is in call_events as well. updated_at is the number's
+-- updatedTimestamp (the event's own time when it has none); a record
+-- archived twice has the same key and collapses through FINAL. received_at,
+-- when callflow learned it, is not part of the key: it differs between
+-- copies of a webhook 8x8 sent twice.
+CREATE TABLE IF NOT EXISTS {database}.number_status
+(
+    sub_account_id     String,
+    msisdn             String,
+    updated_at         DateTime,
+    event_id           String,
+    operational_status String,
+    country_code       String,
+    reference_id       String,
+    update_event_type  String,
+    received_at        DateTime
+)
+ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(updated_at)
+ORDER BY (sub_account_id, msisdn, updated_at, event_id);
+
+-- Interactions of masking sessions. A session's interactions join its call
+-- actions with 8x8's CALL_STATUS and SESSION_SUMMARY records of the same
+-- 8x8 call session (see the interactions query in
+-- deploy/clickhouse/queries.sql and archiver/history.go). call_events is
+-- sorted for analytics (sub-account, type, time), not by session, so two
+-- narrow tables filled by materialized views serve those lookups by key:
+-- interaction_calls holds the call actions answered with a makeCall
+-- (connect and forward), sorted by masking session; interaction_events
+-- holds 8x8's call status and session summary records, sorted by 8x8's
+-- session id. Both collapse copies of an event like call_events does, and
+-- are read with GROUP BY and argMin/argMax/groupUniqArray, which give the
+-- same answer with copies present.
+CREATE TABLE IF NOT EXISTS {database}.interaction_calls
+(
+    masking_session_id String,
+    session_id         String,
+    event_id           String,
+    event_time         DateTime,
+    call_id            String,
+    sub_account_id     String,
+    source             String,
+    connected_to       String,
+    virtual_number     String,
+    decision_outcome   String
+)
+ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(event_time)
+ORDER BY (masking_session_id, session_id, event_id);
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.interaction_calls_mv
+TO {database}.interaction_calls
+AS SELECT
+    masking_session_id,
+    session_id,
+    event_id,
+    event_time,
+    call_id,
+    sub_account_id,
+    source,
+    connected_to,
+    virtual_number,
+    decision_outcome
+FROM {database}.call_events
+WHERE event_type = 'CALL_ACTION' AND connected_to != '';
+
+CREATE TABLE IF NOT EXISTS {database}.interaction_events
+(
+    session_id     String,
+    event_type     String,
+    event_id       String,
+    event_time     DateTime,
+    call_id        String,
+    call_status    String,
+    call_direction String,
+    call_duration  UInt32,
+    session_status String,
+    start_time     DateTime,
+    end_time       DateTime
+)
+ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(event_time)
+ORDER BY (session_id, event_type, event_id);
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.interaction_events_mv
+TO {database}.interaction_events
+AS SELECT
+    session_id,
+    event_type,
+    event_id,
+    event_time,
+    call_id,
+    call_status,
+    call_direction,
+    call_duration,
+    session_status,
+    start_time,
+    end_time
+FROM {database}.call_events
+WHERE event_type IN ('CALL_STATUS', 'SESSION_SUMMARY');

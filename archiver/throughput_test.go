@@ -57,7 +57,7 @@ func TestArchiveThroughput(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	if err := applySchema(ctx, a.conn, e.db); err != nil {
+	if err := applySchema(ctx, a.conn, e.db, a.log); err != nil {
 		t.Fatal(err)
 	}
 

@@ -53,12 +53,13 @@ type writer struct {
 	log          *slog.Logger
 	timeout      time.Duration
 	insertEvents string
+	insertNumber string
 	insertReject string
 }
 
 func newWriter(conn driver.Conn, database string, timeout time.Duration, log *slog.Logger) *writer {
 	return &writer{conn: conn, log: log, timeout: timeout,
-		insertEvents: insertEvents(database), insertReject: insertRejected(database)}
+		insertEvents: insertEvents(database), insertNumber: insertNumbers(database), insertReject: insertRejected(database)}
 }
 
 // store inserts rows. Rows ClickHouse refuses for their content are found
@@ -90,10 +91,20 @@ func (w *writer) store(ctx context.Context, rows []row) (int, error) {
 }
 
 // insert sends rows as one INSERT with an explicit column list (which
-// ClickHouse 18.16 needs).
+// ClickHouse 18.16 needs), then the number_status rows of the number
+// updates among them. Both inserts are idempotent: when the second fails,
+// the whole call is retried (or split) and the first one's rows collapse
+// with their copies.
 func (w *writer) insert(ctx context.Context, rows []row) error {
 	ctx, cancel := context.WithTimeout(ctx, w.timeout)
 	defer cancel()
+	if err := w.insertCallEvents(ctx, rows); err != nil {
+		return err
+	}
+	return w.insertNumbers(ctx, rows)
+}
+
+func (w *writer) insertCallEvents(ctx context.Context, rows []row) error {
 	batch, err := w.conn.PrepareBatch(ctx, w.insertEvents)
 	if err != nil {
 		return fmt.Errorf("prepare insert: %w", err)
@@ -106,6 +117,33 @@ func (w *writer) insert(ctx context.Context, rows []row) error {
 	}
 	if err := batch.Send(); err != nil {
 		return fmt.Errorf("insert %d rows: %w", len(rows), err)
+	}
+	return nil
+}
+
+// insertNumbers inserts the number_status rows of rows' number updates.
+func (w *writer) insertNumbers(ctx context.Context, rows []row) error {
+	n := 0
+	for i := range rows {
+		n += len(rows[i].numbers)
+	}
+	if n == 0 {
+		return nil
+	}
+	batch, err := w.conn.PrepareBatch(ctx, w.insertNumber)
+	if err != nil {
+		return fmt.Errorf("prepare number status insert: %w", err)
+	}
+	defer batch.Close()
+	for i := range rows {
+		for j := range rows[i].numbers {
+			if err := batch.Append(rows[i].numberValues(j)...); err != nil {
+				return fmt.Errorf("%w: record %s: number %d: %w", errContent, rows[i].rec.ID, j, err)
+			}
+		}
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("insert %d number statuses: %w", n, err)
 	}
 	return nil
 }
