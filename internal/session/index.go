@@ -98,13 +98,10 @@ func (x *index) putSession(s *Session, rev uint64) {
 func (x *index) removeSession(id string, rev uint64) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	key := sessionKey(id)
 	if old, ok := x.sessions[id]; ok {
-		rev = max(rev, old.rev)
 		x.unlinkSession(old.v)
-		delete(x.sessions, id)
 	}
-	x.gone[key] = goneKey{rev: max(rev, x.gone[key].rev), at: time.Now()}
+	removeEntry(x, x.sessions, id, sessionKey(id), rev)
 }
 
 // unlinkSession removes s from the routes and the per-number sets; routes
@@ -215,24 +212,34 @@ func (x *index) candidates(subAccount, country string, participants [2]string, n
 	return out
 }
 
+// putEntry stores v under id in m unless the index holds a newer
+// revision of its key (or removed it at a newer one). Called with mu held.
+func putEntry[T any](x *index, m map[string]entry[T], id, key string, v *T, rev uint64) {
+	if !x.stale(key, rev, m[id].rev) {
+		m[id] = entry[T]{v, rev}
+	}
+}
+
+// removeEntry drops id from m and remembers its key removed at rev (or
+// the revision held, when newer). Called with mu held.
+func removeEntry[T any](x *index, m map[string]entry[T], id, key string, rev uint64) {
+	if old, ok := m[id]; ok {
+		rev = max(rev, old.rev)
+		delete(m, id)
+	}
+	x.gone[key] = goneKey{rev: max(rev, x.gone[key].rev), at: time.Now()}
+}
+
 func (x *index) putNumber(n *Number, rev uint64) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if x.stale(numberKey(n.Number), rev, x.numbers[n.Number].rev) {
-		return
-	}
-	x.numbers[n.Number] = entry[Number]{n, rev}
+	putEntry(x, x.numbers, n.Number, numberKey(n.Number), n, rev)
 }
 
 func (x *index) removeNumber(number string, rev uint64) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	key := numberKey(number)
-	if old, ok := x.numbers[number]; ok {
-		rev = max(rev, old.rev)
-		delete(x.numbers, number)
-	}
-	x.gone[key] = goneKey{rev: max(rev, x.gone[key].rev), at: time.Now()}
+	removeEntry(x, x.numbers, number, numberKey(number), rev)
 }
 
 func (x *index) number(number string) (*Number, bool) {
@@ -245,29 +252,13 @@ func (x *index) number(number string) (*Number, bool) {
 func (x *index) putAccount(a *SubAccount, rev uint64) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	key := subAccountKey(a.SubAccountID)
-	if x.stale(key, rev, x.accounts[a.SubAccountID].rev) {
-		return
-	}
-	x.accounts[a.SubAccountID] = entry[SubAccount]{a, rev}
+	putEntry(x, x.accounts, a.SubAccountID, subAccountKey(a.SubAccountID), a, rev)
 }
 
 func (x *index) removeAccount(id string, rev uint64) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	key := subAccountKey(id)
-	if old, ok := x.accounts[id]; ok {
-		rev = max(rev, old.rev)
-		delete(x.accounts, id)
-	}
-	x.gone[key] = goneKey{rev: max(rev, x.gone[key].rev), at: time.Now()}
-}
-
-func (x *index) account(id string) (*SubAccount, bool) {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	e, ok := x.accounts[id]
-	return e.v, ok
+	removeEntry(x, x.accounts, id, subAccountKey(id), rev)
 }
 
 // outOfSession returns the policy for a caller out of session on virtual
