@@ -193,8 +193,10 @@ func InteractionsSQL(database string) string {
 // session id, so rows arriving meanwhile shift no page).
 func (h *History) interactionsPage(after bool) string {
 	var b strings.Builder
+	// The flags are cast to UInt8: what a logical expression returns is
+	// UInt8 on 18.16, and a release may make it Bool.
 	b.WriteString(`SELECT masking_session_id, session_id, call_id, sub_account_id, caller, callee, virtual_number, decision,
-    started_at, summarized, ended_at, answered, talk_seconds, outcome
+    started_at, toUInt8(summarized), ended_at, toUInt8(answered), talk_seconds, outcome
 FROM
 (
 `)
