@@ -156,16 +156,18 @@ func (s *Store) DeleteNumber(ctx context.Context, number string, force bool, sco
 // status, country and range; for a SNAPSHOT, every number of the
 // sub-account not listed becomes Inactive. An update older than what a
 // number holds (by updatedTimestamp) changes nothing, so updates may be
-// applied in any order and more than once. at is when 8x8 sent it, which
-// dates a snapshot that lists no number. It returns what changed; on error,
-// what changed before it.
+// applied in any order and more than once. at is when 8x8 sent it: a
+// snapshot is as new as at or its newest number, whichever is later (a
+// number 8x8 added after the listed ones last changed, and dropped since,
+// is deactivated by it). It returns what changed; on error, what changed
+// before it.
 func (s *Store) ApplyPoolUpdate(ctx context.Context, u PoolUpdate, at time.Time) ([]NumberChange, error) {
 	if err := ValidSubAccount(u.SubAccountID); err != nil {
 		return nil, fmt.Errorf("%w: subAccountId: %v", ErrInvalid, err)
 	}
 	var changes []NumberChange
 	listed := map[string]bool{}
-	snapshotAt := time.Time{}
+	snapshotAt := at.UTC()
 	var errs []error
 	for i, nu := range u.VirtualNumbers {
 		vn, err := wire.CleanNumber(nu.MSISDN)
