@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
@@ -116,7 +117,7 @@ func TestSessionAPI(t *testing.T) {
 		{"get unknown", "GET", "/v1/sessions/0123456789abcdef0123456789abcdef", "", 404, "not found"},
 		{"get malformed id", "GET", "/v1/sessions/s.*", "", 404, "not found"},
 		{"list", "GET", "/v1/sessions?virtualNumber=%2B65987654321", "", 200, ""},
-		{"list without number", "GET", "/v1/sessions", "", 400, "virtualNumber"},
+		{"list without number", "GET", "/v1/sessions", "", 200, ""},
 		{"list bad number", "GET", "/v1/sessions?virtualNumber=abc", "", 400, "virtualNumber"},
 		{"conflict", "POST", "/v1/sessions", validSession, 409, "open session"},
 		{"bad json", "POST", "/v1/sessions", `{"virtualNumber":`, 400, "body"},
@@ -207,6 +208,11 @@ func TestConfigValidate(t *testing.T) {
 		{"public with token", Config{Addr: "0.0.0.0:8081", Tokens: []string{"t"}, SessionAPI: true}, false},
 		{"probes only, public, no token", Config{Addr: ":8082"}, false},
 		{"empty token", Config{Addr: "127.0.0.1:8081", Tokens: []string{""}}, true},
+		{"limited token", Config{Addr: "0.0.0.0:8081", Tokens: []string{"t", "u@acme/globex"}, SessionAPI: true}, false},
+		{"limited token without sub-accounts", Config{Addr: "127.0.0.1:8081", Tokens: []string{"u@"}}, true},
+		{"limited token with an empty sub-account", Config{Addr: "127.0.0.1:8081", Tokens: []string{"u@acme//globex"}}, true},
+		{"empty token with sub-accounts", Config{Addr: "127.0.0.1:8081", Tokens: []string{"@acme"}}, true},
+		{"token listed twice", Config{Addr: "127.0.0.1:8081", Tokens: []string{"t@acme", "t@globex"}}, true},
 		{"bad address", Config{Addr: "8081"}, true},
 	}
 	for _, tt := range tests {
@@ -216,5 +222,38 @@ func TestConfigValidate(t *testing.T) {
 				t.Errorf("Validate() = %v, wantErr %v", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+func TestParseToken(t *testing.T) {
+	tests := []struct {
+		in        string
+		value     string
+		scope     session.Scope
+		wantError bool
+	}{
+		{"s3cret", "s3cret", nil, false},
+		{"s3cret@acme", "s3cret", session.Scope{"acme"}, false},
+		{"s3cret@acme/globex", "s3cret", session.Scope{"acme", "globex"}, false},
+		{"s3cret@acme/acme", "s3cret", session.Scope{"acme"}, false},
+		{"s3cret@acme@x", "s3cret", session.Scope{"acme@x"}, false},
+		{"s3cret@", "", nil, true},
+		{"s3cret@acme/", "", nil, true},
+		{"s3cret@ac me", "", nil, true},
+		{"@acme", "", nil, true},
+		{"", "", nil, true},
+	}
+	for _, tt := range tests {
+		value, scope, err := ParseToken(tt.in)
+		if (err != nil) != tt.wantError || (err != nil && !errors.Is(err, ErrInvalidConfig)) {
+			t.Errorf("ParseToken(%q) error %v, want error %v", tt.in, err, tt.wantError)
+			continue
+		}
+		if err != nil && strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("ParseToken(%q): the error %q holds the token", tt.in, err)
+		}
+		if value != tt.value || !slices.Equal(scope, tt.scope) || (scope == nil) != (tt.scope == nil) {
+			t.Errorf("ParseToken(%q) = %q %v, want %q %v", tt.in, value, scope, tt.value, tt.scope)
+		}
 	}
 }

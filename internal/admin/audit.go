@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"time"
@@ -19,11 +20,55 @@ type Recorder interface {
 	Record(subject, id string, data []byte) error
 }
 
-// audit records a change of a session: who (the token's fingerprint, the
-// client's address and user agent), what, when. The change is made when
-// this runs; a record that cannot be kept is logged and counted, and the
-// client still gets the change's answer.
-func (h *sessionsAPI) audit(r *http.Request, op string, sess session.Session) {
+// change is what an audit record says changed: the object before (nil
+// for a create) and after (nil for a delete), and what it is about.
+type change struct {
+	subAccount    string
+	sessionID     string
+	virtualNumber string
+	participants  []string
+	ttlSeconds    int64
+	before, after any
+}
+
+// sessionChange describes a change of a session from before to after.
+func sessionChange(before, after *session.Session) change {
+	s := after
+	if s == nil {
+		s = before
+	}
+	c := change{subAccount: s.SubAccountID, sessionID: s.ID, virtualNumber: s.VirtualNumber, participants: s.Participants[:], ttlSeconds: s.TTLSeconds}
+	if before != nil {
+		c.before = before
+	}
+	if after != nil {
+		c.after = after
+	}
+	return c
+}
+
+// numberChange describes a change of a pool number from before to after.
+func numberChange(before, after *session.Number) change {
+	n := after
+	if n == nil {
+		n = before
+	}
+	c := change{subAccount: n.SubAccountID, virtualNumber: n.Number}
+	if before != nil {
+		c.before = before
+	}
+	if after != nil {
+		c.after = after
+	}
+	return c
+}
+
+// audit records a change: who (the token's fingerprint, the client's
+// address and user agent), what (the operation, the object before and
+// after, its sub-account), when. The change is made when this runs; a
+// record that cannot be kept is logged and counted, and the client still
+// gets the change's answer.
+func (h *api) audit(r *http.Request, op string, c change) {
 	if h.rec == nil {
 		return
 	}
@@ -32,11 +77,13 @@ func (h *sessionsAPI) audit(r *http.Request, op string, sess session.Session) {
 		ID:            "audit-" + randomID(),
 		Timestamp:     now,
 		Operation:     op,
-		SessionID:     sess.ID,
-		VirtualNumber: sess.VirtualNumber,
-		Participants:  sess.Participants[:],
-		TTLSeconds:    sess.TTLSeconds,
-		SubAccountID:  sess.SubAccountID,
+		SubAccountID:  c.subAccount,
+		SessionID:     c.sessionID,
+		VirtualNumber: c.virtualNumber,
+		Participants:  c.participants,
+		TTLSeconds:    c.ttlSeconds,
+		Before:        rawJSON(c.before),
+		After:         rawJSON(c.after),
 		Actor: wire.Actor{
 			Author:    wire.AuthorAdmin,
 			Token:     h.s.fingerprint(r),
@@ -46,15 +93,28 @@ func (h *sessionsAPI) audit(r *http.Request, op string, sess session.Session) {
 	}
 	if err := h.rec.Record(a.Record(h.s.cfg.Instance, now)); err != nil {
 		h.s.metrics.auditFailures.Inc()
-		h.s.cfg.Logger.Error("audit record of a session change not kept", "operation", op, "session", sess.ID, "error", err)
+		h.s.cfg.Logger.Error("audit record of a change not kept", "operation", op, "session", c.sessionID,
+			"virtual_number", wire.Masked(c.virtualNumber), "error", err)
 	}
+}
+
+// rawJSON encodes v for an audit record; nil stays absent.
+func rawJSON(v any) json.RawMessage {
+	if v == nil {
+		return nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil
+	}
+	return b
 }
 
 // fingerprint names the bearer token a request used without revealing it:
 // the first 12 hex digits of its SHA-256.
 func (s *Server) fingerprint(r *http.Request) string {
 	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || len(s.cfg.Tokens) == 0 {
+	if !ok || len(s.tokens) == 0 {
 		return ""
 	}
 	sum := sha256.Sum256([]byte(tok))

@@ -1,9 +1,19 @@
 // Package admin is the operator-facing HTTP listener every role runs:
-// /healthz and /readyz for probes, and, in the ingest role, the session API
-// under /v1/ that creates the bindings deciding who gets connected to whom.
+// /healthz and /readyz for probes, and, in the ingest role, the masking
+// API under /v1/ (see MountSessions): the sessions that decide who gets
+// connected to whom, the number pool they are allocated from, the
+// sub-accounts' out-of-session policies, and a session's interactions read
+// from the archive.
 //
 // Probes are never authenticated (a kubelet cannot send tokens). /v1/ needs
 // "Authorization: Bearer <token>" when a token is configured; without one
 // the listener may bind only to loopback, where /v1/ is open for
-// development.
+// development. A token may be limited to sub-accounts ("TOKEN@SUB1/SUB2"):
+// what belongs to others answers 404 to it, as if it did not exist.
+//
+// Every change is an audit record (wire.Audit) written through a Recorder:
+// who (the token's fingerprint, never the token), what (the object before
+// and after, its sub-account), when. Request bodies are parsed strictly:
+// an unknown field, a value of the wrong type or a second JSON value is a
+// 400 naming the field, and a refused request changes nothing.
 package admin

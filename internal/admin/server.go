@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/callflow/callflow/internal/certs"
@@ -25,7 +26,11 @@ type Config struct {
 	// Addr is the listener's address.
 	Addr string
 	// Tokens are the bearer tokens accepted on /v1/; several may be set at
-	// once so that a token can be rotated without downtime.
+	// once so that a token can be rotated without downtime. Each is
+	// "TOKEN", which sees and changes every sub-account, or
+	// "TOKEN@SUB1/SUB2", which sees and changes only the sub-accounts
+	// listed (see ParseToken): anything else answers 404 to it, as if it
+	// did not exist.
 	Tokens []string
 	// SessionAPI says the listener will serve the session API under /v1/;
 	// only then is a token required off loopback (probes and metrics are
@@ -53,10 +58,19 @@ const (
 	RefusedRateLimited  = "rate_limited"
 )
 
+// Results of an allocation from the number pool (label of
+// callflow_pool_allocations_total).
+const (
+	AllocationAllocated = "allocated"
+	AllocationExhausted = "exhausted"
+	AllocationError     = "error"
+)
+
 // metrics are the admin API's collectors.
 type metrics struct {
 	refused       *prometheus.CounterVec
 	auditFailures prometheus.Counter
+	allocations   *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -69,11 +83,18 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "callflow_admin_audit_failures_total",
 			Help: "Session changes whose audit record could be kept neither in JetStream nor in the spool. Should stay 0.",
 		}),
+		allocations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "callflow_pool_allocations_total",
+			Help: "Sessions created without a virtual number, by the result of allocating one from the sub-account's pool (allocated, exhausted, error).",
+		}, []string{"result"}),
 	}
 	m.refused.WithLabelValues(RefusedUnauthorized)
 	m.refused.WithLabelValues(RefusedRateLimited)
+	for _, r := range []string{AllocationAllocated, AllocationExhausted, AllocationError} {
+		m.allocations.WithLabelValues(r)
+	}
 	if reg != nil {
-		reg.MustRegister(m.refused, m.auditFailures)
+		reg.MustRegister(m.refused, m.auditFailures, m.allocations)
 	}
 	return m
 }
@@ -85,10 +106,8 @@ func (c *Config) Validate() error {
 	if err != nil {
 		return fmt.Errorf("%w: address %q: %v", ErrInvalidConfig, c.Addr, err)
 	}
-	for _, t := range c.Tokens {
-		if t == "" {
-			return fmt.Errorf("%w: an admin token cannot be empty", ErrInvalidConfig)
-		}
+	if _, err := parseTokens(c.Tokens); err != nil {
+		return err
 	}
 	if c.RateLimit > 0 && c.RateBurst < 1 {
 		return fmt.Errorf("%w: rate burst must be >= 1 with a rate limit", ErrInvalidConfig)
@@ -118,6 +137,12 @@ type Server struct {
 	checks  []namedCheck
 	limits  *clientLimits
 	metrics *metrics
+	// tokens are the parsed Config.Tokens, in their order; digests the
+	// same values, compared in constant time.
+	tokens  []token
+	digests secret.Set
+	// history reads interactions from the archive; nil without one.
+	history atomic.Pointer[InteractionReader]
 }
 
 type namedCheck struct {
@@ -137,7 +162,15 @@ func New(cfg Config) (*Server, error) {
 	if cfg.RateLimit == 0 {
 		cfg.RateLimit, cfg.RateBurst = 20, max(cfg.RateBurst, 40)
 	}
-	s := &Server{cfg: cfg, mux: http.NewServeMux(), metrics: newMetrics(cfg.Registerer)}
+	tokens, err := parseTokens(cfg.Tokens)
+	if err != nil {
+		return nil, err
+	}
+	values := make([]string, len(tokens))
+	for i, t := range tokens {
+		values[i] = t.value
+	}
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), metrics: newMetrics(cfg.Registerer), tokens: tokens, digests: secret.NewSet(values)}
 	if cfg.RateLimit > 0 {
 		s.limits = newClientLimits(cfg.RateLimit, cfg.RateBurst)
 	}
@@ -174,22 +207,24 @@ func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, 
 
 // Protect wraps h so that it is rate limited per client address and
 // requires one of the configured bearer tokens (compared in constant
-// time). Without tokens, h is served without one: New has made sure that
-// only happens on loopback.
+// time, with every token, whichever matches). h finds the sub-accounts
+// the token may see in the request (scopeOf). Without tokens, h is served
+// without one, for every sub-account: New has made sure that only happens
+// on loopback.
 func (s *Server) Protect(h http.Handler) http.Handler {
-	if len(s.cfg.Tokens) == 0 {
+	if len(s.tokens) == 0 {
 		return s.limit(h)
 	}
-	tokens := secret.NewSet(s.cfg.Tokens)
 	return s.limit(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || !tokens.Match([]byte(got)) {
+		i := s.digests.Index([]byte(got))
+		if !ok || i < 0 {
 			s.metrics.refused.WithLabelValues(RefusedUnauthorized).Inc()
 			w.Header().Set("WWW-Authenticate", `Bearer realm="callflow"`)
 			writeError(w, http.StatusUnauthorized, "a valid bearer token is required")
 			return
 		}
-		h.ServeHTTP(w, r)
+		h.ServeHTTP(w, withScope(r, s.tokens[i].scope))
 	}))
 }
 
