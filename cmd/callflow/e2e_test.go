@@ -28,6 +28,9 @@ import (
 
 // binary is the callflow binary built once for the end-to-end tests, which
 // run it as a user would: as a separate process, stopped with signals.
+// When the tests run with the race detector, so does the binary: the
+// processes the end-to-end, fault and security tests start are where
+// most of the code runs.
 var binary string
 
 func TestMain(m *testing.M) {
@@ -37,7 +40,11 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "callflow")
-	build := exec.Command("go", "build", "-o", binary, ".")
+	args := []string{"build", "-o", binary}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, ".")...)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build callflow:", err)
@@ -77,6 +84,9 @@ type proc struct {
 	mu   sync.Mutex
 	logs bytes.Buffer
 	done chan error
+	// exited is closed once the process has exited and its log is read
+	// to the end.
+	exited chan struct{}
 	// running is closed when the process logs "callflow running"; addrs
 	// is set before.
 	running chan struct{}
@@ -87,7 +97,7 @@ type proc struct {
 // first.
 func start(t *testing.T, env []string, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(binary, args...), done: make(chan error, 1), running: make(chan struct{})}
+	p := &proc{cmd: exec.Command(binary, args...), done: make(chan error, 1), exited: make(chan struct{}), running: make(chan struct{})}
 	p.cmd.Env = append(os.Environ(), env...)
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
@@ -106,10 +116,22 @@ func start(t *testing.T, env []string, args ...string) *proc {
 			p.mu.Unlock()
 			p.noteListeners(sc.Bytes())
 		}
+		_, _ = io.Copy(io.Discard, stderr) // past an overlong line
 		p.done <- p.cmd.Wait()
+		close(p.exited)
 	}()
 	t.Cleanup(func() {
 		_ = p.cmd.Process.Kill()
+		select {
+		case <-p.exited:
+		case <-time.After(10 * time.Second):
+			t.Errorf("%v still running 10s after SIGKILL", args[:1])
+		}
+		// A race-detector build reports a race as it happens, and exits
+		// with status 66 only if it gets to exit by itself.
+		if strings.Contains(p.log(), "WARNING: DATA RACE") {
+			t.Errorf("the race detector found a data race in %v", args[:1])
+		}
 		if t.Failed() {
 			t.Logf("logs of %v:\n%s", args, p.log())
 		}
