@@ -129,7 +129,10 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Store, erro
 	select {
 	case <-s.synced:
 		_, all := s.idx.sessionCount(time.Now())
-		s.log.Info("session index loaded", "bucket", cfg.Bucket, "sessions", all, "numbers", len(s.idx.numbers))
+		s.idx.mu.RLock() // the watch goes on writing it
+		numbers := len(s.idx.numbers)
+		s.idx.mu.RUnlock()
+		s.log.Info("session index loaded", "bucket", cfg.Bucket, "sessions", all, "numbers", numbers)
 		return s, nil
 	case <-sctx.Done():
 		s.Close()
