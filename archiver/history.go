@@ -115,11 +115,25 @@ type InteractionPage struct {
 // with any record archived more than once: the left side groups the call
 // actions by 8x8 session and takes the first (argMin by event time and id),
 // the right side takes 8x8's call statuses as a set (groupUniqArray) and the
-// latest session summary (argMaxIf). No alias repeats a column name, which
-// the old and the new query analyzers resolve differently. The lambdas get
-// the caller's leg as an argument (replicate) rather than capturing
-// first_call_id: 18.16 drops a joined subquery's column that only a lambda
-// captures when the query around does not select it ("Unknown identifier").
+// latest session summary (argMaxIf).
+//
+// The left side is read by key from interaction_calls. The right side reads
+// call_events, whose key is (sub_account_id, event_type, event_time, ...):
+// the scalar subqueries bound it to the session's sub-accounts (and the
+// empty one, for statuses that name none), the two event types, and the
+// span of its calls (from an hour before the first, for clocks that
+// differ, to a day after the last: a call and its summary end within it),
+// so ClickHouse reads the granules of that span only. A table of statuses
+// sorted by 8x8 session, filled by a materialized view, would make this a
+// key lookup too, but cost every insert about a quarter more ClickHouse
+// CPU (measured on 18.16: statuses are most of the records), and a history
+// read is rare beside them.
+//
+// No alias repeats a column name, which the old and the new query
+// analyzers resolve differently. The lambdas get the caller's leg as an
+// argument (replicate) rather than capturing first_call_id: 18.16 drops a
+// joined subquery's column that only a lambda captures when the query
+// around does not select it ("Unknown identifier").
 //
 // Answered: a leg of the 8x8 session other than the caller's (the callee's,
 // which 8x8 opened with the makeCall) reached CALL_CONNECTED; the caller's
@@ -128,11 +142,13 @@ type InteractionPage struct {
 // session summary of a call that was connected counts.
 //
 // Talk time: the callee leg's callDuration from its CALL_DISCONNECTED
-// status. That leg exists only from the callee's answer, so its duration is
-// the conversation itself; the caller's leg also counts the ringing and any
-// announcement, and the session summary's endTime - startTime counts the
-// whole 8x8 session. The summary's span is used only when no call status
-// came: it is the best figure there is then, and an upper bound.
+// status. A leg's callDuration is its connected time, and the callee's leg
+// is connected only from the callee's answer to the hangup, so it is the
+// conversation itself; the caller's leg is connected earlier (8x8 answers
+// it to play ringback or an announcement), and the session summary's
+// endTime - startTime counts the whole 8x8 session, ringing included. The
+// summary's span is used only when no call status came: it is the best
+// figure there is then, and an upper bound.
 const interactionsSQL = `SELECT
     masking_session_id,
     session_id,
@@ -177,8 +193,12 @@ ANY LEFT JOIN
         argMaxIf(session_status, (event_time, event_id), event_type = 'SESSION_SUMMARY') AS summary_status,
         argMaxIf(start_time, (event_time, event_id), event_type = 'SESSION_SUMMARY') AS summary_start,
         argMaxIf(end_time, (event_time, event_id), event_type = 'SESSION_SUMMARY') AS summary_end
-    FROM {database}.interaction_events
-    WHERE session_id IN (SELECT session_id FROM {database}.interaction_calls WHERE masking_session_id = @masking_session)
+    FROM {database}.call_events
+    WHERE (sub_account_id = '' OR sub_account_id IN (SELECT sub_account_id FROM {database}.interaction_calls WHERE masking_session_id = @masking_session))
+        AND event_type IN ('CALL_STATUS', 'SESSION_SUMMARY')
+        AND event_time >= (SELECT min(event_time) FROM {database}.interaction_calls WHERE masking_session_id = @masking_session) - 3600
+        AND event_time <= (SELECT max(event_time) FROM {database}.interaction_calls WHERE masking_session_id = @masking_session) + 86400
+        AND session_id IN (SELECT session_id FROM {database}.interaction_calls WHERE masking_session_id = @masking_session)
     GROUP BY session_id
 ) USING (session_id)`
 

@@ -135,14 +135,13 @@ ORDER BY (sub_account_id, msisdn, updated_at, event_id);
 -- actions with 8x8's CALL_STATUS and SESSION_SUMMARY records of the same
 -- 8x8 call session (see the interactions query in
 -- deploy/clickhouse/queries.sql and archiver/history.go). call_events is
--- sorted for analytics (sub-account, type, time), not by session, so two
--- narrow tables filled by materialized views serve those lookups by key:
--- interaction_calls holds the call actions answered with a makeCall
--- (connect and forward), sorted by masking session; interaction_events
--- holds 8x8's call status and session summary records, sorted by 8x8's
--- session id. Both collapse copies of an event like call_events does, and
--- are read with GROUP BY and argMin/argMax/groupUniqArray, which give the
--- same answer with copies present.
+-- sorted for analytics (sub-account, type, time), not by masking session:
+-- interaction_calls, filled by a materialized view, holds the call actions
+-- answered with a makeCall (connect and forward) sorted by masking session,
+-- so that a session's calls are found by key. It collapses copies of an
+-- event like call_events does, and is read with GROUP BY and argMin, which
+-- give the same answer with copies present. It starts empty on an upgraded
+-- deployment (earlier call actions carry no masking session anyway).
 CREATE TABLE IF NOT EXISTS {database}.interaction_calls
 (
     masking_session_id String,
@@ -175,38 +174,3 @@ AS SELECT
     decision_outcome
 FROM {database}.call_events
 WHERE event_type = 'CALL_ACTION' AND connected_to != '';
-
-CREATE TABLE IF NOT EXISTS {database}.interaction_events
-(
-    session_id     String,
-    event_type     String,
-    event_id       String,
-    event_time     DateTime,
-    call_id        String,
-    call_status    String,
-    call_direction String,
-    call_duration  UInt32,
-    session_status String,
-    start_time     DateTime,
-    end_time       DateTime
-)
-ENGINE = ReplacingMergeTree
-PARTITION BY toYYYYMM(event_time)
-ORDER BY (session_id, event_type, event_id);
-
-CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.interaction_events_mv
-TO {database}.interaction_events
-AS SELECT
-    session_id,
-    event_type,
-    event_id,
-    event_time,
-    call_id,
-    call_status,
-    call_direction,
-    call_duration,
-    session_status,
-    start_time,
-    end_time
-FROM {database}.call_events
-WHERE event_type IN ('CALL_STATUS', 'SESSION_SUMMARY');

@@ -255,7 +255,7 @@ func TestUpgradeConcurrent(t *testing.T) {
 			t.Errorf("archiver %d: %v", i, err)
 		}
 	}
-	for _, table := range []string{"call_events", "number_status", "interaction_calls", "interaction_events"} {
+	for _, table := range []string{"call_events", "number_status", "interaction_calls"} {
 		if got, want := columnsInOrder(t, conn, db, table), schemaColumns(t, db, table); !reflect.DeepEqual(got, want) {
 			t.Errorf("%s:\n got %v\nwant %v", table, got, want)
 		}
@@ -274,7 +274,7 @@ func TestParseCreateTable(t *testing.T) {
 			tables[td.table] = len(td.columns)
 		}
 	}
-	want := map[string]int{"call_events": len(eventColumns), "rejected_records": 6, "number_status": len(numberColumns), "interaction_calls": 10, "interaction_events": 11}
+	want := map[string]int{"call_events": len(eventColumns), "rejected_records": 6, "number_status": len(numberColumns), "interaction_calls": 10}
 	if !reflect.DeepEqual(tables, want) {
 		t.Errorf("tables and column counts %v, want %v", tables, want)
 	}

@@ -118,7 +118,8 @@ LIMIT 50;
 --    statuses, the summary's end - start, which includes ringing). outcome:
 --    8x8's session status once its summary came, until then callflow's
 --    decision. Exact with records archived twice (argMin, argMax,
---    groupUniqArray), no FINAL needed.
+--    groupUniqArray), no FINAL needed. The scalar subqueries bound the
+--    statuses read to the session's sub-accounts and the span of its calls.
 SELECT
     masking_session_id,
     session_id,
@@ -163,8 +164,12 @@ ANY LEFT JOIN
         argMaxIf(session_status, (event_time, event_id), event_type = 'SESSION_SUMMARY') AS summary_status,
         argMaxIf(start_time, (event_time, event_id), event_type = 'SESSION_SUMMARY') AS summary_start,
         argMaxIf(end_time, (event_time, event_id), event_type = 'SESSION_SUMMARY') AS summary_end
-    FROM callflow.interaction_events
-    WHERE session_id IN (SELECT session_id FROM callflow.interaction_calls WHERE masking_session_id = '5f1d0c6a2b7e4c1d9a8b3e2f4d6c8a10')
+    FROM callflow.call_events
+    WHERE (sub_account_id = '' OR sub_account_id IN (SELECT sub_account_id FROM callflow.interaction_calls WHERE masking_session_id = '5f1d0c6a2b7e4c1d9a8b3e2f4d6c8a10'))
+        AND event_type IN ('CALL_STATUS', 'SESSION_SUMMARY')
+        AND event_time >= (SELECT min(event_time) FROM callflow.interaction_calls WHERE masking_session_id = '5f1d0c6a2b7e4c1d9a8b3e2f4d6c8a10') - 3600
+        AND event_time <= (SELECT max(event_time) FROM callflow.interaction_calls WHERE masking_session_id = '5f1d0c6a2b7e4c1d9a8b3e2f4d6c8a10') + 86400
+        AND session_id IN (SELECT session_id FROM callflow.interaction_calls WHERE masking_session_id = '5f1d0c6a2b7e4c1d9a8b3e2f4d6c8a10')
     GROUP BY session_id
 ) USING (session_id)
 ORDER BY started_at DESC, session_id DESC
@@ -215,8 +220,10 @@ FROM
             argMaxIf(session_status, (event_time, event_id), event_type = 'SESSION_SUMMARY') AS summary_status,
             argMaxIf(start_time, (event_time, event_id), event_type = 'SESSION_SUMMARY') AS summary_start,
             argMaxIf(end_time, (event_time, event_id), event_type = 'SESSION_SUMMARY') AS summary_end
-        FROM callflow.interaction_events
-        WHERE session_id IN (SELECT session_id FROM callflow.interaction_calls WHERE event_time >= today() - 30)
+        FROM callflow.call_events
+        WHERE event_type IN ('CALL_STATUS', 'SESSION_SUMMARY')
+            AND event_time >= toDateTime(today() - 31)
+            AND session_id IN (SELECT session_id FROM callflow.interaction_calls WHERE event_time >= today() - 30)
         GROUP BY session_id
     ) USING (session_id)
 )
