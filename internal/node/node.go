@@ -5,10 +5,12 @@
 //
 // Start order: NATS (embedded or connected), the records stream, the
 // archiver, the sessions bucket and its watch, the deciders, the ingestor,
-// then the listeners. Shutdown runs it backwards: stop taking webhooks and
-// answer the calls in flight (their deciders still serve), wait for their
-// records, then the deciders, the archiver's last batch, the admin
-// listener, the session watch, NATS.
+// the pool feed (8x8's number updates into the pool, with the ingestor),
+// then the listeners. Shutdown runs it backwards: the pool feed finishes
+// the update in hand, then stop taking webhooks and answer the calls in
+// flight (their deciders still serve), wait for their records, then the
+// deciders, the archiver's last batch, the admin listener, the session
+// watch, NATS.
 package node
 
 import (
@@ -27,6 +29,7 @@ import (
 	"github.com/callflow/callflow/internal/admin"
 	"github.com/callflow/callflow/internal/broker"
 	"github.com/callflow/callflow/internal/certs"
+	"github.com/callflow/callflow/internal/poolfeed"
 	"github.com/callflow/callflow/internal/session"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -76,6 +79,7 @@ type Config struct {
 	Decider  decider.Config      // when Roles.Deciders > 0
 	Ingest   ingest.Config       // when Roles.Ingest; Addr is the webhook listener's
 	Archiver archiver.Config     // when Roles.Archiver
+	PoolFeed poolfeed.Config     // when Roles.Ingest; Stream and Instance come from Stream and Admin
 	Admin    admin.Config
 
 	AdminTLS, WebhookTLS TLSFiles
@@ -122,6 +126,9 @@ type Node struct {
 	archiver *archiver.Archiver
 	archStop context.CancelFunc
 	archDone chan struct{}
+	feed     *poolfeed.Feed
+	feedStop context.CancelFunc
+	feedDone chan struct{}
 
 	adminTLS, webhookTLS *certs.Reloader
 	adminLn, webhookLn   net.Listener
@@ -278,6 +285,11 @@ func (n *Node) Start(ctx context.Context) error {
 			return err
 		}
 	}
+	if r.Ingest {
+		if err := n.startPoolFeed(js); err != nil {
+			return err
+		}
+	}
 	if err := n.listen(); err != nil {
 		return err
 	}
@@ -419,6 +431,53 @@ func (n *Node) startArchiver(js jetstream.JetStream) error {
 	return nil
 }
 
+// startPoolFeed runs the pool feed in the background until shutdown: it
+// applies the VIRTUAL_NUMBER_UPDATE records to the number pool, with its
+// audit records kept through the ingestor's record path. Its readiness
+// check is advisory: the pool waiting for an update never stops calls.
+func (n *Node) startPoolFeed(js jetstream.JetStream) error {
+	fcfg := n.cfg.PoolFeed
+	fcfg.Stream = n.cfg.Stream.Name
+	fcfg.Logger = n.log.With("component", "poolfeed")
+	fcfg.Metrics = poolfeed.NewMetrics(n.reg)
+	if fcfg.Instance = n.cfg.Admin.Instance; fcfg.Instance == "" {
+		fcfg.Instance = n.cfg.Ingest.Instance
+	}
+	f, err := poolfeed.New(js, n.store, n.ingest, fcfg)
+	if err != nil {
+		return err
+	}
+	n.reg.MustRegister(poolfeed.NumbersCollector(n.store.PoolStats))
+	n.admin.AddCheck("pool_feed", true, n.overNATS(f.Check))
+	ctx, cancel := context.WithCancel(context.Background())
+	n.feed, n.feedStop, n.feedDone = f, cancel, make(chan struct{})
+	go func() {
+		defer close(n.feedDone)
+		f.Run(ctx)
+	}()
+	return nil
+}
+
+// stopPoolFeed lets the feed finish the record in hand, then stops it;
+// it runs before the ingestor closes its record path, which the feed's
+// audit records take.
+func (n *Node) stopPoolFeed(ctx context.Context) error {
+	if n.feed == nil {
+		return nil
+	}
+	n.feedStop()
+	var err error
+	select {
+	case <-n.feedDone:
+	case <-ctx.Done():
+		err = fmt.Errorf("pool feed did not finish its update in hand: %w", ctx.Err())
+	}
+	st := n.feed.Stats()
+	n.log.Info("pool feed stopped", "applied", st.Applied, "refused", st.Refused, "retried", st.Retried, "changed", st.Changed)
+	n.feed = nil
+	return err
+}
+
 // listen binds the admin and webhook listeners and serves them.
 func (n *Node) listen() error {
 	var err error
@@ -473,6 +532,9 @@ func (n *Node) stopArchiver(ctx context.Context) error {
 // their records kept before the ingestor's records are closed.
 func (n *Node) Shutdown(ctx context.Context) error {
 	var errs []error
+	if err := n.stopPoolFeed(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	if n.ingest != nil {
 		if err := n.ingest.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("ingest: %w", err))
@@ -503,6 +565,11 @@ func (n *Node) Shutdown(ctx context.Context) error {
 
 // close releases what is still held; after Shutdown it only closes NATS.
 func (n *Node) close() {
+	if n.feed != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = n.stopPoolFeed(ctx)
+		cancel()
+	}
 	if n.ingest != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_ = n.ingest.Shutdown(ctx)
