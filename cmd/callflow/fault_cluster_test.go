@@ -22,14 +22,15 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Bounds of TestClusterNodeLossDuringLoad: the load, and when the node is
-// killed and started again, counted from the load's start (a new leader
-// is elected 4 to 9 s after the kill: a Raft election timeout).
+// The load of TestClusterNodeLossDuringLoad: long enough for the kill, a
+// new leader (elected 4 to 9 s after the kill: a Raft election timeout),
+// records through it, and the restart. clusterRecords is how many records
+// JetStream must acknowledge before the kill, and again through the new
+// leader before the restart.
 const (
-	clusterRate      = 150
-	clusterLoad      = 18 * time.Second
-	clusterKillAt    = 5 * time.Second
-	clusterRestartAt = 11 * time.Second
+	clusterRate    = 150
+	clusterLoad    = 18 * time.Second
+	clusterRecords = 50
 )
 
 // clusterStreamReplicas reports nil when the stream has a leader and
@@ -255,7 +256,27 @@ func TestClusterNodeLossDuringLoad(t *testing.T) {
 		loadStart = time.Now()
 		return nil
 	})
-	time.Sleep(time.Until(loadStart.Add(clusterKillAt)))
+	// The load flows end to end before the kill: calls of the load (not
+	// the probes before it) connected by the deciders, their records
+	// acknowledged.
+	recorded := func() (float64, error) {
+		v, _, err := metricSum(ingestAdmin, "callflow_record_publish_duration_seconds_count")
+		return v, err
+	}
+	connected := func() (float64, error) {
+		v, _, err := metricSum(ingestAdmin, "callflow_decisions_total", `outcome="connect"`)
+		return v, err
+	}
+	connectedAtStart, err := connected()
+	if err != nil {
+		t.Fatal(err)
+	}
+	recordedAtStart, err := recorded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitAtLeast(t, 30*time.Second, "calls of the load connected by the deciders", connectedAtStart+10, connected)
+	waitAtLeast(t, 30*time.Second, "records of the load JetStream acknowledged", recordedAtStart+clusterRecords, recorded)
 	var info *jetstream.StreamInfo
 	natstest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 		var err error
@@ -276,7 +297,17 @@ func TestClusterNodeLossDuringLoad(t *testing.T) {
 	})
 	t.Logf("CALLS has a new leader %s after the kill", time.Since(killed).Round(time.Millisecond))
 
-	time.Sleep(time.Until(loadStart.Add(clusterRestartAt)))
+	// The two nodes left take records, then the node comes back while the
+	// load goes on.
+	var elected float64
+	elected, err = recorded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitAtLeast(t, 30*time.Second, "records JetStream acknowledged after the failover", elected+clusterRecords, recorded)
+	if time.Since(loadStart) >= clusterLoad {
+		t.Fatalf("the load (%s) ended before the node was restarted; lengthen it", clusterLoad)
+	}
 	restarted := time.Now()
 	cluster.Restart(victim)
 	t.Logf("%s restarted; cluster formed again in %s, %s into the load", cluster.NodeName(victim),

@@ -334,6 +334,11 @@ func (r *faultRig) Connect(t *testing.T) (*nats.Conn, jetstream.JetStream) {
 // labels (each `key="value"`), only the series that carry all of them are
 // summed.
 func (r *faultRig) Metric(addr, name string, labels ...string) (float64, bool, error) {
+	return metricSum(addr, name, labels...)
+}
+
+// metricSum is faultRig.Metric, for any process.
+func metricSum(addr, name string, labels ...string) (float64, bool, error) {
 	client := &http.Client{Timeout: 5 * time.Second}
 	resp, err := client.Get("http://" + addr + "/metrics")
 	if err != nil {
