@@ -123,9 +123,9 @@ func TestArchiverKilledMidRun(t *testing.T) {
 
 	// Kill it once it has written part of the flow.
 	conn := chtest.Conn(t, chAddr)
+	var archived uint64
 	natstest.CheckFor(t, 60*time.Second, 20*time.Millisecond, func() error {
-		var n uint64
-		if err := conn.QueryRow(context.Background(), "SELECT count() FROM "+db+".call_events").Scan(&n); err != nil || n == 0 {
+		if err := conn.QueryRow(context.Background(), "SELECT count() FROM "+db+".call_events").Scan(&archived); err != nil || archived == 0 {
 			return fmt.Errorf("nothing archived yet (%v)", err)
 		}
 		return nil
@@ -138,6 +138,10 @@ func TestArchiverKilledMidRun(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the archiver still runs 10s after SIGKILL")
 	}
+	if archived >= total {
+		t.Fatalf("the whole flow was archived before the kill: the restart had nothing to do")
+	}
+	t.Logf("archiver killed with %d rows of %d archived", archived, total)
 
 	restarted := start(t, nil, archiverArgs...)
 	select {

@@ -643,7 +643,7 @@ func TestCommandLine(t *testing.T) {
 		{"negative deciders", []string{"serve", "--deciders", "-1"}, nil, 1, "--deciders"},
 		{"bad log level", []string{"serve", "--log-level", "loud"}, nil, 1, "--log-level"},
 		{"decider needs one", []string{"decider", "--deciders", "0"}, nil, 1, "--deciders"},
-		{"version", []string{"version"}, nil, 0, ""},
+		{"version", []string{"version"}, nil, 0, "callflow "},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
