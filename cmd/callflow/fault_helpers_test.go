@@ -531,7 +531,11 @@ func (r *faultRig) startLoad(t *testing.T, lc faultLoadConfig) *faultLoad {
 	}()
 	t.Cleanup(func() {
 		l.cancel()
-		<-l.done
+		select {
+		case <-l.done:
+		case <-time.After(time.Minute):
+			t.Errorf("the load tool still runs a minute after it was cancelled")
+		}
 		if t.Failed() {
 			t.Logf("load tool (run %s):\n%s\n%s", l.RunID, l.log.String(), l.out.String())
 		}
