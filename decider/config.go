@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/callflow/callflow/wire"
 )
@@ -16,6 +17,11 @@ const (
 	DefaultServiceName = "callflow-decider"
 	DefaultSubject     = wire.DecideSubject
 	DefaultQueueGroup  = "callflow-deciders"
+
+	DefaultCallQueue        = 4096
+	DefaultCallWriters      = 2
+	DefaultCallWriteTimeout = 3 * time.Second
+	DefaultStopTimeout      = 3 * time.Second
 )
 
 // DefaultOutOfSession is what a caller outside any session hears.
@@ -34,8 +40,23 @@ type Config struct {
 	Subject string
 	// QueueGroup balances requests across every decider.
 	QueueGroup string
-	// OutOfSession is said before hanging up on callers outside a session.
+	// OutOfSession is said before hanging up on callers outside a session,
+	// on numbers and sub-accounts without an out-of-session policy.
 	OutOfSession wire.Say
+	// CallQueue bounds the connected calls waiting to be counted in their
+	// session (call count, last call, idle expiry, maxCalls); a call that
+	// finds it full is not counted (callflow_session_updates_total
+	// {result="dropped"}). Default DefaultCallQueue.
+	CallQueue int
+	// CallWriters is the number of workers writing those counts to the
+	// session store. Default DefaultCallWriters.
+	CallWriters int
+	// CallWriteTimeout bounds one count's write. Default
+	// DefaultCallWriteTimeout.
+	CallWriteTimeout time.Duration
+	// StopTimeout bounds how long Stop keeps writing the counts still
+	// queued; those left are dropped. Default DefaultStopTimeout.
+	StopTimeout time.Duration
 	// Logger receives notable events; never one line per call.
 	Logger *slog.Logger
 	// Metrics receives the measurements (see NewMetrics); share one among
@@ -59,6 +80,18 @@ func (c *Config) setDefaults() {
 	if c.OutOfSession.Text == "" {
 		c.OutOfSession = DefaultOutOfSession
 	}
+	if c.CallQueue == 0 {
+		c.CallQueue = DefaultCallQueue
+	}
+	if c.CallWriters == 0 {
+		c.CallWriters = DefaultCallWriters
+	}
+	if c.CallWriteTimeout == 0 {
+		c.CallWriteTimeout = DefaultCallWriteTimeout
+	}
+	if c.StopTimeout == 0 {
+		c.StopTimeout = DefaultStopTimeout
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -71,6 +104,16 @@ func (c *Config) setDefaults() {
 func (c *Config) Validate() error {
 	if err := c.OutOfSession.Validate(); err != nil {
 		return fmt.Errorf("%w: out-of-session say: %v", ErrInvalidConfig, err)
+	}
+	switch {
+	case c.CallQueue < 1:
+		return fmt.Errorf("%w: call queue must be >= 1, got %d", ErrInvalidConfig, c.CallQueue)
+	case c.CallWriters < 1 || c.CallWriters > 64:
+		return fmt.Errorf("%w: call writers must be 1 to 64, got %d", ErrInvalidConfig, c.CallWriters)
+	case c.CallWriteTimeout <= 0:
+		return fmt.Errorf("%w: call write timeout must be > 0, got %s", ErrInvalidConfig, c.CallWriteTimeout)
+	case c.StopTimeout <= 0:
+		return fmt.Errorf("%w: stop timeout must be > 0, got %s", ErrInvalidConfig, c.StopTimeout)
 	}
 	return nil
 }

@@ -1,54 +1,96 @@
 package decider
 
 import (
+	"context"
+	"strings"
 	"time"
 
 	"github.com/callflow/callflow/internal/session"
 	"github.com/callflow/callflow/wire"
 )
 
-// Sessions is what the policy needs of the session store.
+// Sessions is what the deciders need of the masking state: the in-memory
+// index for the decision, and the bucket for counting a connected call
+// after the answer. *session.Store satisfies it.
 type Sessions interface {
+	// Lookup returns the open session on virtual (as +digits) with caller
+	// (as +digits) as a participant that admits calls of subAccount.
 	Lookup(virtual, caller, subAccount string, now time.Time) (*session.Session, bool)
+	// OutOfSession returns the policy for a caller in no open session on
+	// virtual, and whose it is (wire.PolicyNumber, wire.PolicySubAccount),
+	// or nil and wire.PolicyDefault for the deciders' own answer. The
+	// policy is never changed in place.
+	OutOfSession(virtual, subAccount string) (*session.Policy, string)
+	// RecordCall counts a call connected in session id at `at` (call
+	// count, last call, idle expiry, closing at maxCalls).
+	RecordCall(ctx context.Context, id string, at time.Time) (session.Session, error)
 }
+
+// callReceived is the callStatus of a VCA for a call that just reached a
+// virtual number; any other is a follow-up of an earlier action.
+const callReceived = "CALL_RECEIVED"
 
 // Policy decides calls by number masking.
 type Policy struct {
-	sessions     Sessions
-	outOfSession []byte // pre-encoded: the same bytes for every such call
+	sessions Sessions
+	// Pre-encoded: the same bytes for every such call.
+	outOfSession []byte
+	followUp     []byte
+	// policies caches the encoded answers of out-of-session policies.
+	policies answerCache
 }
 
-// NewPolicy returns a policy over sessions that answers outOfSession to
-// callers who are not in one.
+// NewPolicy returns a policy over sessions that answers outOfSession
+// (then a hangup) to callers who are in no session, on numbers and
+// sub-accounts without a policy of their own.
 func NewPolicy(sessions Sessions, outOfSession wire.Say) *Policy {
 	r := wire.SayThenHangup(wire.ClientActionOutOfSession, outOfSession)
-	return &Policy{sessions: sessions, outOfSession: r.JSON()}
+	f := wire.Response{ClientActionID: wire.ClientActionFollowUp, Callflow: []wire.Action{wire.Hangup()}}
+	return &Policy{sessions: sessions, outOfSession: r.JSON(), followUp: f.JSON()}
 }
 
-// Decide appends the callflow for req to dst and returns it with the
-// outcome. A caller who is a participant of an open session on the number
-// dialled is connected to the other participant (after the session's
-// greeting, if any); every other call, including one from a number that is
-// not usable, gets the out-of-session answer.
+// Verdicts of the pre-encoded answers.
+var (
+	defaultVerdict  = wire.Verdict{Outcome: wire.OutcomeOutOfSession, Policy: wire.PolicyDefault}
+	followUpVerdict = wire.Verdict{Outcome: wire.OutcomeFollowUp}
+)
+
+// Decide appends the callflow for req to dst and returns it with what it
+// means (the verdict wire.ClassifyClientAction reads back from it).
+//
+//   - A VCA whose callStatus is set and is not CALL_RECEIVED follows an
+//     earlier action of the call (8x8's ACTION_COMPLETED): it is never
+//     answered as a new call, but with a hangup (wire.ClientActionFollowUp).
+//   - A caller who is a participant of an open session on the number
+//     dialled, that admits the call's sub-account, is connected to the
+//     other participant (after the session's greeting, if any).
+//   - Any other caller (a stranger, a participant of a closed session or
+//     of another sub-account's, a caller whose number is withheld or not
+//     usable) is out of session: the dialled number's policy answers, else
+//     its sub-account's, else the deciders' default (a say, then a hangup).
+//     A dialled number that is not usable gets the default.
 func (p *Policy) Decide(dst []byte, req *wire.DecideRequest, now time.Time) ([]byte, wire.Verdict) {
-	oos := wire.Verdict{Outcome: wire.OutcomeOutOfSession, Policy: wire.PolicyDefault}
+	if req.CallStatus != "" && !strings.EqualFold(req.CallStatus, callReceived) {
+		return append(dst, p.followUp...), followUpVerdict
+	}
 	virtual, err := wire.NormalizeNumber(req.Destination)
 	if err != nil {
-		return append(dst, p.outOfSession...), oos
+		return append(dst, p.outOfSession...), defaultVerdict
 	}
-	caller, err := wire.NormalizeNumber(req.Source)
-	if err != nil {
-		return append(dst, p.outOfSession...), oos
+	if caller, err := wire.NormalizeNumber(req.Source); err == nil {
+		if s, ok := p.sessions.Lookup(virtual, caller, req.SubAccountID, now); ok {
+			other, _ := s.Other(caller)
+			resp := wire.Response{ClientActionID: s.ID, Callflow: make([]wire.Action, 0, 2)}
+			if s.Greeting != nil {
+				resp.Callflow = append(resp.Callflow, wire.SayAction(*s.Greeting))
+			}
+			resp.Callflow = append(resp.Callflow, wire.MakeCall(s.VirtualNumber, other, s.CallRecording))
+			return resp.AppendJSON(dst), wire.Verdict{Outcome: wire.OutcomeConnect, MaskingSessionID: s.ID}
+		}
 	}
-	s, ok := p.sessions.Lookup(virtual, caller, req.SubAccountID, now)
-	if !ok {
-		return append(dst, p.outOfSession...), oos
+	pol, source := p.sessions.OutOfSession(virtual, req.SubAccountID)
+	if pol == nil {
+		return append(dst, p.outOfSession...), defaultVerdict
 	}
-	other, _ := s.Other(caller)
-	resp := wire.Response{ClientActionID: s.ID, Callflow: make([]wire.Action, 0, 2)}
-	if s.Greeting != nil {
-		resp.Callflow = append(resp.Callflow, wire.SayAction(*s.Greeting))
-	}
-	resp.Callflow = append(resp.Callflow, wire.MakeCall(s.VirtualNumber, other, s.CallRecording))
-	return resp.AppendJSON(dst), wire.Verdict{Outcome: wire.OutcomeConnect, MaskingSessionID: s.ID}
+	return p.policies.append(dst, pol, source, virtual, p.outOfSession)
 }

@@ -39,10 +39,20 @@ func (f fakeSessions) add(s *session.Session) {
 
 func (f fakeSessions) Lookup(virtual, caller, subAccount string, now time.Time) (*session.Session, bool) {
 	s, ok := f[[2]string{virtual, caller}]
-	if !ok || !s.Open(now) {
+	if !ok || !s.Open(now) || !s.Admits(subAccount) {
 		return nil, false
 	}
 	return s, true
+}
+
+// OutOfSession: no number or sub-account has a policy of its own.
+func (f fakeSessions) OutOfSession(virtual, subAccount string) (*session.Policy, string) {
+	return nil, wire.PolicyDefault
+}
+
+// RecordCall counts nothing.
+func (f fakeSessions) RecordCall(ctx context.Context, id string, at time.Time) (session.Session, error) {
+	return session.Session{}, nil
 }
 
 var outOfSession = wire.Say{Text: "This number is not in service.", VoiceProfile: "en-GB-HazelRUS", Language: "en-GB"}
@@ -305,17 +315,71 @@ func benchSessions(b *testing.B, n int) (*session.Store, []session.Session) {
 			b.Fatal(err)
 		}
 		all[i] = s
-	}
-	select {
-	case <-js.PublishAsyncComplete():
-	case <-ctx.Done():
-		b.Fatal("publishing sessions timed out")
+		// In batches, so that the publisher never stalls on its limit of
+		// outstanding acknowledgements.
+		if i%1000 == 999 || i == n-1 {
+			select {
+			case <-js.PublishAsyncComplete():
+			case <-ctx.Done():
+				b.Fatal("publishing sessions timed out")
+			}
+		}
 	}
 	st := openStore(b, js)
 	if st.Len() != n {
 		b.Fatalf("index holds %d sessions, want %d", st.Len(), n)
 	}
 	return st, all
+}
+
+// benchCase is a case of BenchmarkDecide: requests and the outcome they
+// all get.
+type benchCase struct {
+	name    string
+	reqs    []wire.DecideRequest
+	outcome string
+}
+
+// policyBenchCases gives numbers outside the sessions of benchSessions
+// out-of-session policies of their own (forward, with a say) and a
+// sub-account one (hangup, with a say), and returns the cases answered
+// by them, and follow-ups.
+func policyBenchCases(b *testing.B, st *session.Store) []benchCase {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const numbers = 100
+	sub := "b"
+	forward := &session.Policy{Action: session.PolicyForward, Destination: "+6560000000",
+		Say: &wire.Say{Text: "Connecting you to our team.", VoiceProfile: session.DefaultVoiceProfile}}
+	for i := range numbers {
+		if _, _, err := st.PutNumber(ctx, fmt.Sprintf("+658%07d", i), session.NumberRequest{SubAccountID: &sub, OutOfSession: forward}, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	hangup := &session.Policy{Action: session.PolicyHangup, Say: &wire.Say{Text: "This conversation has ended."}}
+	if _, _, err := st.PutSubAccount(ctx, sub, hangup, nil); err != nil {
+		b.Fatal(err)
+	}
+	reqs := func(f func(i int) wire.DecideRequest) []wire.DecideRequest {
+		out := make([]wire.DecideRequest, 1024)
+		for i := range out {
+			out[i] = f(i)
+			out[i].EventID, out[i].CallID, out[i].SessionID = "e", "c", "s"
+		}
+		return out
+	}
+	return []benchCase{
+		{"number_policy_forward", reqs(func(i int) wire.DecideRequest {
+			return wire.DecideRequest{SubAccountID: sub, Source: fmt.Sprintf("653%07d", i), Destination: fmt.Sprintf("658%07d", i%numbers)}
+		}), wire.OutcomeForward},
+		{"subaccount_policy_hangup", reqs(func(i int) wire.DecideRequest {
+			return wire.DecideRequest{SubAccountID: sub, Source: fmt.Sprintf("+653%07d", i), Destination: fmt.Sprintf("+657%07d", i)}
+		}), wire.OutcomeOutOfSession},
+		{"follow_up", reqs(func(i int) wire.DecideRequest {
+			return wire.DecideRequest{SubAccountID: sub, CallStatus: "ACTION_COMPLETED", Source: fmt.Sprintf("653%07d", i), Destination: "6580000000"}
+		}), wire.OutcomeFollowUp},
+	}
 }
 
 func BenchmarkDecide(b *testing.B) {
@@ -330,11 +394,7 @@ func BenchmarkDecide(b *testing.B) {
 		}
 		return out
 	}
-	cases := []struct {
-		name    string
-		reqs    []wire.DecideRequest
-		outcome string
-	}{
+	cases := []benchCase{
 		{"connect", reqs(func(i int) (string, string) {
 			s := all[(i*7919)%n]
 			return s.Participants[i%2][1:], s.VirtualNumber[1:] // as 8x8 may send them
@@ -350,6 +410,7 @@ func BenchmarkDecide(b *testing.B) {
 			return "anonymous", all[i%n].VirtualNumber
 		}), wire.OutcomeOutOfSession},
 	}
+	cases = append(cases, policyBenchCases(b, st)...)
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
 			now := time.Now()
@@ -388,4 +449,41 @@ func testContext(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// uncounted is a store whose call counts go nowhere: what the call path
+// pays for counting (the queue), without the writes' own work.
+type uncounted struct{ *session.Store }
+
+func (uncounted) RecordCall(context.Context, string, time.Time) (session.Session, error) {
+	return session.Session{}, nil
+}
+
+func BenchmarkServiceDecide(b *testing.B) {
+	// The in-process path (serve's ingest): the decision, its counter and,
+	// for a connect, queueing the call's count.
+	const n = 10000
+	st, all := benchSessions(b, n)
+	srv := natstest.RunServer(b)
+	nc, _ := natstest.Connect(b, srv)
+	d, err := decider.Start(nc, uncounted{st}, decider.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = d.Stop() })
+	reqs := make([]wire.DecideRequest, 1024)
+	for i := range reqs {
+		s := all[(i*7919)%n]
+		reqs[i] = wire.DecideRequest{EventID: "e", CallID: "c", SessionID: "s", SubAccountID: "a", CallStatus: "CALL_RECEIVED",
+			Source: s.Participants[i%2], Destination: s.VirtualNumber}
+	}
+	b.Run("connect_e164", func(b *testing.B) {
+		now := time.Now()
+		buf := make([]byte, 0, 512)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			buf, _ = d.Decide(buf[:0], &reqs[i%len(reqs)], now)
+		}
+	})
 }

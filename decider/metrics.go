@@ -1,25 +1,43 @@
 package decider
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/callflow/callflow/wire"
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Metrics are the deciders' Prometheus collectors, shared by every decider
 // instance of a process.
 type Metrics struct {
 	requests *prometheus.CounterVec
+	updates  *prometheus.CounterVec
 }
+
+// requestOutcomes are the outcome label values of
+// callflow_decider_requests_total: the decisions, and "error" for a
+// request that does not parse.
+var requestOutcomes = []string{wire.OutcomeConnect, wire.OutcomeOutOfSession, wire.OutcomeForward, wire.OutcomeFollowUp, "error"}
 
 // NewMetrics creates the collectors and registers them with reg (nil
 // registers nothing).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
-	m := &Metrics{requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "callflow_decider_requests_total",
-		Help: "Decide requests handled by this process's deciders, by outcome (connect, out_of_session, error).",
-	}, []string{"outcome"})}
-	for _, o := range []string{"connect", "out_of_session", "error"} {
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "callflow_decider_requests_total",
+			Help: "Decide requests handled by this process's deciders, by outcome (connect, out_of_session, forward, follow_up, error).",
+		}, []string{"outcome"}),
+		updates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "callflow_session_updates_total",
+			Help: "Connected calls this process's deciders counted in their masking session after the answer, by result: recorded, not_found (the session was deleted), failed (storage error or timeout), dropped (write queue full, or left at stop).",
+		}, []string{"result"}),
+	}
+	for _, o := range requestOutcomes {
 		m.requests.WithLabelValues(o)
 	}
+	for _, r := range updateResults {
+		m.updates.WithLabelValues(r)
+	}
 	if reg != nil {
-		reg.MustRegister(m.requests)
+		reg.MustRegister(m.requests, m.updates)
 	}
 	return m
 }

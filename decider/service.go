@@ -13,11 +13,17 @@ import (
 // Service is one decider: a micro service instance whose endpoint is in
 // the deciders' queue group. A micro endpoint handles its requests one at a
 // time, so a process that wants more parallelism runs several instances.
+//
+// A connected call is counted in its session (see Sessions.RecordCall)
+// after the answer, by workers of the service: the answer never waits on
+// storage.
 type Service struct {
-	svc     micro.Service
-	policy  *Policy
-	bufs    sync.Pool
-	metrics *Metrics
+	svc         micro.Service
+	policy      *Policy
+	bufs        sync.Pool
+	metrics     *Metrics
+	calls       *callCounter
+	stopTimeout time.Duration
 }
 
 // Start registers a decider on nc. The session store behind sessions must
@@ -28,7 +34,8 @@ func Start(nc *nats.Conn, sessions Sessions, cfg Config) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Service{policy: NewPolicy(sessions, cfg.OutOfSession), metrics: cfg.Metrics}
+	s := &Service{policy: NewPolicy(sessions, cfg.OutOfSession), metrics: cfg.Metrics, stopTimeout: cfg.StopTimeout}
+	s.calls = newCallCounter(sessions, &cfg)
 	s.bufs.New = func() any { b := make([]byte, 0, 512); return &b }
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:        cfg.ServiceName,
@@ -44,6 +51,7 @@ func Start(nc *nats.Conn, sessions Sessions, cfg Config) (*Service, error) {
 		},
 	})
 	if err != nil {
+		s.calls.stop(0)
 		return nil, fmt.Errorf("register decider service: %w", err)
 	}
 	s.svc = svc
@@ -51,6 +59,7 @@ func Start(nc *nats.Conn, sessions Sessions, cfg Config) (*Service, error) {
 	// decider is up, or their first requests find no responders.
 	if err := nc.Flush(); err != nil {
 		_ = svc.Stop()
+		s.calls.stop(0)
 		return nil, fmt.Errorf("register decider service: %w", err)
 	}
 	cfg.Logger.Info("decider started", "service", cfg.ServiceName, "id", svc.Info().ID, "subject", cfg.Subject, "queue_group", cfg.QueueGroup)
@@ -65,29 +74,59 @@ func (s *Service) handle(req micro.Request) {
 		return
 	}
 	bp := s.bufs.Get().(*[]byte)
-	body, _ := s.Decide((*bp)[:0], &dr, time.Now())
+	now := time.Now()
+	body, v := s.decide((*bp)[:0], &dr, now)
 	// Respond copies body into the connection's buffer before returning.
 	_ = req.Respond(body)
 	*bp = body
 	s.bufs.Put(bp)
+	s.count(v, now) // after the answer
+}
+
+// decide is the decision and its counter.
+func (s *Service) decide(dst []byte, req *wire.DecideRequest, now time.Time) ([]byte, wire.Verdict) {
+	body, v := s.policy.Decide(dst, req, now)
+	s.metrics.requests.WithLabelValues(v.Outcome).Inc()
+	return body, v
+}
+
+// count queues a connected call to be counted in its session.
+func (s *Service) count(v wire.Verdict, at time.Time) {
+	if v.Outcome == wire.OutcomeConnect && v.MaskingSessionID != "" {
+		s.calls.add(v.MaskingSessionID, at)
+	}
 }
 
 // Decide answers req in this process, with the policy and the counters of
 // the service's endpoint but without the NATS round trip: what an ingestor
 // sharing the process (serve) asks instead of the pool, as NATS itself
 // prefers a queue subscriber on the local server. The callflow is appended
-// to dst.
+// to dst. A connected call is queued to be counted in its session as
+// Decide returns: the write runs on the service's workers, so the answer
+// never waits on it (though it may land before the caller has sent the
+// answer on).
 func (s *Service) Decide(dst []byte, req *wire.DecideRequest, now time.Time) ([]byte, wire.Verdict) {
-	body, v := s.policy.Decide(dst, req, now)
-	s.metrics.requests.WithLabelValues(v.Outcome).Inc()
+	body, v := s.decide(dst, req, now)
+	s.count(v, now)
 	return body, v
 }
 
 // ID is the service instance id, as `nats micro info` shows it.
 func (s *Service) ID() string { return s.svc.Info().ID }
 
-// Stop unregisters the decider; requests in flight are answered first.
-func (s *Service) Stop() error { return s.svc.Stop() }
+// Stop unregisters the decider (requests in flight are answered first),
+// then writes the call counts still queued, for at most
+// Config.StopTimeout: those left then are dropped (and counted so). A
+// call answered once Stop has begun (by the draining subscription, or by
+// Decide) is not counted either: a drop.
+func (s *Service) Stop() error {
+	err := s.svc.Stop()
+	s.calls.stop(s.stopTimeout)
+	if err != nil {
+		return fmt.Errorf("stop decider service: %w", err)
+	}
+	return nil
+}
 
 // Stopped reports whether the service has stopped (also when its
 // connection closed).

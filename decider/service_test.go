@@ -418,6 +418,11 @@ func TestServiceInvalidConfig(t *testing.T) {
 		{"version not semver", decider.Config{Version: "latest"}, false},
 		{"service name with a space", decider.Config{ServiceName: "call flow"}, false},
 		{"queue group with a space", decider.Config{QueueGroup: "a b"}, false},
+		{"negative call queue", decider.Config{CallQueue: -1}, true},
+		{"negative call writers", decider.Config{CallWriters: -1}, true},
+		{"too many call writers", decider.Config{CallWriters: 65}, true},
+		{"negative call write timeout", decider.Config{CallWriteTimeout: -time.Second}, true},
+		{"negative stop timeout", decider.Config{StopTimeout: -time.Second}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
