@@ -62,6 +62,7 @@ var documentedMetrics = map[string]string{
 	"callflow_admin_audit_failures_total": "counter",
 	// decider (and the session index of ingest)
 	"callflow_decider_requests_total": "counter", // {outcome}
+	"callflow_session_updates_total":  "counter", // {result}
 	"callflow_sessions":               "gauge",
 	// archiver
 	"callflow_archiver_rows_total":              "counter",
