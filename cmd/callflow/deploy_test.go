@@ -60,6 +60,7 @@ var documentedMetrics = map[string]string{
 	"callflow_stream_oldest_age_seconds":  "gauge",
 	"callflow_admin_refused_total":        "counter", // {reason}
 	"callflow_admin_audit_failures_total": "counter",
+	"callflow_pool_allocations_total":     "counter", // {result}
 	// decider (and the session index of ingest)
 	"callflow_decider_requests_total": "counter", // {outcome}
 	"callflow_session_updates_total":  "counter", // {result}

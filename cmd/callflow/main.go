@@ -3,7 +3,8 @@
 //	callflow serve      all in one: embedded NATS, ingestor, deciders, admin API
 //	callflow ingest     the webhook ingestor, against --nats-url
 //	callflow decider    deciders, against --nats-url (start as many as needed)
-//	callflow sessions   create, get, list and delete masking sessions
+//	callflow sessions   create, get, list, update, close and delete masking sessions
+//	callflow numbers    add, get, list and remove the pool's virtual numbers
 //	callflow version    print the version
 //
 // Every flag can also be set with an environment variable

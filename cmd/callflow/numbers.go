@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+)
+
+const numbersSynopsis = `numbers <add|get|list|remove> [flags] [number]
+
+  add NUMBER [--sub-account S] [--country CC] [--status Active|Unhealthy|Expiring|Inactive]
+             [--out-of-session-action hangup|forward [--out-of-session-destination N]
+              [--out-of-session-text T] [--out-of-session-voice V] [--out-of-session-language L]
+             | --no-out-of-session]
+  get NUMBER
+  list [--sub-account S] [--status S] [--limit N] [--cursor C | --all]
+  remove NUMBER [--force]
+
+add registers a number in the pool (--sub-account required then) or
+updates it, sending only the flags given; 8x8's number-health webhooks keep
+its status current. remove refuses while sessions are open on the number,
+unless --force, which closes them. Errors are the admin API's, and exit 1.`
+
+// numberVerbs lists each verb's flags besides clientFlags.
+var numberVerbs = map[string][]string{
+	"add": {"sub-account", "country", "status", "out-of-session-action", "out-of-session-destination",
+		"out-of-session-text", "out-of-session-voice", "out-of-session-language", "no-out-of-session"},
+	"get":    nil,
+	"list":   {"sub-account", "status", "limit", "cursor", "all"},
+	"remove": {"force"},
+}
+
+// runNumbers is a client of the admin API's /v1/numbers: the virtual
+// numbers of the pool that sessions are allocated from.
+func runNumbers(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("numbers", numbersSynopsis, stderr)
+	client := clientFlagSet(fs)
+	subAccount := fs.String("sub-account", "", "add, list: the 8x8 sub-account the number belongs to (subAccountId)")
+	country := fs.String("country", "", "add: the number's country (ISO 3166 alpha-2, e.g. SG)")
+	status := fs.String("status", "", "add, list: Active, Unhealthy, Expiring or Inactive (add: a new number is Active)")
+	action := fs.String("out-of-session-action", "", "add: the number's policy for callers in no open session: hangup or forward")
+	destination := fs.String("out-of-session-destination", "", "add: where a forward policy connects the caller")
+	sayText := fs.String("out-of-session-text", "", "add: what the policy says first")
+	sayVoice := fs.String("out-of-session-voice", "", "add: voice profile of --out-of-session-text")
+	sayLanguage := fs.String("out-of-session-language", "", "add: language of --out-of-session-text")
+	noPolicy := fs.Bool("no-out-of-session", false, "add: remove the number's policy (the sub-account's applies)")
+	force := fs.Bool("force", false, "remove: close the sessions open on the number and remove it")
+	pages := pageFlags(fs)
+	if len(args) == 0 {
+		fs.Usage()
+		return errUsage
+	}
+	verb := args[0]
+	flags, ok := numberVerbs[verb]
+	if !ok {
+		fmt.Fprintf(stderr, "callflow numbers: unknown action %q\n", verb)
+		fs.Usage()
+		return errUsage
+	}
+	given, err := parseVerb(fs, "numbers", verb, args[1:], flags, verb != "list", stderr)
+	if err != nil {
+		return err
+	}
+	c := client()
+	number := ""
+	if verb != "list" {
+		number = url.PathEscape(fs.Arg(0))
+	}
+	switch verb {
+	case "add":
+		body := map[string]any{}
+		for name, v := range map[string]string{"sub-account": *subAccount, "country": *country, "status": *status} {
+			if given[name] {
+				body[flagField[name]] = v
+			}
+		}
+		policy := given["out-of-session-action"] || given["out-of-session-destination"] ||
+			given["out-of-session-text"] || given["out-of-session-voice"] || given["out-of-session-language"]
+		switch {
+		case policy && given["no-out-of-session"]:
+			fmt.Fprintln(stderr, "callflow numbers add: --out-of-session-* or --no-out-of-session, not both")
+			return errUsage
+		case given["no-out-of-session"] && *noPolicy:
+			body["outOfSession"] = nil
+		case policy:
+			p := map[string]any{"action": *action}
+			if *destination != "" {
+				p["destination"] = *destination
+			}
+			if *sayText != "" || *sayVoice != "" || *sayLanguage != "" {
+				say := map[string]any{"text": *sayText}
+				if *sayVoice != "" {
+					say["voiceProfile"] = *sayVoice
+				}
+				if *sayLanguage != "" {
+					say["language"] = *sayLanguage
+				}
+				p["say"] = say
+			}
+			body["outOfSession"] = p
+		}
+		return c.print(ctx, http.MethodPut, "/v1/numbers/"+number, body, stdout)
+	case "get":
+		return c.print(ctx, http.MethodGet, "/v1/numbers/"+number, nil, stdout)
+	case "list":
+		q := url.Values{}
+		for name, v := range map[string]string{"sub-account": *subAccount, "status": *status} {
+			if given[name] {
+				q.Set(flagField[name], v)
+			}
+		}
+		return c.list(ctx, "/v1/numbers", "numbers", q, pages, stdout)
+	default: // remove
+		path := "/v1/numbers/" + number
+		if given["force"] && *force {
+			path += "?force=true"
+		}
+		return c.print(ctx, http.MethodDelete, path, nil, stdout)
+	}
+}
