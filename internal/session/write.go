@@ -241,8 +241,18 @@ func closedWhy(s Session) string {
 // reaches maxCalls. Deciders call it after answering, never before: the
 // call path does not wait on storage.
 func (s *Store) RecordCall(ctx context.Context, id string, at time.Time) (Session, error) {
+	return s.RecordCalls(ctx, id, 1, at)
+}
+
+// RecordCalls is RecordCall for n calls (n >= 1) in one write, the last
+// connected at `at`: what a decider writes for calls of one session that
+// queued up while an earlier write was under way.
+func (s *Store) RecordCalls(ctx context.Context, id string, n int64, at time.Time) (Session, error) {
+	if n < 1 {
+		return Session{}, invalid("calls", "must be >= 1, got %d", n)
+	}
 	return s.change(ctx, id, func(sess *Session, now time.Time) error {
-		sess.CallCount++
+		sess.CallCount += n
 		at := at.UTC()
 		if sess.LastCallAt == nil || at.After(*sess.LastCallAt) {
 			sess.LastCallAt = &at
