@@ -128,7 +128,10 @@ func runConfig(_ context.Context, args []string, stdout, stderr io.Writer) error
 func configDocs() string {
 	type entry struct {
 		usage, def string
-		roles      []string
+		// first is the first role's default; another role's that differs
+		// is noted beside it.
+		first string
+		roles []string
 	}
 	entries := map[string]*entry{}
 	var names []string
@@ -138,11 +141,15 @@ func configDocs() string {
 		fs.VisitAll(func(f *flag.Flag) {
 			e, ok := entries[f.Name]
 			if !ok {
-				e = &entry{usage: f.Usage, def: f.DefValue}
+				e = &entry{usage: f.Usage, def: f.DefValue, first: f.DefValue}
 				entries[f.Name] = e
 				names = append(names, f.Name)
-			} else if e.def != f.DefValue {
-				e.def += " (" + r.name + ": " + f.DefValue + ")"
+			} else if e.first != f.DefValue {
+				def := f.DefValue
+				if def == "" {
+					def = "(empty)"
+				}
+				e.def += " (" + r.name + ": " + def + ")"
 			}
 			e.roles = append(e.roles, r.name)
 		})

@@ -74,5 +74,12 @@ func (o *options) nodeConfig(r node.Roles) (node.Config, error) {
 			return node.Config{}, err
 		}
 	}
+	if r.Ingest && o.clickhouseAddr != "" {
+		ch, err := o.clickhouseConfig()
+		if err != nil {
+			return node.Config{}, err
+		}
+		cfg.History = &ch
+	}
 	return cfg, nil
 }

@@ -245,16 +245,9 @@ func (o *options) registerDeciders(fs *flag.FlagSet, def int) {
 func (o *options) registerArchiver(fs *flag.FlagSet, optional bool) {
 	usage := "ClickHouse native-protocol addresses, comma-separated"
 	if optional {
-		usage += "; empty runs without an archiver"
+		usage += "; empty runs without an archiver (and GET /v1/sessions/{id}/interactions answers 503)"
 	}
-	fs.StringVar(&o.clickhouseAddr, "clickhouse-addr", archiver.DefaultAddr, usage)
-	fs.StringVar(&o.clickhouseDatabase, "clickhouse-database", archiver.DefaultDatabase, "ClickHouse database of the call tables (created when missing)")
-	fs.StringVar(&o.clickhouseUser, "clickhouse-user", "default", "ClickHouse user")
-	o.secretVar(fs, &o.clickhousePassword, "clickhouse-password", "ClickHouse password")
-	fs.BoolVar(&o.clickhouseTLS, "clickhouse-tls", false, "connect to ClickHouse over TLS (its secure native port, usually 9440)")
-	fs.StringVar(&o.clickhouseTLSCA, "clickhouse-tls-ca", "", "CA certificate file (PEM) that verifies ClickHouse; implies --clickhouse-tls")
-	fs.StringVar(&o.clickhouseTLSCert, "clickhouse-tls-cert", "", "client certificate file (PEM) presented to ClickHouse; implies --clickhouse-tls")
-	fs.StringVar(&o.clickhouseTLSKey, "clickhouse-tls-key", "", "private key file (PEM) of --clickhouse-tls-cert")
+	o.registerClickHouse(fs, archiver.DefaultAddr, usage)
 	fs.StringVar(&o.clickhouseCompress, "clickhouse-compression", "lz4", "compression of inserts: lz4, zstd, or none (fastest when ClickHouse is on the same machine)")
 	fs.IntVar(&o.batchMaxRows, "batch-max-rows", archiver.DefaultMaxRows, "archiver: rows that fill a batch")
 	fs.IntVar(&o.batchMaxBytes, "batch-max-bytes", archiver.DefaultMaxBytes, "archiver: record bytes that fill a batch")
@@ -263,14 +256,41 @@ func (o *options) registerArchiver(fs *flag.FlagSet, optional bool) {
 	fs.DurationVar(&o.archiverAckWait, "archiver-ack-wait", archiver.DefaultAckWait, "archiver: how long before records a stopped archiver held are redelivered to another")
 }
 
-func (o *options) archiverConfig() (archiver.Config, error) {
+// registerHistory registers the ClickHouse the ingest role reads
+// interactions from (GET /v1/sessions/{id}/interactions); none by default.
+func (o *options) registerHistory(fs *flag.FlagSet) {
+	o.registerClickHouse(fs, "", "ClickHouse native-protocol addresses, comma-separated, of the archive that GET /v1/sessions/{id}/interactions reads; empty: that route answers 503")
+}
+
+// registerClickHouse registers how to reach ClickHouse.
+func (o *options) registerClickHouse(fs *flag.FlagSet, addr, usage string) {
+	fs.StringVar(&o.clickhouseAddr, "clickhouse-addr", addr, usage)
+	fs.StringVar(&o.clickhouseDatabase, "clickhouse-database", archiver.DefaultDatabase, "ClickHouse database of the call tables (created when missing)")
+	fs.StringVar(&o.clickhouseUser, "clickhouse-user", "default", "ClickHouse user")
+	o.secretVar(fs, &o.clickhousePassword, "clickhouse-password", "ClickHouse password")
+	fs.BoolVar(&o.clickhouseTLS, "clickhouse-tls", false, "connect to ClickHouse over TLS (its secure native port, usually 9440)")
+	fs.StringVar(&o.clickhouseTLSCA, "clickhouse-tls-ca", "", "CA certificate file (PEM) that verifies ClickHouse; implies --clickhouse-tls")
+	fs.StringVar(&o.clickhouseTLSCert, "clickhouse-tls-cert", "", "client certificate file (PEM) presented to ClickHouse; implies --clickhouse-tls")
+	fs.StringVar(&o.clickhouseTLSKey, "clickhouse-tls-key", "", "private key file (PEM) of --clickhouse-tls-cert")
+}
+
+// clickhouseConfig is how to reach ClickHouse.
+func (o *options) clickhouseConfig() (archiver.ClickHouseConfig, error) {
 	ch := archiver.ClickHouseConfig{Addrs: list(o.clickhouseAddr), Database: o.clickhouseDatabase, Username: o.clickhouseUser, Password: o.clickhousePassword, Compression: o.clickhouseCompress}
 	if o.clickhouseTLS || o.clickhouseTLSCA != "" || o.clickhouseTLSCert != "" || o.clickhouseTLSKey != "" {
 		tc, err := certs.ClientConfig(o.clickhouseTLSCA, o.clickhouseTLSCert, o.clickhouseTLSKey)
 		if err != nil {
-			return archiver.Config{}, fmt.Errorf("--clickhouse-tls-*: %w", err)
+			return archiver.ClickHouseConfig{}, fmt.Errorf("--clickhouse-tls-*: %w", err)
 		}
 		ch.TLS = tc
+	}
+	return ch, nil
+}
+
+func (o *options) archiverConfig() (archiver.Config, error) {
+	ch, err := o.clickhouseConfig()
+	if err != nil {
+		return archiver.Config{}, err
 	}
 	return archiver.Config{
 		ClickHouse: ch,

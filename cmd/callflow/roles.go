@@ -45,6 +45,7 @@ var roles = []role{
 			o.registerStream(fs)
 			o.registerBucket(fs)
 			o.registerIngest(fs)
+			o.registerHistory(fs)
 			o.registerAdmin(fs, "127.0.0.1:8081", true)
 			o.registerProcess(fs)
 		},

@@ -81,6 +81,10 @@ type Config struct {
 	Archiver archiver.Config     // when Roles.Archiver
 	PoolFeed poolfeed.Config     // when Roles.Ingest; Stream and Instance come from Stream and Admin
 	Admin    admin.Config
+	// History, when Roles.Ingest, is the ClickHouse the session API reads
+	// a session's interactions from; nil: GET /v1/sessions/{id}/interactions
+	// answers 503.
+	History *archiver.ClickHouseConfig
 
 	AdminTLS, WebhookTLS TLSFiles
 
@@ -126,6 +130,7 @@ type Node struct {
 	archiver *archiver.Archiver
 	archStop context.CancelFunc
 	archDone chan struct{}
+	history  *archiver.History
 	feed     *poolfeed.Feed
 	feedStop context.CancelFunc
 	feedDone chan struct{}
@@ -397,6 +402,17 @@ func (n *Node) startIngest() error {
 		return err
 	}
 	n.admin.MountSessions(n.store, n.ingest)
+	if n.cfg.History != nil {
+		// Connects when first asked: a ClickHouse down at start only
+		// makes interactions answer 503 until it is back.
+		if n.history, err = archiver.OpenHistory(*n.cfg.History); err != nil {
+			return fmt.Errorf("interactions: %w", err)
+		}
+		n.admin.UseInteractions(interactions{n.history})
+		if !n.cfg.Roles.Archiver {
+			n.admin.AddCheck("clickhouse", true, n.history.Check)
+		}
+	}
 	// Ready means calls are answered and their records kept: in the
 	// stream, or in the spool while it has room.
 	n.admin.AddCheck("records", false, n.ingest.CheckRecords)
@@ -585,6 +601,10 @@ func (n *Node) close() {
 		_ = n.admin.Shutdown(context.Background())
 		n.admin = nil
 	}
+	if n.history != nil {
+		_ = n.history.Close()
+		n.history = nil
+	}
 	if n.store != nil {
 		n.store.Close()
 		n.store = nil
@@ -616,4 +636,23 @@ func newRegistry(version string) *prometheus.Registry {
 		}, func() float64 { return 1 }),
 	)
 	return reg
+}
+
+// interactions serves the session API's interactions from the archive.
+type interactions struct{ h *archiver.History }
+
+// Interactions implements admin.InteractionReader.
+func (i interactions) Interactions(ctx context.Context, id string, limit int, cursor string) (admin.InteractionPage, error) {
+	p, err := i.h.Interactions(ctx, id, limit, cursor)
+	switch {
+	case errors.Is(err, archiver.ErrInvalidQuery):
+		return admin.InteractionPage{}, fmt.Errorf("%w: %w", admin.ErrInvalidQuery, err)
+	case err != nil:
+		return admin.InteractionPage{}, err
+	}
+	page := admin.InteractionPage{Items: p.Interactions}
+	if p.NextCursor != nil {
+		page.NextCursor = *p.NextCursor
+	}
+	return page, nil
 }
