@@ -61,6 +61,11 @@ var documentedMetrics = map[string]string{
 	"callflow_admin_refused_total":        "counter", // {reason}
 	"callflow_admin_audit_failures_total": "counter",
 	"callflow_pool_allocations_total":     "counter", // {result}
+	// ingest: the pool feed (8x8's number updates into the pool)
+	"callflow_pool_numbers":              "gauge",   // {sub_account, status}
+	"callflow_pool_updates_total":        "counter", // {result}
+	"callflow_pool_number_changes_total": "counter", // {status}
+	"callflow_pool_audit_failures_total": "counter",
 	// decider (and the session index of ingest)
 	"callflow_decider_requests_total": "counter", // {outcome}
 	"callflow_session_updates_total":  "counter", // {result}
