@@ -108,6 +108,10 @@ func TestVirtualNumberUpdateFillsPool(t *testing.T) {
 	metrics, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, line := range []string{
+		"# TYPE callflow_pool_numbers gauge",
+		"# TYPE callflow_pool_updates_total counter",
+		"# TYPE callflow_pool_number_changes_total counter",
+		"# TYPE callflow_pool_audit_failures_total counter",
 		`callflow_pool_updates_total{result="applied"} 1`,
 		`callflow_pool_numbers{status="Active",sub_account="your_subaccount_id"} 1`,
 		`callflow_pool_numbers{status="Unhealthy",sub_account="your_subaccount_id"} 1`,
