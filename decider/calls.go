@@ -12,7 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Results of a call count's write (callflow_session_updates_total).
+// Results of counting a connected call in its session
+// (callflow_session_updates_total counts calls, not writes).
 const (
 	updateRecorded = "recorded"  // written
 	updateNotFound = "not_found" // the session was deleted meanwhile
@@ -28,87 +29,122 @@ type connected struct {
 	at      time.Time
 }
 
+// maxBatch bounds the calls a writer takes from its queue at once.
+const maxBatch = 256
+
 // callCounter counts connected calls in the session store after the
-// answer: the call path only puts the call in a bounded queue (never
-// waiting: a full queue drops it, and counts the drop), and a few workers
-// write the queue, each write bounded by a timeout.
+// answer. The call path only puts the call in a bounded queue, never
+// waiting (a full queue drops the call's count, and counts the drop).
+// Each writer has a queue of its own, chosen by the session's id, so
+// that one session's calls are written by one writer of the process, in
+// order; a writer takes what waits in its queue and writes each session's
+// calls in one write (session.Store.RecordCalls), bounded by a timeout. A
+// burst on one session, or a store slower than the calls, thus costs
+// fewer writes instead of a longer queue.
 type callCounter struct {
 	sessions Sessions
-	queue    chan connected
+	queues   []chan connected
 	timeout  time.Duration
 	log      *slog.Logger
-	results  map[string]prometheus.Counter
+	recorded prometheus.Counter
+	notFound prometheus.Counter
+	failed   prometheus.Counter
+	dropped  prometheus.Counter
 
 	// mu is held for reading by add and for writing by stop, so that no
-	// call enters the queue once stop has begun draining it.
+	// call enters a queue once stop has begun draining them.
 	mu       sync.RWMutex
 	stopping bool
-	quit     chan struct{} // closed by stop: drain the queue, then end
+	quit     chan struct{} // closed by stop: drain the queues, then end
 	ctx      context.Context
 	cancel   context.CancelFunc // at stop's bound: writes still running end
-	workers  sync.WaitGroup
+	writers  sync.WaitGroup
 	stopOnce sync.Once
 
-	// Warnings about failed or dropped writes, at most one per warnEvery.
+	// Warnings about failed or dropped counts, at most one per warnEvery.
 	lastWarn atomic.Int64 // unix nanoseconds
-	unwarned atomic.Int64 // failures and drops since the last warning
+	unwarned atomic.Int64 // calls failed or dropped since the last warning
 }
 
-// warnEvery spaces the warnings about writes that failed or were dropped:
+// warnEvery spaces the warnings about counts that failed or were dropped:
 // never one log line per call.
 const warnEvery = 10 * time.Second
 
 func newCallCounter(sessions Sessions, cfg *Config) *callCounter {
 	ctx, cancel := context.WithCancel(context.Background())
+	u := cfg.Metrics.updates
 	c := &callCounter{
 		sessions: sessions,
-		queue:    make(chan connected, cfg.CallQueue),
+		queues:   make([]chan connected, cfg.CallWriters),
 		timeout:  cfg.CallWriteTimeout,
 		log:      cfg.Logger,
-		results:  make(map[string]prometheus.Counter, len(updateResults)),
+		recorded: u.WithLabelValues(updateRecorded),
+		notFound: u.WithLabelValues(updateNotFound),
+		failed:   u.WithLabelValues(updateFailed),
+		dropped:  u.WithLabelValues(updateDropped),
 		quit:     make(chan struct{}),
 		ctx:      ctx,
 		cancel:   cancel,
 	}
-	for _, r := range updateResults {
-		c.results[r] = cfg.Metrics.updates.WithLabelValues(r)
-	}
-	c.workers.Add(cfg.CallWriters)
-	for range cfg.CallWriters {
-		go c.run()
+	per := (cfg.CallQueue + cfg.CallWriters - 1) / cfg.CallWriters
+	c.writers.Add(cfg.CallWriters)
+	for i := range c.queues {
+		c.queues[i] = make(chan connected, per)
+		go c.run(c.queues[i])
 	}
 	return c
 }
 
 // add queues a call connected in session id at `at`, without waiting.
 func (c *callCounter) add(id string, at time.Time) {
+	q := c.queues[shard(id, len(c.queues))]
 	c.mu.RLock()
 	queued := false
 	if !c.stopping {
 		select {
-		case c.queue <- connected{id, at}:
+		case q <- connected{id, at}:
 			queued = true
 		default:
 		}
 	}
 	c.mu.RUnlock()
 	if !queued {
-		c.results[updateDropped].Inc()
-		c.warn("call not counted in its session: the write queue is full or the decider is stopping", nil)
+		c.dropped.Inc()
+		c.warn("calls not counted in their session: a write queue is full, or the decider is stopping", 1, nil)
 	}
 }
 
-func (c *callCounter) run() {
-	defer c.workers.Done()
+// shard picks the writer of session id among n (FNV-1a).
+func shard(id string, n int) int {
+	h := uint32(2166136261)
+	for i := 0; i < len(id); i++ {
+		h ^= uint32(id[i])
+		h *= 16777619
+	}
+	return int(h % uint32(n))
+}
+
+// pending are the calls of one session taken from a queue.
+type pending struct {
+	n  int64
+	at time.Time // the latest
+}
+
+// run writes q until stop, then what is left in q.
+func (c *callCounter) run(q chan connected) {
+	defer c.writers.Done()
+	batch := make(map[string]pending)
 	for {
 		select {
-		case k := <-c.queue:
-			c.write(k)
+		case k := <-q:
+			c.take(batch, k, q)
+			c.flush(batch)
 		case <-c.quit:
 			for {
 				select {
-				case k := <-c.queue:
-					c.write(k)
+				case k := <-q:
+					c.take(batch, k, q)
+					c.flush(batch)
 				default:
 					return
 				}
@@ -117,44 +153,72 @@ func (c *callCounter) run() {
 	}
 }
 
-func (c *callCounter) write(k connected) {
-	if c.ctx.Err() != nil { // past stop's bound
-		c.results[updateDropped].Inc()
-		return
-	}
-	ctx, cancel := context.WithTimeout(c.ctx, c.timeout)
-	_, err := c.sessions.RecordCall(ctx, k.session, k.at)
-	cancel()
-	switch {
-	case err == nil:
-		c.results[updateRecorded].Inc()
-	case errors.Is(err, session.ErrNotFound):
-		c.results[updateNotFound].Inc()
-	default:
-		c.results[updateFailed].Inc()
-		c.warn("call not counted in its session", err)
+// take adds k, and what else waits in q (up to maxBatch calls), to batch.
+func (c *callCounter) take(batch map[string]pending, k connected, q chan connected) {
+	for i := 0; ; i++ {
+		p := batch[k.session]
+		p.n++
+		if k.at.After(p.at) {
+			p.at = k.at
+		}
+		batch[k.session] = p
+		if i == maxBatch-1 {
+			return
+		}
+		select {
+		case k = <-q:
+		default:
+			return
+		}
 	}
 }
 
-// warn logs a failed or dropped write, unless one was logged less than
-// warnEvery ago; the next line says how many went unlogged.
-func (c *callCounter) warn(msg string, err error) {
-	c.unwarned.Add(1)
+// flush writes batch's calls, one write a session, and empties it.
+func (c *callCounter) flush(batch map[string]pending) {
+	for id, p := range batch {
+		delete(batch, id)
+		c.write(id, p)
+	}
+}
+
+func (c *callCounter) write(id string, p pending) {
+	if c.ctx.Err() != nil { // past stop's bound
+		c.dropped.Add(float64(p.n))
+		c.warn("calls not counted in their session: the decider stopped first", p.n, nil)
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, c.timeout)
+	_, err := c.sessions.RecordCalls(ctx, id, p.n, p.at)
+	cancel()
+	switch {
+	case err == nil:
+		c.recorded.Add(float64(p.n))
+	case errors.Is(err, session.ErrNotFound):
+		c.notFound.Add(float64(p.n))
+	default:
+		c.failed.Add(float64(p.n))
+		c.warn("calls not counted in their session", p.n, err)
+	}
+}
+
+// warn logs calls not counted, unless a warning was logged less than
+// warnEvery ago; the next one says how many calls went unlogged.
+func (c *callCounter) warn(msg string, n int64, err error) {
+	c.unwarned.Add(n)
 	now := time.Now().UnixNano()
 	last := c.lastWarn.Load()
 	if now-last < int64(warnEvery) || !c.lastWarn.CompareAndSwap(last, now) {
 		return
 	}
-	n := c.unwarned.Swap(0)
+	attrs := []any{"calls", c.unwarned.Swap(0)}
 	if err != nil {
-		c.log.Warn(msg, "calls", n, "error", err)
-	} else {
-		c.log.Warn(msg, "calls", n)
+		attrs = append(attrs, "error", err)
 	}
+	c.log.Warn(msg, attrs...)
 }
 
 // stop refuses new calls, writes those queued within bound, and returns by
-// then (plus a moment for writes that do not end with their context):
+// then (plus a moment for a write that does not end with its context):
 // calls still queued at the bound are dropped, and counted.
 func (c *callCounter) stop(bound time.Duration) {
 	c.stopOnce.Do(func() {
@@ -163,7 +227,7 @@ func (c *callCounter) stop(bound time.Duration) {
 		c.mu.Unlock()
 		close(c.quit)
 		done := make(chan struct{})
-		go func() { c.workers.Wait(); close(done) }()
+		go func() { c.writers.Wait(); close(done) }()
 		t := time.NewTimer(bound)
 		defer t.Stop()
 		select {

@@ -83,33 +83,39 @@ func TestMetricsPreregistered(t *testing.T) {
 // with its context.
 type gatedSessions struct {
 	*session.Store
-	entered chan string
+	entered chan write
 	release chan struct{}
 }
 
-func gate(st *session.Store) *gatedSessions {
-	return &gatedSessions{Store: st, entered: make(chan string, 100), release: make(chan struct{})}
+// write is a write of calls to a session.
+type write struct {
+	id string
+	n  int64
 }
 
-func (g *gatedSessions) RecordCall(ctx context.Context, id string, at time.Time) (session.Session, error) {
-	g.entered <- id
+func gate(st *session.Store) *gatedSessions {
+	return &gatedSessions{Store: st, entered: make(chan write, 100), release: make(chan struct{})}
+}
+
+func (g *gatedSessions) RecordCalls(ctx context.Context, id string, n int64, at time.Time) (session.Session, error) {
+	g.entered <- write{id, n}
 	select {
 	case <-g.release:
 	case <-ctx.Done():
-		return session.Session{}, fmt.Errorf("record call: %w", ctx.Err())
+		return session.Session{}, fmt.Errorf("record calls: %w", ctx.Err())
 	}
-	return g.Store.RecordCall(ctx, id, at)
+	return g.Store.RecordCalls(ctx, id, n, at)
 }
 
 // waitEntered waits until a write has begun.
-func (g *gatedSessions) waitEntered(t testing.TB) string {
+func (g *gatedSessions) waitEntered(t testing.TB) write {
 	t.Helper()
 	select {
-	case id := <-g.entered:
-		return id
+	case w := <-g.entered:
+		return w
 	case <-time.After(10 * time.Second):
 		t.Fatal("no session write began")
-		return ""
+		return write{}
 	}
 }
 
@@ -224,8 +230,8 @@ func TestCallCountedAfterTheAnswer(t *testing.T) {
 	if outcomeOf(msg) != wire.OutcomeConnect {
 		t.Fatalf("call: %s", msg.Data)
 	}
-	if id := g.waitEntered(t); id != s.ID {
-		t.Fatalf("write for session %s, want %s", id, s.ID)
+	if w := g.waitEntered(t); w != (write{s.ID, 1}) {
+		t.Fatalf("write %+v, want one call of session %s", w, s.ID)
 	}
 	if got := readSession(t, st, s.ID); got.CallCount != 0 || got.LastCallAt != nil {
 		t.Fatalf("counted before the write was released: %+v", got)
@@ -322,6 +328,44 @@ func TestCallCountingResults(t *testing.T) {
 	checkUpdates(t, reg, map[string]float64{"failed": 1, "not_found": 1})
 }
 
+func TestCallCountsMerged(t *testing.T) {
+	// The calls of a session that queue up while a write is under way are
+	// written together, by the one writer that has the session (though
+	// three more are idle), in one write that adds them all.
+	srv := natstest.RunServer(t)
+	_, js := natstest.Connect(t, srv)
+	st := openStore(t, js)
+	g := gate(st)
+	d, reg := inProcess(t, g, decider.Config{CallWriters: 4})
+	s := createSession(t, st, session.Request{VirtualNumber: vn1, Participants: []string{pA, pB},
+		TTLMode: session.TTLIdle, TTLSeconds: 600})
+
+	d.Decide(nil, connectReq(pA), time.Now())
+	if w := g.waitEntered(t); w != (write{s.ID, 1}) {
+		t.Fatalf("first write %+v", w)
+	}
+	const more = 10
+	var last time.Time
+	for i := range more {
+		last = time.Now().Add(time.Duration(i) * time.Second) // the latest is the last call
+		d.Decide(nil, connectReq(pB), last)
+	}
+	close(g.release)
+	if w := g.waitEntered(t); w != (write{s.ID, more}) {
+		t.Fatalf("second write %+v, want the %d calls queued meanwhile", w, more)
+	}
+	natstest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if got := updates(t, reg)["recorded"]; got != more+1 {
+			return fmt.Errorf("recorded %v, want %d", got, more+1)
+		}
+		return nil
+	})
+	got := readSession(t, st, s.ID)
+	if got.CallCount != more+1 || got.LastCallAt == nil || !got.LastCallAt.Equal(last.UTC()) || !got.ExpiresAt.Equal(last.UTC().Add(600*time.Second)) {
+		t.Errorf("callCount %d, lastCallAt %v, expiresAt %v; want %d, %v and 10 minutes later", got.CallCount, got.LastCallAt, got.ExpiresAt, more+1, last.UTC())
+	}
+}
+
 func TestServiceStopDrainsCalls(t *testing.T) {
 	// Stop writes the counts still queued before it returns.
 	srv := natstest.RunServer(t)
@@ -331,10 +375,11 @@ func TestServiceStopDrainsCalls(t *testing.T) {
 	d, reg := inProcess(t, g, decider.Config{CallWriters: 1, StopTimeout: 20 * time.Second})
 	s := createSession(t, st, session.Request{VirtualNumber: vn1, Participants: []string{pA, pB}})
 	const calls = 5
-	for range calls {
+	d.Decide(nil, connectReq(pA), time.Now())
+	g.waitEntered(t)
+	for range calls - 1 {
 		d.Decide(nil, connectReq(pA), time.Now())
 	}
-	g.waitEntered(t)
 	stopped := make(chan error, 1)
 	go func() { stopped <- d.Stop() }()
 	// Released once the service has unregistered: Stop is then draining
@@ -375,10 +420,11 @@ func TestServiceStopBounded(t *testing.T) {
 	const bound = 300 * time.Millisecond
 	d, reg := inProcess(t, g, decider.Config{CallWriters: 1, CallWriteTimeout: time.Hour, StopTimeout: bound})
 	createSession(t, st, session.Request{VirtualNumber: vn1, Participants: []string{pA, pB}})
-	for range 3 {
+	d.Decide(nil, connectReq(pA), time.Now())
+	g.waitEntered(t) // the writer holds the first call
+	for range 2 {
 		d.Decide(nil, connectReq(pA), time.Now())
 	}
-	g.waitEntered(t)
 	start := time.Now()
 	if err := d.Stop(); err != nil {
 		t.Fatal(err)

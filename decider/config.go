@@ -44,12 +44,14 @@ type Config struct {
 	// on numbers and sub-accounts without an out-of-session policy.
 	OutOfSession wire.Say
 	// CallQueue bounds the connected calls waiting to be counted in their
-	// session (call count, last call, idle expiry, maxCalls); a call that
-	// finds it full is not counted (callflow_session_updates_total
-	// {result="dropped"}). Default DefaultCallQueue.
+	// session (call count, last call, idle expiry, maxCalls), shared
+	// evenly among the writers; a call that finds its writer's queue full
+	// is not counted (callflow_session_updates_total{result="dropped"}).
+	// Default DefaultCallQueue.
 	CallQueue int
 	// CallWriters is the number of workers writing those counts to the
-	// session store. Default DefaultCallWriters.
+	// session store; a session's calls always go to the same one.
+	// Default DefaultCallWriters.
 	CallWriters int
 	// CallWriteTimeout bounds one count's write. Default
 	// DefaultCallWriteTimeout.

@@ -26,12 +26,15 @@
 // # Call counting
 //
 // A connected call is counted in its session (call count, last call, the
-// expiry of an idle session, closing at maxCalls: session.Store.RecordCall)
+// expiry of an idle session, closing at maxCalls: session.Store.RecordCalls)
 // after the answer is sent: the call goes into a bounded queue, written by
-// a few workers per decider, each write bounded by Config.CallWriteTimeout.
-// A call that finds the queue full is not counted; callflow_session_updates_total
-// counts the writes by result (recorded, not_found, failed, dropped). Stop
-// writes what is still queued, for at most Config.StopTimeout.
+// a few writers per decider (Config.CallWriters; a session's calls always
+// go to the same one), each write bounded by Config.CallWriteTimeout. The
+// calls of a session that queued up while a write was under way are
+// written together, in one write. A call that finds the queue full is not
+// counted. callflow_session_updates_total counts the calls by result
+// (recorded, not_found, failed, dropped). Stop writes what is still queued,
+// for at most Config.StopTimeout.
 //
 // # How far maxCalls can be overrun
 //

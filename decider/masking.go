@@ -21,9 +21,10 @@ type Sessions interface {
 	// or nil and wire.PolicyDefault for the deciders' own answer. The
 	// policy is never changed in place.
 	OutOfSession(virtual, subAccount string) (*session.Policy, string)
-	// RecordCall counts a call connected in session id at `at` (call
-	// count, last call, idle expiry, closing at maxCalls).
-	RecordCall(ctx context.Context, id string, at time.Time) (session.Session, error)
+	// RecordCalls counts n calls connected in session id, the last at
+	// `at` (call count, last call, idle expiry, closing at maxCalls), in
+	// one write.
+	RecordCalls(ctx context.Context, id string, n int64, at time.Time) (session.Session, error)
 }
 
 // callReceived is the callStatus of a VCA for a call that just reached a

@@ -50,8 +50,8 @@ func (f fakeSessions) OutOfSession(virtual, subAccount string) (*session.Policy,
 	return nil, wire.PolicyDefault
 }
 
-// RecordCall counts nothing.
-func (f fakeSessions) RecordCall(ctx context.Context, id string, at time.Time) (session.Session, error) {
+// RecordCalls counts nothing.
+func (f fakeSessions) RecordCalls(ctx context.Context, id string, n int64, at time.Time) (session.Session, error) {
 	return session.Session{}, nil
 }
 
@@ -455,7 +455,7 @@ func testContext(t testing.TB) context.Context {
 // pays for counting (the queue), without the writes' own work.
 type uncounted struct{ *session.Store }
 
-func (uncounted) RecordCall(context.Context, string, time.Time) (session.Session, error) {
+func (uncounted) RecordCalls(context.Context, string, int64, time.Time) (session.Session, error) {
 	return session.Session{}, nil
 }
 
