@@ -115,10 +115,21 @@ func (s *Store) Get(ctx context.Context, id string) (Session, error) {
 // else wrote it meanwhile. Route keys follow: their TTL is extended before
 // the session's (a route must outlive its open session, or another create
 // could take it), shortened after, and they are released when it closes.
-func (s *Store) change(ctx context.Context, id string, f func(*Session, time.Time) error) (Session, error) {
-	for range maxAttempts {
-		sess, rev, err := s.readSession(ctx, id)
-		if err != nil {
+//
+// With fromIndex, the first attempt starts from the index's copy and
+// revision instead of reading the bucket: one round trip instead of two
+// when the index is current, as it is for the calls a decider just routed
+// from it; a stale copy only costs the retry that reads.
+func (s *Store) change(ctx context.Context, id string, fromIndex bool, f func(*Session, time.Time) error) (Session, error) {
+	for attempt := range maxAttempts {
+		var sess Session
+		var rev uint64
+		var err error
+		if v, r, ok := s.idx.session(id); fromIndex && attempt == 0 && ok && r > 0 {
+			// f replaces the pointers it changes: the index's copy is
+			// never written through.
+			sess, rev = *v, r
+		} else if sess, rev, err = s.readSession(ctx, id); err != nil {
 			return Session{}, err
 		}
 		before := sess
@@ -221,7 +232,7 @@ func (s *Store) releaseRoutes(ctx context.Context, sess *Session) {
 // Update changes an open session by p. A closed (or expired) session is
 // ErrClosed: it never reopens.
 func (s *Store) Update(ctx context.Context, id string, p Patch) (Session, error) {
-	return s.change(ctx, id, func(sess *Session, now time.Time) error {
+	return s.change(ctx, id, false, func(sess *Session, now time.Time) error {
 		if !sess.Open(now) {
 			return fmt.Errorf("%w: it is %s", ErrClosed, closedWhy(sess.At(now)))
 		}
@@ -251,7 +262,7 @@ func (s *Store) RecordCalls(ctx context.Context, id string, n int64, at time.Tim
 	if n < 1 {
 		return Session{}, invalid("calls", "must be >= 1, got %d", n)
 	}
-	return s.change(ctx, id, func(sess *Session, now time.Time) error {
+	return s.change(ctx, id, true, func(sess *Session, now time.Time) error {
 		sess.CallCount += n
 		at := at.UTC()
 		if sess.LastCallAt == nil || at.After(*sess.LastCallAt) {
