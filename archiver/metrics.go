@@ -68,7 +68,7 @@ var (
 )
 
 // lagCollector asks JetStream for the durable consumer's state once per
-// scrape.
+// scrape; while NATS is disconnected it reports nothing at once.
 type lagCollector struct{ a *Archiver }
 
 func (c *lagCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -78,8 +78,8 @@ func (c *lagCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
 	cons := c.a.consumer.Load()
-	if cons == nil {
-		return
+	if cons == nil || !c.a.js.Conn().IsConnected() {
+		return // nothing to ask yet, or a scrape would wait out the timeout
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()

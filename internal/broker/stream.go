@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/callflow/callflow/wire"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -141,8 +142,10 @@ func reportStreamDrift(have, want jetstream.StreamConfig, log *slog.Logger) {
 // once per scrape: callflow_stream_bytes and callflow_stream_messages
 // beside the bounds callflow_stream_max_bytes and
 // callflow_stream_max_age_seconds, and the age of the oldest record kept.
-func StreamCollector(stream jetstream.Stream) prometheus.Collector {
-	return streamCollector{stream}
+// While nc is disconnected it reports nothing at once, rather than make
+// every scrape wait for the JetStream request's timeout.
+func StreamCollector(nc *nats.Conn, stream jetstream.Stream) prometheus.Collector {
+	return streamCollector{nc, stream}
 }
 
 var (
@@ -153,7 +156,10 @@ var (
 	streamOldestAgeDesc = prometheus.NewDesc("callflow_stream_oldest_age_seconds", "Age of the oldest record the stream holds.", []string{"stream"}, nil)
 )
 
-type streamCollector struct{ stream jetstream.Stream }
+type streamCollector struct {
+	nc     *nats.Conn
+	stream jetstream.Stream
+}
 
 // Describe sends the collector's descriptions.
 func (c streamCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -165,6 +171,9 @@ func (c streamCollector) Describe(ch chan<- *prometheus.Desc) {
 // Collect asks JetStream for the stream's state; nothing is sent when it
 // does not answer within two seconds.
 func (c streamCollector) Collect(ch chan<- prometheus.Metric) {
+	if !c.nc.IsConnected() {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	info, err := c.stream.Info(ctx)

@@ -263,7 +263,8 @@ func (n *Node) Start(ctx context.Context) error {
 	// An ingestor answers calls without NATS (the fallback, records
 	// spooled): its readiness reports NATS without failing on it, or every
 	// ingestor would leave the load balancer together.
-	n.admin.AddCheck("nats", r.Ingest, func(context.Context) error { return n.connected() })
+	nc := n.nc // checks run until the admin listener stops; Shutdown clears the fields
+	n.admin.AddCheck("nats", r.Ingest, func(context.Context) error { return connected(nc) })
 	if r.Ingest || r.Archiver {
 		stream, err := broker.EnsureStream(setup, js, n.cfg.Stream, n.log)
 		if err != nil {
@@ -273,7 +274,7 @@ func (n *Node) Start(ctx context.Context) error {
 			_, err := stream.Info(ctx)
 			return err
 		}))
-		n.reg.MustRegister(broker.StreamCollector(stream))
+		n.reg.MustRegister(broker.StreamCollector(n.nc, stream))
 	}
 	if r.Archiver {
 		if err := n.startArchiver(js); err != nil {
@@ -304,10 +305,10 @@ func (n *Node) Start(ctx context.Context) error {
 	return nil
 }
 
-// connected reports whether the node's NATS connection is up.
-func (n *Node) connected() error {
-	if !n.nc.IsConnected() {
-		return fmt.Errorf("not connected (%s)", n.nc.Status())
+// connected reports whether a NATS connection is up.
+func connected(nc *nats.Conn) error {
+	if !nc.IsConnected() {
+		return fmt.Errorf("not connected (%s)", nc.Status())
 	}
 	return nil
 }
@@ -316,8 +317,9 @@ func (n *Node) connected() error {
 // disconnected, instead of waiting out its timeout: a probe wants its
 // answer within seconds.
 func (n *Node) overNATS(check func(context.Context) error) func(context.Context) error {
+	nc := n.nc
 	return func(ctx context.Context) error {
-		if err := n.connected(); err != nil {
+		if err := connected(nc); err != nil {
 			return err
 		}
 		return check(ctx)
@@ -376,8 +378,9 @@ func (n *Node) startDeciders(ctx context.Context, js jetstream.JetStream) error 
 	if len(n.deciders) > 0 {
 		// Beside an ingestor, a stopped decider only means fewer
 		// deciders: the ingestor still answers.
+		deciders := n.deciders
 		n.admin.AddCheck("deciders", n.cfg.Roles.Ingest, func(context.Context) error {
-			for _, d := range n.deciders {
+			for _, d := range deciders {
 				if d.Stopped() {
 					return errors.New("a decider service stopped")
 				}
@@ -416,8 +419,9 @@ func (n *Node) startIngest() error {
 	// Ready means calls are answered and their records kept: in the
 	// stream, or in the spool while it has room.
 	n.admin.AddCheck("records", false, n.ingest.CheckRecords)
+	in := n.ingest
 	n.admin.AddCheck("breaker", true, func(context.Context) error {
-		if n.ingest.BreakerOpen() {
+		if in.BreakerOpen() {
 			return errors.New("open: calls get the fallback answer")
 		}
 		return nil
@@ -500,14 +504,18 @@ func (n *Node) listen() error {
 	if n.adminLn, err = n.admin.Listen(); err != nil {
 		return err
 	}
-	n.serve(func() error { return n.admin.Serve(n.adminLn) })
+	// The goroutines get their own references: a failed start clears the
+	// fields while they may not have run yet.
+	adm, adminLn := n.admin, n.adminLn
+	n.serve(func() error { return adm.Serve(adminLn) })
 	if n.ingest == nil {
 		return nil
 	}
 	if n.webhookLn, err = net.Listen("tcp", n.cfg.Ingest.Addr); err != nil {
 		return fmt.Errorf("webhook listener: %w", err)
 	}
-	n.serve(func() error { return n.ingest.Serve(n.webhookLn) })
+	in, webhookLn := n.ingest, n.webhookLn
+	n.serve(func() error { return in.Serve(webhookLn) })
 	return nil
 }
 
