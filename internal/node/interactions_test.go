@@ -61,9 +61,14 @@ func TestInteractionsFromTheArchive(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := "/v1/sessions/" + sess.ID + "/interactions"
-	if code, body := adminCall(t, n, http.MethodGet, path, ""); code != http.StatusOK || !strings.Contains(body, `"interactions":[]`) {
-		t.Errorf("before any call: %d %s, want an empty list", code, body)
-	}
+	// The archiver creates its tables as it starts, in the background:
+	// until then the archive cannot answer (503).
+	natstest.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
+		if code, body := adminCall(t, n, http.MethodGet, path, ""); code != http.StatusOK || !strings.Contains(body, `"interactions":[]`) {
+			return fmt.Errorf("before any call: %d %s, want an empty list", code, body)
+		}
+		return nil
+	})
 
 	// The seed's caller calls the virtual number, now.
 	var ev map[string]any
