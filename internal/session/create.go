@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -48,20 +47,24 @@ func (s *Store) Check(ctx context.Context) error {
 
 // Create validates req and stores the session it describes. Without a
 // virtual number it allocates one from the pool of req's sub-account: an
-// Active number on which neither participant has an open session (of
-// req's country when given), the least used first. It returns ErrInvalid
-// (wrapped, naming the field) for a bad request, ErrConflict when a
-// participant already has an open session on the virtual number,
-// ErrNumberUnavailable for a pool number that is not Active or is another
-// sub-account's, and ErrPoolExhausted when no number is left to allocate.
+// Active number on which neither participant has an open session (for a
+// session with a pin: on which its pin is free) (of req's country when
+// given), the least used first. A pin of PINAuto is generated, free on
+// the number. It returns ErrInvalid (wrapped, naming the field) for a bad
+// request, ErrConflict when a participant already has an open session
+// (without a pin) on the virtual number, ErrPINConflict when an open
+// session on the number has the pin, ErrNumberUnavailable for a pool
+// number that is not Active or is another sub-account's, and
+// ErrPoolExhausted when no number is left to allocate.
 func (s *Store) Create(ctx context.Context, req Request) (Session, error) {
 	now := time.Now()
 	sess, err := req.build(now)
 	if err != nil {
 		return Session{}, err
 	}
+	auto := req.PIN == PINAuto
 	if sess.VirtualNumber == "" {
-		return s.allocate(ctx, sess, req.CountryCode, now)
+		return s.allocate(ctx, sess, req.CountryCode, auto, now)
 	}
 	if n, ok := s.idx.number(sess.VirtualNumber); ok {
 		switch {
@@ -73,23 +76,24 @@ func (s *Store) Create(ctx context.Context, req Request) (Session, error) {
 		// A session on a pool number belongs to the number's sub-account.
 		sess.SubAccountID = n.SubAccountID
 	}
-	if err := s.store(ctx, &sess, now); err != nil {
+	if err := s.storeWithPIN(ctx, &sess, auto, now); err != nil {
 		return Session{}, err
 	}
 	return sess.At(now), nil
 }
 
 // allocate binds sess to a number of its sub-account's pool. Two creates
-// on different machines may pick the same number: the route keys' KV
-// Create decides, and the loser tries the next number.
-func (s *Store) allocate(ctx context.Context, sess Session, country string, now time.Time) (Session, error) {
-	for _, number := range s.idx.candidates(sess.SubAccountID, country, sess.Participants, now) {
+// on different machines may pick the same number: the route (or pin)
+// keys' KV Create decides, and the loser tries the next number.
+func (s *Store) allocate(ctx context.Context, sess Session, country string, auto bool, now time.Time) (Session, error) {
+	pinned := auto || sess.PIN != ""
+	for _, number := range s.idx.candidates(sess.SubAccountID, country, sess.Participants, pinned, sess.PIN, now) {
 		sess.VirtualNumber = number
-		err := s.store(ctx, &sess, now)
+		err := s.storeWithPIN(ctx, &sess, auto, now)
 		if err == nil {
 			return sess.At(now), nil
 		}
-		if !errors.Is(err, ErrConflict) {
+		if !errors.Is(err, ErrConflict) && !errors.Is(err, ErrPINConflict) {
 			return Session{}, err
 		}
 	}
@@ -97,24 +101,40 @@ func (s *Store) allocate(ctx context.Context, sess Session, country string, now 
 	if country != "" {
 		where += " in " + country
 	}
+	if pinned {
+		return Session{}, fmt.Errorf("%w: no Active number of %s has the pin free", ErrPoolExhausted, where)
+	}
 	return Session{}, fmt.Errorf("%w: no Active number of %s is free for both participants", ErrPoolExhausted, where)
 }
 
-// store claims the session's routes and writes it.
+// storeWithPIN stores sess, first generating its pin when auto: a pin
+// the index knows free on the number, another when a session created
+// elsewhere meanwhile took it.
+func (s *Store) storeWithPIN(ctx context.Context, sess *Session, auto bool, now time.Time) error {
+	if !auto {
+		return s.store(ctx, sess, now)
+	}
+	for range autoPINAttempts {
+		sess.PIN = s.idx.freePIN(sess.VirtualNumber, now)
+		err := s.store(ctx, sess, now)
+		if !errors.Is(err, ErrPINConflict) {
+			return err
+		}
+	}
+	sess.PIN = ""
+	return fmt.Errorf("%w: no free pin found in %d attempts", ErrPINConflict, autoPINAttempts)
+}
+
+// store claims the session's keys (its routes, or its pin) and writes it.
 func (s *Store) store(ctx context.Context, sess *Session, now time.Time) error {
 	data, err := json.Marshal(sess)
 	if err != nil {
 		return fmt.Errorf("encode session: %w", err)
 	}
 	ttl := s.ttl(sess, now)
-	// Claimed in sorted order, so that two creates of the same pair given
-	// in opposite orders cannot each hold one key and both lose.
-	parts := sess.Participants
-	slices.Sort(parts[:])
 	var claimed []string
-	for _, p := range parts {
-		key := routeKey(sess.VirtualNumber, p)
-		if err := s.claim(ctx, key, sess.ID, ttl); err != nil {
+	for _, key := range claimKeys(sess) {
+		if err := s.claim(ctx, key, sess.ID, ttl, conflictError(sess)); err != nil {
 			s.release(claimed)
 			return err
 		}
@@ -129,11 +149,12 @@ func (s *Store) store(ctx context.Context, sess *Session, now time.Time) error {
 	return nil
 }
 
-// claim creates the route key for one participant. A key whose session is
-// not open any more (closed, expired, or gone; for a gone one, only once
-// the key is older than claimGrace, since its create may be in progress)
-// is taken over.
-func (s *Store) claim(ctx context.Context, key, id string, ttl time.Duration) error {
+// claim creates a route key (for one participant) or a pin key, holding
+// session id; conflict is the error when an open session holds it. A key
+// whose session is not open any more (closed, expired, or gone; for a
+// gone one, only once the key is older than claimGrace, since its create
+// may be in progress) is taken over.
+func (s *Store) claim(ctx context.Context, key, id string, ttl time.Duration, conflict error) error {
 	for range 3 {
 		_, err := s.write(ctx, key, []byte(id), 0, ttl)
 		if err == nil {
@@ -153,13 +174,13 @@ func (s *Store) claim(ctx context.Context, key, id string, ttl time.Duration) er
 		sess, _, err := s.readSession(ctx, holder)
 		switch {
 		case err == nil && sess.Open(time.Now()):
-			return fmt.Errorf("%w (session %s)", ErrConflict, holder)
+			return fmt.Errorf("%w (session %s)", conflict, holder)
 		case err == nil:
 			// Closed or expired: its route is free.
 		case !errors.Is(err, ErrNotFound):
 			return err
 		case time.Since(e.Created()) < claimGrace:
-			return fmt.Errorf("%w (session %s is being created)", ErrConflict, holder)
+			return fmt.Errorf("%w (session %s is being created)", conflict, holder)
 		}
 		s.log.Debug("taking over the route key of a session that is not open", "key", key, "holder", holder)
 		if _, err := s.write(ctx, key, []byte(id), e.Revision(), ttl); err == nil {
@@ -168,7 +189,7 @@ func (s *Store) claim(ctx context.Context, key, id string, ttl time.Duration) er
 			return fmt.Errorf("claim %s: %w", key, err)
 		}
 	}
-	return fmt.Errorf("%w (route %s is contended)", ErrConflict, key)
+	return fmt.Errorf("%w (key %s is contended)", conflict, key)
 }
 
 // release removes route keys of a create that failed. Errors are logged:

@@ -23,6 +23,18 @@ var (
 	ErrNumberNotFound = errors.New("number not in the pool")
 	// ErrNumberInUse: the number has open sessions.
 	ErrNumberInUse = errors.New("number has open sessions")
+	// ErrPINConflict: an open session on the virtual number already has
+	// that pin.
+	ErrPINConflict = errors.New("pin already belongs to an open session on this virtual number")
+	// ErrFlowNotFound: no flow has that id (or it is another
+	// sub-account's).
+	ErrFlowNotFound = errors.New("flow not found")
+	// ErrFlowInUse: the flow is attached to numbers or is the default of
+	// sub-accounts.
+	ErrFlowInUse = errors.New("flow is attached")
+	// ErrFlowChanged: the flow is not at the version the change was
+	// based on; read it again.
+	ErrFlowChanged = errors.New("flow changed meanwhile")
 	// ErrInvalidConfig: the store configuration is not usable.
 	ErrInvalidConfig = errors.New("invalid session store config")
 )

@@ -26,11 +26,18 @@ type entry[T any] struct {
 type index struct {
 	mu       sync.RWMutex
 	sessions map[string]entry[Session]
-	byRoute  map[route]*Session
+	// byRoute holds the sessions without a pin by route, byPIN those with
+	// one by pin.
+	byRoute map[route]*Session
+	byPIN   map[pinRoute]*Session
 	// onNumber holds the sessions stored open on each number.
 	onNumber map[string]map[string]*Session
 	numbers  map[string]entry[Number]
 	accounts map[string]entry[SubAccount]
+	// flows holds the current version of each flow (not deleted);
+	// retained the earlier versions kept for the calls still in them.
+	flows    map[string]entry[Flow]
+	retained map[flowRef]retainedFlow
 	// gone remembers the last revision of keys removed through this
 	// process, so that the watcher delivering an older put late cannot
 	// bring them back (a newer put, a number registered again, can).
@@ -50,6 +57,9 @@ func newIndex() *index {
 	return &index{
 		sessions: make(map[string]entry[Session]),
 		byRoute:  make(map[route]*Session),
+		byPIN:    make(map[pinRoute]*Session),
+		flows:    make(map[string]entry[Flow]),
+		retained: make(map[flowRef]retainedFlow),
 		onNumber: make(map[string]map[string]*Session),
 		numbers:  make(map[string]entry[Number]),
 		accounts: make(map[string]entry[SubAccount]),
@@ -83,8 +93,12 @@ func (x *index) putSession(s *Session, rev uint64) {
 	if s.Status == StatusClosed {
 		return
 	}
-	for _, p := range s.Participants {
-		x.byRoute[route{s.VirtualNumber, p}] = s
+	if s.PIN != "" {
+		x.byPIN[pinRoute{s.VirtualNumber, s.PIN}] = s
+	} else {
+		for _, p := range s.Participants {
+			x.byRoute[route{s.VirtualNumber, p}] = s
+		}
 	}
 	on := x.onNumber[s.VirtualNumber]
 	if on == nil {
@@ -107,6 +121,11 @@ func (x *index) removeSession(id string, rev uint64) {
 // unlinkSession removes s from the routes and the per-number sets; routes
 // already taken over by a newer session stay. Called with mu held.
 func (x *index) unlinkSession(s *Session) {
+	if s.PIN != "" {
+		if r := (pinRoute{s.VirtualNumber, s.PIN}); x.byPIN[r] == s {
+			delete(x.byPIN, r)
+		}
+	}
 	for _, p := range s.Participants {
 		r := route{s.VirtualNumber, p}
 		if x.byRoute[r] == s {
@@ -177,8 +196,10 @@ func (x *index) openSessions(virtual string, now time.Time) int {
 
 // candidates returns the numbers a new session of participants in
 // subAccount may be allocated: Active, of the country when one is given,
-// on which neither participant routes yet; least used first.
-func (x *index) candidates(subAccount, country string, participants [2]string, now time.Time) []string {
+// on which neither participant routes yet (for a session with a pin,
+// pinned: on which its pin, when already chosen, is free); least used
+// first.
+func (x *index) candidates(subAccount, country string, participants [2]string, pinned bool, pin string, now time.Time) []string {
 	type cand struct {
 		number string
 		used   int
@@ -194,9 +215,14 @@ func (x *index) candidates(subAccount, country string, participants [2]string, n
 			continue
 		}
 		busy := false
-		for _, p := range participants {
-			if s, ok := x.byRoute[route{number, p}]; ok && s.Open(now) {
-				busy = true
+		switch {
+		case pinned:
+			busy = pin != "" && x.pinTaken(number, pin, now)
+		default:
+			for _, p := range participants {
+				if s, ok := x.byRoute[route{number, p}]; ok && s.Open(now) {
+					busy = true
+				}
 			}
 		}
 		if !busy {
@@ -307,6 +333,11 @@ func (x *index) prune(now time.Time, history time.Duration) {
 			delete(x.sessions, id)
 		} else if !e.v.Open(now) {
 			x.unlinkSession(e.v)
+		}
+	}
+	for ref, r := range x.retained {
+		if now.After(r.until) {
+			delete(x.retained, ref)
 		}
 	}
 	for key, g := range x.gone {

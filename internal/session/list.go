@@ -31,6 +31,7 @@ type SessionFilter struct {
 	VirtualNumber string // +digits
 	Participant   string // +digits
 	Ref           string
+	PIN           string
 	// Status is "open" (the default), "closed" or "all".
 	Status string
 }
@@ -102,6 +103,7 @@ func (s *Store) ListSessions(f SessionFilter, p Page, now time.Time) ([]Session,
 			f.VirtualNumber != "" && v.VirtualNumber != f.VirtualNumber,
 			f.Participant != "" && v.Participants[0] != f.Participant && v.Participants[1] != f.Participant,
 			f.Ref != "" && v.Ref != f.Ref,
+			f.PIN != "" && v.PIN != f.PIN,
 			f.Status == StatusOpen && !v.Open(now),
 			f.Status == StatusClosed && v.Open(now):
 			continue

@@ -47,6 +47,9 @@ type Number struct {
 	// OutOfSession answers callers who are in no open session on the
 	// number; nil: the sub-account's policy applies.
 	OutOfSession *Policy `json:"outOfSession"`
+	// Flow is the id of the flow calls to the number start in; "": the
+	// sub-account's default flow, else number masking.
+	Flow string `json:"flow,omitempty"`
 	// ReferenceID is 8x8's number range reference.
 	ReferenceID string `json:"referenceId,omitempty"`
 	// StatusAt is 8x8's updatedTimestamp of the status held, so that an
@@ -70,6 +73,9 @@ type NumberRequest struct {
 	// OutOfSession sets the number's policy; ClearOutOfSession removes it.
 	OutOfSession      *Policy `json:"outOfSession"`
 	ClearOutOfSession bool    `json:"-"`
+	// Flow attaches a flow (of the number's sub-account, or one without
+	// a sub-account); "" detaches it.
+	Flow *string `json:"flow"`
 }
 
 // apply changes n by r at now; n.Number is set.
@@ -107,6 +113,12 @@ func (r *NumberRequest) apply(n *Number, now time.Time) error {
 			return err
 		}
 		n.OutOfSession = &p
+	}
+	if r.Flow != nil {
+		if *r.Flow != "" && !ValidFlowName(*r.Flow) {
+			return invalid("flow", "no flow %q", *r.Flow)
+		}
+		n.Flow = *r.Flow
 	}
 	if n.CreatedAt.IsZero() {
 		n.CreatedAt = now
@@ -179,8 +191,29 @@ type SubAccount struct {
 	// OutOfSession answers callers who are in no open session on a
 	// number of the sub-account that has no policy of its own; nil: the
 	// deciders' default.
-	OutOfSession *Policy   `json:"outOfSession"`
-	UpdatedAt    time.Time `json:"updatedAt"`
+	OutOfSession *Policy `json:"outOfSession"`
+	// DefaultFlow is the id of the flow calls start in on the
+	// sub-account's numbers that have none of their own; "": none.
+	DefaultFlow string    `json:"defaultFlow,omitempty"`
+	UpdatedAt   time.Time `json:"updatedAt"`
+}
+
+// SubAccountRequest changes a sub-account's settings (PUT
+// /v1/subaccounts/{id}). A nil field is left as it is.
+type SubAccountRequest struct {
+	// OutOfSession sets the policy; ClearOutOfSession removes it.
+	OutOfSession      *Policy
+	ClearOutOfSession bool
+	// DefaultFlow sets the default flow (of the sub-account, or one
+	// without a sub-account); "" removes it.
+	DefaultFlow *string
+}
+
+// SubAccountChange is a change of a sub-account's settings: before (nil
+// when never set) and after.
+type SubAccountChange struct {
+	Before *SubAccount
+	After  SubAccount
 }
 
 // Policy answers a caller who is in no open session on the number they

@@ -70,7 +70,9 @@ func (s *Store) changeNumber(ctx context.Context, number string, create bool, f 
 // nil are kept), within scope. It returns the number, whether it is new,
 // and what it was before (nil when new). A number of a sub-account out of
 // scope is ErrNumberNotFound; one with open sessions cannot move to
-// another sub-account (ErrNumberInUse).
+// another sub-account (ErrNumberInUse). A flow attached must exist within
+// scope and be the number's sub-account's or have none (ErrInvalid naming
+// flow), also when the number moves to another sub-account.
 func (s *Store) PutNumber(ctx context.Context, number string, r NumberRequest, scope Scope) (NumberView, *Number, error) {
 	vn, err := wire.CleanNumber(number)
 	if err != nil {
@@ -86,7 +88,13 @@ func (s *Store) PutNumber(ctx context.Context, number string, r NumberRequest, s
 		if r.SubAccountID != nil && n.SubAccountID != "" && *r.SubAccountID != n.SubAccountID && s.idx.openSessions(vn, now) > 0 {
 			return false, fmt.Errorf("%w: it cannot move to another sub-account until they close", ErrNumberInUse)
 		}
-		return true, r.apply(n, now)
+		if err := r.apply(n, now); err != nil {
+			return true, err
+		}
+		if n.Flow != "" && (r.Flow != nil || r.SubAccountID != nil) {
+			return true, s.checkAttach(ctx, "flow", n.Flow, n.SubAccountID, scope)
+		}
+		return true, nil
 	})
 	if err != nil {
 		return NumberView{}, nil, err
@@ -267,48 +275,96 @@ func (x *index) numbersOf(subAccount string) []string {
 }
 
 // PutSubAccount sets a sub-account's out-of-session policy (nil removes
-// it), within scope. It returns the settings and whether they are new.
+// it), within scope, keeping its other settings. It returns the settings
+// and whether they are new.
 func (s *Store) PutSubAccount(ctx context.Context, id string, policy *Policy, scope Scope) (SubAccount, bool, error) {
+	c, err := s.UpdateSubAccount(ctx, id, SubAccountRequest{OutOfSession: policy, ClearOutOfSession: policy == nil}, scope)
+	return c.After, err == nil && c.Before == nil, err
+}
+
+// UpdateSubAccount changes a sub-account's settings by r (fields r leaves
+// nil are kept), within scope (ErrNotFound outside it). A default flow
+// must exist within scope and be the sub-account's or have none
+// (ErrInvalid naming defaultFlow). It returns the settings before (nil
+// when never set) and after.
+func (s *Store) UpdateSubAccount(ctx context.Context, id string, r SubAccountRequest, scope Scope) (SubAccountChange, error) {
 	if err := ValidSubAccount(id); err != nil {
-		return SubAccount{}, false, fmt.Errorf("%w: subAccountId: %v", ErrInvalid, err)
+		return SubAccountChange{}, fmt.Errorf("%w: subAccountId: %v", ErrInvalid, err)
 	}
 	if !scope.Allows(id) {
-		return SubAccount{}, false, ErrNotFound
+		return SubAccountChange{}, ErrNotFound
 	}
-	if policy != nil {
-		p := *policy
+	var policy *Policy
+	if r.OutOfSession != nil {
+		p := *r.OutOfSession
 		if err := p.Validate("outOfSession"); err != nil {
-			return SubAccount{}, false, err
+			return SubAccountChange{}, err
 		}
 		policy = &p
 	}
+	if r.DefaultFlow != nil && *r.DefaultFlow != "" {
+		if !ValidFlowName(*r.DefaultFlow) {
+			return SubAccountChange{}, invalid("defaultFlow", "no flow %q", *r.DefaultFlow)
+		}
+		if err := s.checkAttach(ctx, "defaultFlow", *r.DefaultFlow, id, scope); err != nil {
+			return SubAccountChange{}, err
+		}
+	}
+	return s.changeSubAccount(ctx, id, func(a *SubAccount) bool {
+		switch {
+		case r.ClearOutOfSession:
+			a.OutOfSession = nil
+		case policy != nil:
+			a.OutOfSession = policy
+		}
+		if r.DefaultFlow != nil {
+			a.DefaultFlow = *r.DefaultFlow
+		}
+		return true
+	})
+}
+
+// changeSubAccount reads a sub-account's settings, lets f change them (f
+// reports whether it did), and writes them over the revision read,
+// retrying when someone wrote them meanwhile.
+func (s *Store) changeSubAccount(ctx context.Context, id string, f func(a *SubAccount) bool) (SubAccountChange, error) {
 	key := subAccountKey(id)
 	for range maxAttempts {
 		var rev uint64
+		var before *SubAccount
+		a := SubAccount{SubAccountID: id}
 		e, err := s.kv.Get(ctx, key)
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound):
 		case err != nil:
-			return SubAccount{}, false, fmt.Errorf("read sub-account: %w", err)
+			return SubAccountChange{}, fmt.Errorf("read sub-account: %w", err)
 		default:
 			rev = e.Revision()
+			if err := json.Unmarshal(e.Value(), &a); err != nil {
+				return SubAccountChange{}, fmt.Errorf("decode sub-account: %w", err)
+			}
+			b := a
+			before = &b
 		}
-		a := SubAccount{SubAccountID: id, OutOfSession: policy, UpdatedAt: time.Now().UTC()}
+		if !f(&a) {
+			return SubAccountChange{Before: before, After: a}, nil
+		}
+		a.UpdatedAt = time.Now().UTC()
 		data, err := json.Marshal(&a)
 		if err != nil {
-			return SubAccount{}, false, err
+			return SubAccountChange{}, err
 		}
 		newRev, err := s.write(ctx, key, data, rev, 0)
 		if errors.Is(err, errRevision) {
 			continue
 		}
 		if err != nil {
-			return SubAccount{}, false, fmt.Errorf("store sub-account: %w", err)
+			return SubAccountChange{}, fmt.Errorf("store sub-account: %w", err)
 		}
 		s.idx.putAccount(&a, newRev)
-		return a, rev == 0, nil
+		return SubAccountChange{Before: before, After: a}, nil
 	}
-	return SubAccount{}, false, fmt.Errorf("store sub-account: %w after %d attempts", errRevision, maxAttempts)
+	return SubAccountChange{}, fmt.Errorf("store sub-account: %w after %d attempts", errRevision, maxAttempts)
 }
 
 // GetSubAccount reads a sub-account's settings within scope; one never set

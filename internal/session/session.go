@@ -59,6 +59,13 @@ type Session struct {
 	MaxCalls int64 `json:"maxCalls,omitempty"`
 	// Ref is the integrator's reference (an order or ticket id).
 	Ref string `json:"ref,omitempty"`
+	// PIN, when set, is the code (PINMinLength to PINMaxLength digits) a
+	// caller enters in a flow's pin step to reach this session; unique
+	// among the open sessions of its number. A session with a pin is
+	// routed only by its pin (Store.LookupPIN), never by its participants
+	// alone, so it may share its number and participants with other
+	// sessions with a pin. It never changes.
+	PIN string `json:"pin,omitempty"`
 	// Status is StatusOpen or StatusClosed.
 	Status string `json:"status"`
 	// ClosedReason says why a closed session closed (Closed* constants);
@@ -163,6 +170,9 @@ type Request struct {
 	Ref           string     `json:"ref"`
 	CallRecording bool       `json:"callRecording"`
 	Greeting      *wire.Say  `json:"greeting"`
+	// PIN gives the session a pin: PINMinLength to PINMaxLength digits,
+	// or PINAuto to have one generated (returned in the session).
+	PIN string `json:"pin"`
 }
 
 // DefaultVoiceProfile is the greeting's voice when the request names none.
@@ -244,6 +254,13 @@ func (r *Request) build(now time.Time) (Session, error) {
 	}
 	if err := checkRef(r.Ref); err != nil {
 		return Session{}, err
+	}
+	switch {
+	case r.PIN == "" || r.PIN == PINAuto:
+	case ValidPIN(r.PIN):
+		s.PIN = r.PIN
+	default:
+		return Session{}, invalid("pin", "want %d to %d digits, or %q to have one generated", PINMinLength, PINMaxLength, PINAuto)
 	}
 	if r.MaxCalls < 0 || r.MaxCalls > MaxCallsLimit {
 		return Session{}, invalid("maxCalls", "must be from 0 (no limit) to %d", MaxCallsLimit)
@@ -416,4 +433,28 @@ func sessionKey(id string) string { return "s." + id }
 
 func routeKey(virtual, participant string) string {
 	return "p." + virtual[1:] + "." + participant[1:]
+}
+
+// claimKeys are the keys a session holds while open, in the order they
+// are claimed (sorted, so that two creates of the same pair given in
+// opposite orders cannot each hold one key and both lose): its pin key
+// when it has a pin, else a route key per participant.
+func claimKeys(s *Session) []string {
+	if s.PIN != "" {
+		return []string{pinKey(s.VirtualNumber, s.PIN)}
+	}
+	keys := []string{routeKey(s.VirtualNumber, s.Participants[0]), routeKey(s.VirtualNumber, s.Participants[1])}
+	if keys[1] < keys[0] {
+		keys[0], keys[1] = keys[1], keys[0]
+	}
+	return keys
+}
+
+// conflictError is what a create is refused with when another open
+// session holds one of its keys.
+func conflictError(s *Session) error {
+	if s.PIN != "" {
+		return ErrPINConflict
+	}
+	return ErrConflict
 }

@@ -30,6 +30,10 @@ type Config struct {
 	// History is how long a closed or expired session stays readable
 	// (GET, lists of closed sessions) before the bucket forgets it.
 	History time.Duration
+	// FlowRetention is how long a flow version stays readable
+	// (FlowVersion) once a newer one replaced it or the flow was deleted:
+	// the longest a call already in the flow may go on in it.
+	FlowRetention time.Duration
 	// Logger receives the store's notable events.
 	Logger *slog.Logger
 }
@@ -40,6 +44,8 @@ const (
 	DefaultMarkerTTL   = time.Hour
 	DefaultSyncTimeout = 30 * time.Second
 	DefaultHistory     = 7 * 24 * time.Hour
+	// DefaultFlowRetention keeps a replaced flow version for calls in it.
+	DefaultFlowRetention = time.Hour
 )
 
 // claimGrace is how old a route key whose session does not exist must be
@@ -63,6 +69,9 @@ func (c *Config) setDefaults() {
 	if c.History == 0 {
 		c.History = DefaultHistory
 	}
+	if c.FlowRetention == 0 {
+		c.FlowRetention = DefaultFlowRetention
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -79,6 +88,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: sync timeout must be > 0", ErrInvalidConfig)
 	case c.History < time.Second || c.History > MaxTTL:
 		return fmt.Errorf("%w: session history must be from 1s to %s, got %s", ErrInvalidConfig, MaxTTL, c.History)
+	case c.FlowRetention < time.Second || c.FlowRetention > MaxTTL:
+		return fmt.Errorf("%w: flow retention must be from 1s to %s, got %s", ErrInvalidConfig, MaxTTL, c.FlowRetention)
 	}
 	return nil
 }
@@ -244,9 +255,10 @@ func (s *Store) watch(ctx context.Context, w jetstream.KeyWatcher, nc *nats.Conn
 }
 
 // watched returns the keys the index holds: sessions, numbers,
-// sub-accounts (not the route keys, which only arbitrate creates). A new
-// slice each time: WatchFiltered rewrites the one it is given.
-func watched() []string { return []string{"s.*", "n.*", "a.*"} }
+// sub-accounts, flows and their retained versions (not the route and pin
+// keys, which only arbitrate creates). A new slice each time:
+// WatchFiltered rewrites the one it is given.
+func watched() []string { return []string{"s.*", "n.*", "a.*", "f.*", "fv.*.*"} }
 
 func (s *Store) apply(e jetstream.KeyValueEntry) {
 	key, rev := e.Key(), e.Revision()
@@ -285,6 +297,10 @@ func (s *Store) apply(e jetstream.KeyValueEntry) {
 		var v SubAccount
 		if err = json.Unmarshal(e.Value(), &v); err == nil && subAccountKey(v.SubAccountID) == key {
 			s.idx.putAccount(&v, rev)
+			return
+		}
+	case strings.HasPrefix(key, "f."), strings.HasPrefix(key, "fv."):
+		if err = s.applyFlow(e); err == nil {
 			return
 		}
 	}

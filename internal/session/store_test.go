@@ -145,6 +145,8 @@ func TestOpenInvalidConfig(t *testing.T) {
 		{"marker ttl under 1s", session.Config{MarkerTTL: 500 * time.Millisecond}},
 		{"marker ttl negative", session.Config{MarkerTTL: -time.Second}},
 		{"sync timeout negative", session.Config{SyncTimeout: -time.Second}},
+		{"flow retention under 1s", session.Config{FlowRetention: 500 * time.Millisecond}},
+		{"flow retention over a year", session.Config{FlowRetention: session.MaxTTL + time.Hour}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -190,10 +190,9 @@ func laterOrNever(a, b *time.Time) bool {
 	return a.After(*b)
 }
 
-// retime rewrites the session's route keys with ttl.
+// retime rewrites the session's route (or pin) keys with ttl.
 func (s *Store) retime(ctx context.Context, sess *Session, ttl time.Duration) error {
-	for _, p := range sess.Participants {
-		key := routeKey(sess.VirtualNumber, p)
+	for _, key := range claimKeys(sess) {
 		for range maxAttempts {
 			e, err := s.kv.Get(ctx, key)
 			if errors.Is(err, jetstream.ErrKeyNotFound) || (err == nil && string(e.Value()) != sess.ID) {
@@ -213,12 +212,11 @@ func (s *Store) retime(ctx context.Context, sess *Session, ttl time.Duration) er
 	return nil
 }
 
-// releaseRoutes removes the route keys a session holds; errors are logged,
-// since a route of a session that is not open is taken over by the next
-// create anyway.
+// releaseRoutes removes the route (or pin) keys a session holds; errors
+// are logged, since a key of a session that is not open is taken over by
+// the next create anyway.
 func (s *Store) releaseRoutes(ctx context.Context, sess *Session) {
-	for _, p := range sess.Participants {
-		key := routeKey(sess.VirtualNumber, p)
+	for _, key := range claimKeys(sess) {
 		e, err := s.kv.Get(ctx, key)
 		if err != nil || string(e.Value()) != sess.ID {
 			continue // already gone, or taken by a newer session
