@@ -6,8 +6,8 @@ import (
 )
 
 // Audit records: changes of the masking state (sessions, the number pool,
-// sub-account settings) made through the admin API or by 8x8's number
-// updates, kept in the records stream and archived beside the calls.
+// sub-account settings, IVR flows) made through the admin API or by 8x8's
+// number updates, kept in the records stream and archived beside the calls.
 const (
 	// EventSessionAudit is the event type of audit records.
 	EventSessionAudit = "SESSION_AUDIT"
@@ -19,10 +19,13 @@ const (
 	AuditClose  = "close"
 	AuditDelete = "delete"
 	// Audit operations on the pool and settings.
-	AuditNumberPut         = "number_put"
-	AuditNumberDelete      = "number_delete"
-	AuditNumberUpdate      = "number_update" // by 8x8's VIRTUAL_NUMBER_UPDATE
-	AuditSubAccountPut     = "subaccount_put"
+	AuditNumberPut     = "number_put"
+	AuditNumberDelete  = "number_delete"
+	AuditNumberUpdate  = "number_update" // by 8x8's VIRTUAL_NUMBER_UPDATE
+	AuditSubAccountPut = "subaccount_put"
+	// Audit operations on IVR flows.
+	AuditFlowPut           = "flow_put"
+	AuditFlowDelete        = "flow_delete"
 	AuthorAdmin, Author8x8 = "admin", "8x8"
 )
 
