@@ -2,32 +2,50 @@ package wire
 
 import (
 	"fmt"
+	"math"
 	"slices"
+	"strconv"
 	"unsafe"
 )
 
 // CheckCallflow checks, without building a Response, that b is a callflow
 // callflow would answer itself: one JSON object with exactly the keys
 // clientActionId (a string) and callflow (a non-empty array of actions),
-// each action one of makeCall (source and destination strings, optional
-// callRecording bool), say (text string; optional voiceProfile, language,
-// repetition integer, speed number) or hangup, with no key it does not know
-// and no key twice in one object. Keys match exactly. Bytes that pass can be
-// forwarded to 8x8 verbatim: there is one way to read them.
+// each action one of
+//
+//   - makeCall: source and destination strings, optional callRecording bool;
+//   - say: text string; optional voiceProfile and language strings,
+//     repetition integer, speed number;
+//   - sayAndCapture: say's params, plus maxDigits, and optional minDigits,
+//     digitTimeout, overallTimeout and noOfTries integers, completeOnHash
+//     bool and endMessage string;
+//   - playFile: fileUrl string; optional repetition integer;
+//   - hangup;
+//
+// with no key it does not know and no key twice in one object, each param
+// of its JSON type and within the ranges Response.Validate applies (see
+// Capture and PlayFile; a capture integer given as 0 is out of range). An
+// integer is judged on its exact value (2.0 is 2, 2.5 is refused), a
+// number must be finite. Keys match exactly. Bytes that pass can be
+// forwarded to 8x8 verbatim: there is one way to read them, and
+// ParseResponse reads them so.
 // It returns what the callflow means (see ClassifyClientAction); the
-// verdict's strings may share b's memory.
+// verdict's strings may share b's memory. It allocates nothing for a
+// callflow it accepts.
 func CheckCallflow(b []byte) (Verdict, error) {
-	id, connects, err := checkCallflow(b)
+	// A view, not a copy: nothing read here outlives the call, and b is
+	// not modified meanwhile.
+	id, connects, err := checkCallflow(unsafe.String(unsafe.SliceData(b), len(b)), nil)
 	if err != nil {
 		return Verdict{}, err
 	}
 	return ClassifyClientAction(id, connects), nil
 }
 
-func checkCallflow(b []byte) (id string, connects bool, err error) {
-	// A view, not a copy: nothing read here outlives the call, and b is
-	// not modified meanwhile.
-	d := scanner{s: unsafe.String(unsafe.SliceData(b), len(b))}
+// checkCallflow checks the callflow s (see CheckCallflow) and, when out is
+// not nil, decodes it into out.
+func checkCallflow(s string, out *Response) (id string, connects bool, err error) {
+	d := scanner{s: s}
 	if d.peek() != '{' {
 		return "", false, fmt.Errorf("%w: not a JSON object", ErrInvalidResponse)
 	}
@@ -52,7 +70,7 @@ func checkCallflow(b []byte) (id string, connects bool, err error) {
 			}
 			seenFlow = true
 			return d.array(func() error {
-				c, err := checkAction(&d, actions)
+				c, err := checkAction(&d, actions, out)
 				connects = connects || c
 				actions++
 				return err
@@ -69,6 +87,13 @@ func checkCallflow(b []byte) (id string, connects bool, err error) {
 	}
 	if err != nil && !isInvalidResponse(err) {
 		err = fmt.Errorf("%w: %v", ErrInvalidResponse, err)
+	}
+	if out != nil {
+		if err != nil {
+			*out = Response{}
+		} else {
+			out.ClientActionID = id
+		}
 	}
 	return id, connects, err
 }
@@ -109,23 +134,54 @@ const (
 	pNumber
 )
 
-var actionParams = map[string]map[string]paramKind{
-	ActionMakeCall: {"source": pString, "destination": pString, "callRecording": pBool},
-	ActionSay:      {"text": pString, "voiceProfile": pString, "language": pString, "repetition": pInt, "speed": pNumber},
+// paramSpec is the JSON type of a param and, for an integer, the range of
+// a value given.
+type paramSpec struct {
+	kind     paramKind
+	min, max int64
+}
+
+var (
+	specString     = paramSpec{kind: pString}
+	specBool       = paramSpec{kind: pBool}
+	specNumber     = paramSpec{kind: pNumber}
+	specRepetition = paramSpec{pInt, 0, math.MaxInt}
+	specDigits     = paramSpec{pInt, 1, MaxCaptureDigits}
+	specMillis     = paramSpec{pInt, MinCaptureTimeoutMillis, MaxCaptureTimeoutMillis}
+	specTries      = paramSpec{pInt, 1, MaxCaptureTries}
+)
+
+// actionParams are the params each action takes.
+var actionParams = map[string]map[string]paramSpec{
+	ActionMakeCall: {"source": specString, "destination": specString, "callRecording": specBool},
+	ActionSay: {
+		"text": specString, "voiceProfile": specString, "language": specString,
+		"repetition": specRepetition, "speed": specNumber,
+	},
+	ActionSayAndCapture: {
+		"text": specString, "voiceProfile": specString, "language": specString,
+		"repetition": specRepetition, "speed": specNumber,
+		"minDigits": specDigits, "maxDigits": specDigits, "digitTimeout": specMillis, "overallTimeout": specMillis,
+		"completeOnHash": specBool, "noOfTries": specTries, "endMessage": specString,
+	},
+	ActionPlayFile: {"fileUrl": specString, "repetition": specRepetition},
 	ActionHangup:   {},
 }
 
 // maxActionParams bounds the params of one action (in actionParams), so
 // that checkAction can list the keys it has read in an array.
-const maxActionParams = 8
+const maxActionParams = 12
 
-// required params per action: present and, for strings, not empty.
-var actionRequired = map[string][]string{
-	ActionMakeCall: {"source", "destination"},
-	ActionSay:      {"text"},
+// paramsBox holds an action's params and the bool CompleteOnHash points
+// to: one allocation for both.
+type paramsBox struct {
+	p    Params
+	hash bool
 }
 
-func checkAction(d *scanner, i int) (connects bool, err error) {
+// checkAction checks callflow[i] (see CheckCallflow) and, when out is not
+// nil, appends it to out.Callflow.
+func checkAction(d *scanner, i int, out *Response) (connects bool, err error) {
 	if d.peek() != '{' {
 		return false, fmt.Errorf("%w: callflow[%d]: not an object", ErrInvalidResponse, i)
 	}
@@ -167,24 +223,20 @@ func checkAction(d *scanner, i int) (connects bool, err error) {
 	if !ok {
 		return false, fmt.Errorf("%w: callflow[%d]: unknown action %q", ErrInvalidResponse, i, name)
 	}
-	// seen marks the required params present (not empty, for strings);
-	// at most a few per action, so a short list beats a map. keys holds
-	// every param read, to refuse one given twice; each is one of the
-	// action's allowed params, so there are never more than those.
-	var seen [4]string
-	nseen := 0
+	// The params as read, checked by actionProblem like a Response's.
+	// keys holds every param read, to refuse one given twice; each is
+	// one of the action's allowed params, so there are never more than
+	// those.
+	var params Params
+	// completeOnHash, kept apart: a pointer to a local here would move it
+	// to the heap.
+	var hash, hashSet bool
 	var keys [maxActionParams]string
 	nkeys := 0
-	mark := func(key string) {
-		if nseen < len(seen) && slices.Contains(actionRequired[name], key) {
-			seen[nseen] = key
-			nseen++
-		}
-	}
 	if paramsStart >= 0 {
 		p := scanner{s: d.s[:paramsEnd], i: paramsStart}
 		err = p.object("", func(key string) error {
-			k, ok := allowed[key]
+			spec, ok := allowed[key]
 			if !ok {
 				return fmt.Errorf("%w: callflow[%d]: %s takes no param %q", ErrInvalidResponse, i, name, key)
 			}
@@ -194,46 +246,108 @@ func checkAction(d *scanner, i int) (connects bool, err error) {
 			keys[nkeys] = key
 			nkeys++
 			c := p.peek()
-			good := false
-			switch k {
-			case pString:
-				if good = c == '"'; good {
-					s, err := p.rawString()
-					if err != nil {
-						return err
-					}
-					if s != "" {
-						mark(key)
-					}
-					return nil
+			switch {
+			case spec.kind == pString && c == '"':
+				s, err := p.rawString()
+				if err != nil {
+					return err
 				}
-			case pBool:
-				good = c == 't' || c == 'f'
-			case pInt:
-				if good = c >= '0' && c <= '9'; good {
-					if _, err := p.integer("", key); err != nil {
-						return fmt.Errorf("%w: callflow[%d].params.%s must be a whole number", ErrInvalidResponse, i, key)
-					}
-					mark(key)
-					return nil
+				setString(&params, key, s)
+				return nil
+			case spec.kind == pBool && (c == 't' || c == 'f'):
+				v := c == 't'
+				if v {
+					err = p.literal("true")
+				} else {
+					err = p.literal("false")
 				}
-			case pNumber:
-				good = c >= '0' && c <= '9'
+				if key == "completeOnHash" {
+					hash, hashSet = v, true
+				} else {
+					params.CallRecording = v
+				}
+				return err
+			case spec.kind == pInt && c >= '0' && c <= '9':
+				n, err := p.integer("", key)
+				if err != nil {
+					return fmt.Errorf("%w: callflow[%d].params.%s must be a whole number", ErrInvalidResponse, i, key)
+				}
+				if n < spec.min || n > spec.max {
+					return fmt.Errorf("%w: callflow[%d].params.%s must be from %d to %d", ErrInvalidResponse, i, key, spec.min, spec.max)
+				}
+				setInt(&params, key, int(n))
+				return nil
+			case spec.kind == pNumber && c >= '0' && c <= '9':
+				num, err := p.number()
+				if err != nil {
+					return err
+				}
+				// As encoding/json reads it: a value beyond float64 is
+				// refused, not taken as infinity.
+				f, err := strconv.ParseFloat(num, 64)
+				if err != nil {
+					return fmt.Errorf("%w: callflow[%d].params.%s must be a finite number", ErrInvalidResponse, i, key)
+				}
+				params.Speed = f
+				return nil
 			}
-			if !good {
-				return fmt.Errorf("%w: callflow[%d].params.%s has the wrong type", ErrInvalidResponse, i, key)
-			}
-			mark(key)
-			return p.skip()
+			return fmt.Errorf("%w: callflow[%d].params.%s has the wrong type", ErrInvalidResponse, i, key)
 		})
 		if err != nil {
 			return false, err
 		}
 	}
-	for _, r := range actionRequired[name] {
-		if !slices.Contains(seen[:nseen], r) {
-			return false, fmt.Errorf("%w: callflow[%d]: %s needs %s", ErrInvalidResponse, i, name, r)
+	if param, problem := actionProblem(name, &params); problem != "" {
+		return false, paramError(i, name, param, problem)
+	}
+	if out != nil {
+		a := Action{Action: name}
+		if paramsStart >= 0 {
+			box := &paramsBox{p: params, hash: hash}
+			if hashSet {
+				box.p.CompleteOnHash = &box.hash
+			}
+			a.Params = &box.p
 		}
+		out.Callflow = append(out.Callflow, a)
 	}
 	return name == ActionMakeCall, nil
+}
+
+// setString sets the string param key of p.
+func setString(p *Params, key, v string) {
+	switch key {
+	case "source":
+		p.Source = v
+	case "destination":
+		p.Destination = v
+	case "text":
+		p.Text = v
+	case "voiceProfile":
+		p.VoiceProfile = v
+	case "language":
+		p.Language = v
+	case "endMessage":
+		p.EndMessage = v
+	case "fileUrl":
+		p.FileURL = v
+	}
+}
+
+// setInt sets the integer param key of p.
+func setInt(p *Params, key string, v int) {
+	switch key {
+	case "repetition":
+		p.Repetition = v
+	case "minDigits":
+		p.MinDigits = v
+	case "maxDigits":
+		p.MaxDigits = v
+	case "digitTimeout":
+		p.DigitTimeout = v
+	case "overallTimeout":
+		p.OverallTimeout = v
+	case "noOfTries":
+		p.NoOfTries = v
+	}
 }

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"net/url"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 const (
@@ -17,6 +19,9 @@ const (
 )
 
 var fullSay = Say{Text: "Hello This is a test message", VoiceProfile: "en-US-ZiraRUS", Language: "en-US", Repetition: 2, Speed: 1.5}
+
+var fullCapture = Capture{Say: fullSay, MinDigits: 4, MaxDigits: 8, DigitTimeout: 5000, OverallTimeout: 20000,
+	CompleteOnHash: true, NoOfTries: 3, EndMessage: "Thank you."}
 
 func TestResponseJSONExact(t *testing.T) {
 	tests := []struct {
@@ -72,6 +77,28 @@ func TestResponseJSONExact(t *testing.T) {
 		{"escaped clientActionId",
 			Response{ClientActionID: "id \"1\"\n", Callflow: []Action{Hangup()}},
 			`{"clientActionId":"id \"1\"\n","callflow":[{"action":"hangup"}]}`},
+		{"sayAndCapture all params",
+			Response{ClientActionID: "flow:menu:1:welcome:0", Callflow: []Action{SayAndCaptureAction(fullCapture)}},
+			`{"clientActionId":"flow:menu:1:welcome:0","callflow":[{"action":"sayAndCapture","params":{"text":"Hello This is a test message","voiceProfile":"en-US-ZiraRUS","language":"en-US","repetition":2,"speed":1.5,` +
+				`"minDigits":4,"maxDigits":8,"digitTimeout":5000,"overallTimeout":20000,"completeOnHash":true,"noOfTries":3,"endMessage":"Thank you."}}]}`},
+		{"sayAndCapture minimal: completeOnHash false is written",
+			Response{ClientActionID: "a", Callflow: []Action{SayAndCaptureAction(Capture{Say: Say{Text: "Press 1"}, MaxDigits: 1})}},
+			`{"clientActionId":"a","callflow":[{"action":"sayAndCapture","params":{"text":"Press 1","maxDigits":1,"completeOnHash":false}}]}`},
+		{"sayAndCapture without completeOnHash",
+			Response{ClientActionID: "a", Callflow: []Action{{Action: ActionSayAndCapture, Params: &Params{Text: "t", MaxDigits: 2}}}},
+			`{"clientActionId":"a","callflow":[{"action":"sayAndCapture","params":{"text":"t","maxDigits":2}}]}`},
+		{"sayAndCapture encodes only its own params",
+			Response{ClientActionID: "a", Callflow: []Action{{Action: ActionSayAndCapture, Params: &Params{Text: "t", MaxDigits: 2, Source: vn, CallRecording: true, FileURL: "https://x.example/a.wav"}}}},
+			`{"clientActionId":"a","callflow":[{"action":"sayAndCapture","params":{"text":"t","maxDigits":2}}]}`},
+		{"playFile",
+			Response{ClientActionID: "a", Callflow: []Action{PlayFileAction(PlayFile{FileURL: "https://cdn.example.com/menu.wav", Repetition: 2})}},
+			`{"clientActionId":"a","callflow":[{"action":"playFile","params":{"fileUrl":"https://cdn.example.com/menu.wav","repetition":2}}]}`},
+		{"playFile encodes only its own params",
+			Response{ClientActionID: "a", Callflow: []Action{{Action: ActionPlayFile, Params: &Params{FileURL: "https://x.example/a.wav", Text: "t", MaxDigits: 3, Speed: 2}}}},
+			`{"clientActionId":"a","callflow":[{"action":"playFile","params":{"fileUrl":"https://x.example/a.wav"}}]}`},
+		{"say encodes no capture params",
+			Response{ClientActionID: "a", Callflow: []Action{{Action: ActionSay, Params: &Params{Text: "t", MaxDigits: 3, EndMessage: "e", FileURL: "https://x.example/"}}}},
+			`{"clientActionId":"a","callflow":[{"action":"say","params":{"text":"t"}}]}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -106,6 +133,18 @@ func validResponses() map[string]Response {
 		"say, makeCall":      {ClientActionID: "x", Callflow: []Action{SayAction(Say{Text: "Connecting you"}), MakeCall(vn, other, true)}},
 		"escapes":            SayThenHangup("id\"\\\n", Say{Text: "He said \"hi\"\\\n\t\r\x00\x1f\x7f ☎ 日本語 😀 \u2028\u2029 <&>", VoiceProfile: "x\"y"}),
 		"empty id":           SayThenHangup("", Say{Text: "."}),
+		"sayAndCapture full": {ClientActionID: "flow:menu:1:welcome:0", Callflow: []Action{SayAndCaptureAction(fullCapture)}},
+		"sayAndCapture minimal": {ClientActionID: "flow:menu:1:welcome:0", Callflow: []Action{
+			SayAndCaptureAction(Capture{Say: Say{Text: "Press 1"}, MaxDigits: 1})}},
+		"sayAndCapture limits": {ClientActionID: "x", Callflow: []Action{SayAndCaptureAction(Capture{Say: Say{Text: "PIN"},
+			MinDigits: MaxCaptureDigits, MaxDigits: MaxCaptureDigits, DigitTimeout: MaxCaptureTimeoutMillis, OverallTimeout: MaxCaptureTimeoutMillis, NoOfTries: MaxCaptureTries})}},
+		"sayAndCapture lower limits": {ClientActionID: "x", Callflow: []Action{SayAndCaptureAction(Capture{Say: Say{Text: "PIN"},
+			MinDigits: 1, MaxDigits: 1, DigitTimeout: MinCaptureTimeoutMillis, OverallTimeout: MinCaptureTimeoutMillis, NoOfTries: 1})}},
+		"sayAndCapture without completeOnHash": {ClientActionID: "x", Callflow: []Action{{Action: ActionSayAndCapture, Params: &Params{Text: "t", MaxDigits: 4}}}},
+		"playFile":                             {ClientActionID: "x", Callflow: []Action{PlayFileAction(PlayFile{FileURL: "https://cdn.example.com/a/menu.wav?v=2&lang=en#t=1", Repetition: 3})}},
+		"playFile minimal":                     {ClientActionID: "x", Callflow: []Action{PlayFileAction(PlayFile{FileURL: "https://h"})}},
+		"a menu":                               {ClientActionID: "flow:menu:7:welcome:1", Callflow: []Action{PlayFileAction(PlayFile{FileURL: "https://cdn.example.com/sorry.mp3"}), SayAndCaptureAction(Capture{Say: Say{Text: "Press 1 or 2"}, MaxDigits: 1, OverallTimeout: 5000, NoOfTries: 1})}},
+		"a transfer":                           {ClientActionID: "flow:menu:7:sales:0", Callflow: []Action{SayAction(Say{Text: "Connecting you"}), MakeCall(vn, other, false)}},
 	}
 }
 
@@ -240,6 +279,20 @@ func TestConstructors(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("SayAction = %+v", got)
 	}
+	hash := true
+	got = SayAndCaptureAction(fullCapture)
+	want = Action{Action: ActionSayAndCapture, Params: &Params{Text: fullSay.Text, VoiceProfile: fullSay.VoiceProfile, Language: fullSay.Language, Repetition: 2, Speed: 1.5,
+		MinDigits: 4, MaxDigits: 8, DigitTimeout: 5000, OverallTimeout: 20000, CompleteOnHash: &hash, NoOfTries: 3, EndMessage: "Thank you."}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("SayAndCaptureAction = %+v", got.Params)
+	}
+	if a, b := SayAndCaptureAction(Capture{}), SayAndCaptureAction(Capture{}); a.Params.CompleteOnHash == nil || *a.Params.CompleteOnHash || a.Params.CompleteOnHash == b.Params.CompleteOnHash {
+		t.Errorf("SayAndCaptureAction does not give each action its own completeOnHash false")
+	}
+	got = PlayFileAction(PlayFile{FileURL: "https://x.example/a.wav", Repetition: 2})
+	if want := (Action{Action: ActionPlayFile, Params: &Params{FileURL: "https://x.example/a.wav", Repetition: 2}}); !reflect.DeepEqual(got, want) {
+		t.Errorf("PlayFileAction = %+v", got.Params)
+	}
 	r := SayThenHangup("c", fullSay)
 	if r.ClientActionID != "c" || len(r.Callflow) != 2 || r.Callflow[0].Action != ActionSay || r.Callflow[1].Action != ActionHangup {
 		t.Errorf("SayThenHangup = %+v", r)
@@ -368,6 +421,20 @@ func TestParseResponseValid(t *testing.T) {
 			SayThenHangup("NumberMaskingId1", Say{Text: "Hello This is a test message", VoiceProfile: "en-US-ZiraRUS", Repetition: 1, Speed: 1})},
 		{"no clientActionId", `{"callflow":[{"action":"hangup"}]}`, Response{Callflow: []Action{Hangup()}}},
 		{"hangup with params", `{"callflow":[{"action":"hangup","params":{}}]}`, Response{Callflow: []Action{{Action: ActionHangup, Params: &Params{}}}}},
+		{"8x8's sayAndCapture sample without its endMessage null", `{"clientActionId":"VoiceIvrId1","callflow":[{"action":"sayAndCapture","params":{
+			"text":"Hello, this is a say and capture example.","language":"en","voiceProfile":"en-US-BenjaminRUS","repetition":1,"speed":1,
+			"minDigits":1,"maxDigits":1,"digitTimeout":10000,"overallTimeout":10000,"completeOnHash":true,"noOfTries":1}}]}`,
+			Response{ClientActionID: "VoiceIvrId1", Callflow: []Action{SayAndCaptureAction(Capture{
+				Say:       Say{Text: "Hello, this is a say and capture example.", Language: "en", VoiceProfile: "en-US-BenjaminRUS", Repetition: 1, Speed: 1},
+				MinDigits: 1, MaxDigits: 1, DigitTimeout: 10000, OverallTimeout: 10000, CompleteOnHash: true, NoOfTries: 1})}}},
+		{"8x8's playFile sample without source and destination", `{"clientActionId":"x","callflow":[{"action":"playFile","params":{"fileUrl":"https://sample-videos.com/audio/mp3/wave.mp3","repetition":2}}]}`,
+			Response{ClientActionID: "x", Callflow: []Action{PlayFileAction(PlayFile{FileURL: "https://sample-videos.com/audio/mp3/wave.mp3", Repetition: 2})}}},
+		{"integers as whole decimals", `{"callflow":[{"action":"sayAndCapture","params":{"text":"t","maxDigits":4.0,"overallTimeout":5e3,"repetition":2.00}}]}`,
+			Response{Callflow: []Action{{Action: ActionSayAndCapture, Params: &Params{Text: "t", MaxDigits: 4, OverallTimeout: 5000, Repetition: 2}}}}},
+		{"completeOnHash false kept", `{"callflow":[{"action":"sayAndCapture","params":{"text":"t","maxDigits":4,"completeOnHash":false}}]}`,
+			Response{Callflow: []Action{SayAndCaptureAction(Capture{Say: Say{Text: "t"}, MaxDigits: 4})}}},
+		{"escaped strings", `{"clientActionId":"\u0066low","callflow":[{"action":"say\u0041ndCapture","params":{"text":"caf\u00e9","maxDigits":1,"endMessage":"\"bye\""}}]}`,
+			Response{ClientActionID: "flow", Callflow: []Action{{Action: ActionSayAndCapture, Params: &Params{Text: "café", MaxDigits: 1, EndMessage: `"bye"`}}}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -420,8 +487,37 @@ func TestParseResponseInvalid(t *testing.T) {
 		{"say without text", `{"callflow":[{"action":"say","params":{"voiceProfile":"en-US-ZiraRUS"}}]}`, "say needs text"},
 		{"say with empty text", `{"callflow":[{"action":"say","params":{"text":""}}]}`, "say needs text"},
 		{"say without params", `{"callflow":[{"action":"say"}]}`, "say needs text"},
-		{"sayAndCapture (not encodable here)", `{"callflow":[{"action":"sayAndCapture","params":{"text":"Press 1"}}]}`, `unknown action "sayAndCapture"`},
-		{"playFile (not encodable here)", `{"callflow":[{"action":"playFile","params":{"fileUrl":"https://example.com/a.wav"}}]}`, `unknown action "playFile"`},
+		{"8x8's old say&capture name", `{"callflow":[{"action":"say&capture","params":{"text":"Press 1","maxDigits":1}}]}`, `unknown action "say&capture"`},
+		{"sayAndCapture without maxDigits", `{"callflow":[{"action":"sayAndCapture","params":{"text":"Press 1"}}]}`, "sayAndCapture needs maxDigits"},
+		{"sayAndCapture without text", `{"callflow":[{"action":"sayAndCapture","params":{"maxDigits":1}}]}`, "sayAndCapture needs text"},
+		{"sayAndCapture without params", `{"callflow":[{"action":"sayAndCapture"}]}`, "sayAndCapture needs text"},
+		{"sayAndCapture with a makeCall param", `{"callflow":[{"action":"sayAndCapture","params":{"text":"t","maxDigits":1,"destination":"+6587654321"}}]}`, `sayAndCapture takes no param "destination"`},
+		{"sayAndCapture with 8x8's promptMessage", `{"callflow":[{"action":"sayAndCapture","params":{"promptMessage":"t","maxDigits":1}}]}`, `takes no param "promptMessage"`},
+		{"endMessage null", `{"callflow":[{"action":"sayAndCapture","params":{"text":"t","maxDigits":1,"endMessage":null}}]}`, "endMessage has the wrong type"},
+		{"completeOnHash string", `{"callflow":[{"action":"sayAndCapture","params":{"text":"t","maxDigits":1,"completeOnHash":"true"}}]}`, "completeOnHash has the wrong type"},
+		{"maxDigits string", `{"callflow":[{"action":"sayAndCapture","params":{"text":"t","maxDigits":"4"}}]}`, "maxDigits has the wrong type"},
+		{"maxDigits 0", `{"callflow":[{"action":"sayAndCapture","params":{"text":"t","maxDigits":0}}]}`, "maxDigits must be from 1 to 20"},
+		{"maxDigits 21", `{"callflow":[{"action":"sayAndCapture","params":{"text":"t","maxDigits":21}}]}`, "maxDigits must be from 1 to 20"},
+		{"maxDigits negative", `{"callflow":[{"action":"sayAndCapture","params":{"text":"t","maxDigits":-1}}]}`, "maxDigits has the wrong type"},
+		{"maxDigits fraction", `{"callflow":[{"action":"sayAndCapture","params":{"text":"t","maxDigits":1.5}}]}`, "maxDigits must be a whole number"},
+		{"maxDigits huge", `{"callflow":[{"action":"sayAndCapture","params":{"text":"t","maxDigits":1e30}}]}`, "maxDigits must be a whole number"},
+		{"minDigits 0", `{"callflow":[{"action":"sayAndCapture","params":{"text":"t","maxDigits":4,"minDigits":0}}]}`, "minDigits must be from 1 to 20"},
+		{"minDigits above maxDigits", `{"callflow":[{"action":"sayAndCapture","params":{"text":"t","minDigits":5,"maxDigits":4}}]}`, "minDigits must not exceed maxDigits"},
+		{"digitTimeout 999 ms", `{"callflow":[{"action":"sayAndCapture","params":{"text":"t","maxDigits":4,"digitTimeout":999,"overallTimeout":5000}}]}`, "digitTimeout must be from 1000 to 300000"},
+		{"overallTimeout above five minutes", `{"callflow":[{"action":"sayAndCapture","params":{"text":"t","maxDigits":4,"overallTimeout":300001}}]}`, "overallTimeout must be from 1000 to 300000"},
+		{"digitTimeout without overallTimeout", `{"callflow":[{"action":"sayAndCapture","params":{"text":"t","maxDigits":4,"digitTimeout":3000}}]}`, "overallTimeout is required with digitTimeout"},
+		{"digitTimeout above overallTimeout", `{"callflow":[{"action":"sayAndCapture","params":{"text":"t","maxDigits":4,"digitTimeout":6000,"overallTimeout":5000}}]}`, "digitTimeout must not exceed overallTimeout"},
+		{"noOfTries 0", `{"callflow":[{"action":"sayAndCapture","params":{"text":"t","maxDigits":4,"noOfTries":0}}]}`, "noOfTries must be from 1 to 10"},
+		{"noOfTries 11", `{"callflow":[{"action":"sayAndCapture","params":{"text":"t","maxDigits":4,"noOfTries":11}}]}`, "noOfTries must be from 1 to 10"},
+		{"playFile without fileUrl", `{"callflow":[{"action":"playFile","params":{"repetition":1}}]}`, "playFile needs fileUrl"},
+		{"playFile without params", `{"callflow":[{"action":"playFile"}]}`, "playFile needs fileUrl"},
+		{"playFile over http", `{"callflow":[{"action":"playFile","params":{"fileUrl":"http://example.com/a.wav"}}]}`, "fileUrl must be an absolute https URL"},
+		{"playFile relative", `{"callflow":[{"action":"playFile","params":{"fileUrl":"/a.wav"}}]}`, "fileUrl must be an absolute https URL"},
+		{"playFile with credentials", `{"callflow":[{"action":"playFile","params":{"fileUrl":"https://user:pw@example.com/a.wav"}}]}`, "fileUrl must not carry credentials"},
+		{"playFile with a space", `{"callflow":[{"action":"playFile","params":{"fileUrl":"https://example.com/my menu.wav"}}]}`, "fileUrl must percent-encode"},
+		{"playFile with text", `{"callflow":[{"action":"playFile","params":{"fileUrl":"https://example.com/a.wav","text":"t"}}]}`, `playFile takes no param "text"`},
+		{"playFile fileUrl twice", `{"callflow":[{"action":"playFile","params":{"fileUrl":"https://example.com/a.wav","fileUrl":"https://evil.example/b.wav"}}]}`, `duplicate key "fileUrl"`},
+		{"speed beyond float64", `{"callflow":[{"action":"say","params":{"text":"t","speed":1e400}}]}`, "speed must be a finite number"},
 		{"second action invalid", `{"callflow":[{"action":"hangup"},{"action":"say"}]}`, "callflow[1]"},
 	}
 	for _, tt := range tests {
@@ -455,7 +551,13 @@ func TestResponseValidate(t *testing.T) {
 		{"makeCall", Response{Callflow: []Action{MakeCall(vn, other, false)}}, true},
 		{"say then hangup", SayThenHangup("x", Say{Text: "t"}), true},
 		{"hangup only", Response{Callflow: []Action{Hangup()}}, true},
-		{"playFile", Response{Callflow: []Action{{Action: ActionPlayFile}}}, false},
+		{"playFile without params", Response{Callflow: []Action{{Action: ActionPlayFile}}}, false},
+		{"playFile", Response{Callflow: []Action{PlayFileAction(PlayFile{FileURL: "https://x.example/a.wav"})}}, true},
+		{"playFile over http", Response{Callflow: []Action{PlayFileAction(PlayFile{FileURL: "http://x.example/a.wav"})}}, false},
+		{"sayAndCapture", Response{Callflow: []Action{SayAndCaptureAction(fullCapture)}}, true},
+		{"sayAndCapture without maxDigits", Response{Callflow: []Action{SayAndCaptureAction(Capture{Say: Say{Text: "t"}})}}, false},
+		{"sayAndCapture negative minDigits", Response{Callflow: []Action{SayAndCaptureAction(Capture{Say: Say{Text: "t"}, MaxDigits: 2, MinDigits: -1})}}, false},
+		{"sayAndCapture negative noOfTries", Response{Callflow: []Action{SayAndCaptureAction(Capture{Say: Say{Text: "t"}, MaxDigits: 2, NoOfTries: -1})}}, false},
 		{"nil callflow", Response{}, false},
 		{"makeCall without source", Response{Callflow: []Action{MakeCall("", other, false)}}, false},
 		{"makeCall without destination", Response{Callflow: []Action{MakeCall(vn, "", true)}}, false},
@@ -501,6 +603,205 @@ func TestSayValidate(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestCaptureValidate(t *testing.T) {
+	c := func(f func(*Capture)) Capture {
+		c := Capture{Say: Say{Text: "Press 1"}, MaxDigits: 1}
+		f(&c)
+		return c
+	}
+	tests := []struct {
+		name    string
+		capture Capture
+		wantErr string // "" when valid, else a part of the error
+	}{
+		{"minimal", c(func(*Capture) {}), ""},
+		{"full", fullCapture, ""},
+		{"upper limits", c(func(c *Capture) {
+			c.MinDigits, c.MaxDigits, c.DigitTimeout, c.OverallTimeout, c.NoOfTries = 20, 20, 300000, 300000, 10
+		}), ""},
+		{"lower limits", c(func(c *Capture) {
+			c.MinDigits, c.MaxDigits, c.DigitTimeout, c.OverallTimeout, c.NoOfTries = 1, 1, 1000, 1000, 1
+		}), ""},
+		{"overallTimeout alone", c(func(c *Capture) { c.OverallTimeout = 5000 }), ""},
+		{"no text", c(func(c *Capture) { c.Text = "" }), "text is required"},
+		{"negative repetition", c(func(c *Capture) { c.Repetition = -1 }), "repetition must be >= 0"},
+		{"NaN speed", c(func(c *Capture) { c.Speed = math.NaN() }), "speed must be a finite number"},
+		{"infinite speed", c(func(c *Capture) { c.Speed = math.Inf(1) }), "speed must be a finite number"},
+		{"no maxDigits", c(func(c *Capture) { c.MaxDigits = 0 }), "maxDigits is required"},
+		{"maxDigits 21", c(func(c *Capture) { c.MaxDigits = 21 }), "maxDigits must be from 1 to 20"},
+		{"negative maxDigits", c(func(c *Capture) { c.MaxDigits = -4 }), "maxDigits must be from 1 to 20"},
+		{"negative minDigits", c(func(c *Capture) { c.MinDigits = -1 }), "minDigits must be from 1 to 20"},
+		{"minDigits above maxDigits", c(func(c *Capture) { c.MinDigits, c.MaxDigits = 5, 4 }), "minDigits must not exceed maxDigits"},
+		{"digitTimeout below a second", c(func(c *Capture) { c.DigitTimeout, c.OverallTimeout = 999, 5000 }), "digitTimeout must be from 1000 to 300000"},
+		{"negative digitTimeout", c(func(c *Capture) { c.DigitTimeout, c.OverallTimeout = -1, 5000 }), "digitTimeout must be from 1000 to 300000"},
+		{"overallTimeout above five minutes", c(func(c *Capture) { c.OverallTimeout = 300001 }), "overallTimeout must be from 1000 to 300000"},
+		{"digitTimeout without overallTimeout", c(func(c *Capture) { c.DigitTimeout = 3000 }), "overallTimeout is required with digitTimeout"},
+		{"digitTimeout above overallTimeout", c(func(c *Capture) { c.DigitTimeout, c.OverallTimeout = 6000, 5000 }), "digitTimeout must not exceed overallTimeout"},
+		{"noOfTries 11", c(func(c *Capture) { c.NoOfTries = 11 }), "noOfTries must be from 1 to 10"},
+		{"negative noOfTries", c(func(c *Capture) { c.NoOfTries = -1 }), "noOfTries must be from 1 to 10"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.capture.Validate()
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Validate: %v", err)
+				}
+			} else if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("Validate = %v, want an error containing %q", err, tt.wantErr)
+			}
+			// The callflow the capture makes is judged the same way by
+			// Response.Validate, and by CheckCallflow once encoded.
+			r := Response{ClientActionID: "x", Callflow: []Action{SayAndCaptureAction(tt.capture)}}
+			if rerr := r.Validate(); (rerr == nil) != (err == nil) {
+				t.Errorf("Response.Validate = %v, Capture.Validate = %v", rerr, err)
+			}
+			if err == nil {
+				if _, cerr := CheckCallflow(r.JSON()); cerr != nil {
+					t.Errorf("CheckCallflow(%s) = %v", r.JSON(), cerr)
+				}
+			}
+		})
+	}
+}
+
+func TestPlayFileValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		file    PlayFile
+		wantErr string
+	}{
+		{"https", PlayFile{FileURL: "https://cdn.example.com/menu.wav"}, ""},
+		{"with repetition", PlayFile{FileURL: "https://cdn.example.com/menu.wav", Repetition: 3}, ""},
+		{"no fileUrl", PlayFile{Repetition: 1}, "fileUrl is required"},
+		{"http", PlayFile{FileURL: "http://cdn.example.com/menu.wav"}, "fileUrl must be an absolute https URL"},
+		{"negative repetition", PlayFile{FileURL: "https://cdn.example.com/menu.wav", Repetition: -1}, "repetition must be >= 0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.file.Validate()
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Validate: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("Validate = %v, want an error containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// checkFileURLAgreesWithNetURL: a fileUrl that fileURLProblem accepts is
+// an absolute https URL to net/url too, with the same host and port, no
+// credentials, and is accepted in a playFile reply by CheckCallflow;
+// one it refuses is refused there as well.
+func checkFileURLAgreesWithNetURL(t *testing.T, raw string) {
+	t.Helper()
+	problem := fileURLProblem(raw)
+	body := []byte(`{"clientActionId":"x","callflow":[{"action":"playFile","params":{"fileUrl":` + string(AppendString(nil, raw)) + `}}]}`)
+	_, cerr := CheckCallflow(body)
+	if problem != "" {
+		if cerr == nil && utf8.ValidString(raw) {
+			t.Fatalf("%q: refused (%s), but CheckCallflow accepts it", raw, problem)
+		}
+		return
+	}
+	if cerr != nil {
+		t.Fatalf("%q: accepted, but CheckCallflow refuses it: %v", raw, cerr)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatalf("%q: accepted, net/url refuses it: %v", raw, err)
+	}
+	if u.Scheme != "https" || u.Host == "" || u.User != nil || u.Opaque != "" || len(raw) > MaxFileURLLength {
+		t.Fatalf("%q: accepted, net/url reads scheme %q host %q user %v opaque %q", raw, u.Scheme, u.Host, u.User, u.Opaque)
+	}
+	if host := strings.TrimPrefix(raw, "https://"); !strings.HasPrefix(host, u.Host) {
+		t.Fatalf("%q: net/url reads host %q", raw, u.Host)
+	}
+}
+
+func TestFileURL(t *testing.T) {
+	tests := []struct {
+		url     string
+		problem string // "" when accepted, else a part of the problem
+	}{
+		{"https://cdn.example.com/menu.wav", ""},
+		{"https://cdn.example.com", ""},
+		{"https://cdn.example.com/", ""},
+		{"https://10.0.0.1:8443/a.mp3", ""},
+		{"https://cdn.example.com:443/a.mp3?sig=a%2Fb&exp=1#x", ""},
+		{"https://cdn.example.com/a(1)/b;c=d/~e/f_g.wav", ""},
+		{"https://cdn.example.com/@user/a.wav", ""},
+		{"https://h", ""},
+		{"https://cdn.example.com/" + strings.Repeat("a", MaxFileURLLength-len("https://cdn.example.com/")), ""},
+
+		{"", "absolute https URL"},
+		{"https://cdn.example.com/" + strings.Repeat("a", MaxFileURLLength-len("https://cdn.example.com/")+1), "at most 2048 bytes"},
+		{"http://cdn.example.com/menu.wav", "absolute https URL"},
+		{"HTTPS://cdn.example.com/menu.wav", "absolute https URL"},
+		{"https:/cdn.example.com/menu.wav", "absolute https URL"},
+		{"https:cdn.example.com", "absolute https URL"},
+		{"//cdn.example.com/menu.wav", "absolute https URL"},
+		{"ftp://cdn.example.com/menu.wav", "absolute https URL"},
+		{"cdn.example.com/menu.wav", "absolute https URL"},
+		{"https://", "host"},
+		{"https:///menu.wav", "host"},
+		{"https://?a=1", "host"},
+		{"https://.example.com/", "host"},
+		{"https://-example.com/", "host"},
+		{"https://user@cdn.example.com/", "credentials"},
+		{"https://user:pw@cdn.example.com/", "credentials"},
+		{"https://[::1]/a.wav", "host"},
+		{"https://cdn_example.com/", "host"},
+		{"https://cdn.example.com:/a", "port"},
+		{"https://cdn.example.com:0/a", "port"},
+		{"https://cdn.example.com:080/a", "port"},
+		{"https://cdn.example.com:65536/a", "port"},
+		{"https://cdn.example.com:99999999999999999999/a", "port"},
+		{"https://cdn.example.com:443:1/a", "port"},
+		{"https://cdn.example.com:https/a", "port"},
+		{"https://cdn.example.com/my menu.wav", "percent-encode"},
+		{"https://cdn.example.com/menu.wav\n", "percent-encode"},
+		{"https://cdn.example.com/caf\u00e9.wav", "percent-encode"},
+		{"https://cdn.example.com/a\\b", "percent-encode"},
+		{"https://cdn.example.com/a\"b", "percent-encode"},
+		{"https://cdn.example.com/a<b>", "percent-encode"},
+		{"https://cdn.example.com/a[1]", "percent-encode"},
+		{"https://cdn.example.com/a%", "two hex digits"},
+		{"https://cdn.example.com/a%2", "two hex digits"},
+		{"https://cdn.example.com/a%zz", "two hex digits"},
+		{"https://cdn.example.com/a\x00", "percent-encode"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.url, func(t *testing.T) {
+			got := fileURLProblem(tt.url)
+			if tt.problem == "" && got != "" || tt.problem != "" && !strings.Contains(got, tt.problem) {
+				t.Errorf("fileURLProblem(%q) = %q, want %q", tt.url, got, tt.problem)
+			}
+			checkFileURLAgreesWithNetURL(t, tt.url)
+		})
+	}
+}
+
+// FuzzFileURL: whatever the text, a fileUrl accepted is one net/url reads
+// as an absolute https URL with that host and no credentials, and the
+// decider reply check judges a playFile by the same rule.
+func FuzzFileURL(f *testing.F) {
+	for _, s := range []string{
+		"https://cdn.example.com/menu.wav", "https://10.0.0.1:8443/a.mp3?x=%2F#f", "http://a/", "https://u@h/",
+		"https://h:65535", "https://h:65536", "https://h/%zz", "https://h/a b", "https://h/é", "https://[::1]/",
+		"https://h/#a#b", "https://h?#", "https://h/a?b=c?d", "https://h.:1/", "https://h..example/",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		checkFileURLAgreesWithNetURL(t, raw)
+	})
 }
 
 // TestResponseJSONAlwaysValid checks AppendJSON's promise of strict JSON for
@@ -589,6 +890,7 @@ func TestCheckCallflow(t *testing.T) {
 		call   = `{"action":"makeCall","params":{"source":"+6512345678","destination":"+6587654321"}}`
 	)
 	say := func(params string) string { return `{"action":"say","params":{` + params + `}}` }
+	capture := func(params string) string { return `{"action":"sayAndCapture","params":{` + params + `}}` }
 	tests := []struct {
 		name     string
 		body     string
@@ -612,6 +914,21 @@ func TestCheckCallflow(t *testing.T) {
 		{"callRecording twice", `{"callflow":[{"action":"makeCall","params":{"source":"+6512345678","destination":"+6587654321","callRecording":false,"callRecording":true}}]}`, false, `duplicate key "callRecording"`},
 		{"repetition just above 2", `{"callflow":[` + say(`"text":"t","repetition":2.00000000000000001`) + `]}`, false, "repetition must be a whole number"},
 		{"repetition 1e-400", `{"callflow":[` + say(`"text":"t","repetition":1e-400`) + `]}`, false, "repetition must be a whole number"},
+
+		{"a menu", `{"clientActionId":"flow:m:1:welcome:0","callflow":[{"action":"playFile","params":{"fileUrl":"https://x.example/a.wav"}},` +
+			capture(`"text":"Press 1","maxDigits":1,"overallTimeout":5000,"completeOnHash":false`) + `]}`, false, ""},
+		{"a transfer", `{"clientActionId":"flow:m:1:sales:0","callflow":[` + say(`"text":"Connecting"`) + `,` + call + `]}`, true, ""},
+		{"maxDigits 2.0", `{"callflow":[` + capture(`"text":"t","maxDigits":2.0`) + `]}`, false, ""},
+		{"maxDigits twice", `{"callflow":[` + capture(`"text":"t","maxDigits":1,"maxDigits":9`) + `]}`, false, `callflow[0].params: duplicate key "maxDigits"`},
+		{"completeOnHash twice", `{"callflow":[` + capture(`"text":"t","maxDigits":1,"completeOnHash":true,"completeOnHash":false`) + `]}`, false, `duplicate key "completeOnHash"`},
+		{"endMessage twice", `{"callflow":[` + capture(`"text":"t","maxDigits":1,"endMessage":"a","endMessage":"b"`) + `]}`, false, `duplicate key "endMessage"`},
+		{"every capture param once", `{"callflow":[` + capture(`"text":"t","voiceProfile":"v","language":"en","repetition":1,"speed":1.25,"minDigits":1,"maxDigits":1,`+
+			`"digitTimeout":1000,"overallTimeout":1000,"completeOnHash":true,"noOfTries":1,"endMessage":"e"`) + `]}`, false, ""},
+		{"noOfTries 1.5", `{"callflow":[` + capture(`"text":"t","maxDigits":1,"noOfTries":1.5`) + `]}`, false, "noOfTries must be a whole number"},
+		{"overallTimeout 1e3", `{"callflow":[` + capture(`"text":"t","maxDigits":1,"overallTimeout":1e3`) + `]}`, false, ""},
+		{"overallTimeout 9.99e2", `{"callflow":[` + capture(`"text":"t","maxDigits":1,"overallTimeout":9.99e2`) + `]}`, false, "overallTimeout must be from 1000 to 300000"},
+		{"speed 1e400", `{"callflow":[` + say(`"text":"t","speed":1e400`) + `]}`, false, "speed must be a finite number"},
+		{"speed 1e-400 reads as 0", `{"callflow":[` + say(`"text":"t","speed":1e-400`) + `]}`, false, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -619,6 +936,15 @@ func TestCheckCallflow(t *testing.T) {
 			if tt.wantMsg == "" {
 				if err != nil || v.Connects() != tt.connects {
 					t.Fatalf("CheckCallflow = %+v, %v; want connects %v, nil", v, err, tt.connects)
+				}
+				// ParseResponse reads what CheckCallflow accepts, and
+				// what it reads is valid.
+				r, err := ParseResponse([]byte(tt.body))
+				if err != nil {
+					t.Fatalf("ParseResponse refuses what CheckCallflow accepts: %v", err)
+				}
+				if err := r.Validate(); err != nil {
+					t.Fatalf("ParseResponse gives an invalid response: %v", err)
 				}
 				return
 			}
@@ -664,6 +990,33 @@ func BenchmarkCheckCallflow(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkCheckCallflowMenu checks a flow's menu answer: a playFile and
+// a sayAndCapture with every param, the longest reply a flow gives.
+func BenchmarkCheckCallflowMenu(b *testing.B) {
+	r := Response{ClientActionID: "flow:main-menu:12:welcome:1", Callflow: []Action{
+		PlayFileAction(PlayFile{FileURL: "https://cdn.example.com/prompts/welcome.wav", Repetition: 1}),
+		SayAndCaptureAction(fullCapture),
+	}}
+	body := r.JSON()
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if _, err := CheckCallflow(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkEncodeMenu(b *testing.B) {
+	r := Response{ClientActionID: "flow:main-menu:12:welcome:1", Callflow: []Action{SayAndCaptureAction(fullCapture)}}
+	buf := make([]byte, 0, 512)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = r.AppendJSON(buf[:0])
+	}
+	b.SetBytes(int64(len(buf)))
 }
 
 func BenchmarkEncodeResponse(b *testing.B) {

@@ -14,7 +14,10 @@ import "strings"
 //     announcement, then makeCall to the policy's destination);
 //   - "follow-up": the answer to a VCA that follows an earlier action of
 //     the call (callStatus other than CALL_RECEIVED): a hangup;
-//   - "fallback": the ingestor's own answer when no decider answered.
+//   - "fallback": the ingestor's own answer when no decider answered;
+//   - "flow:..." (see FlowState): a step of a flow, where the caller is in
+//     it; with a makeCall (a transfer, or a PIN connect that may name its
+//     masking session), a connect.
 //
 // <policy> names whose out-of-session policy answered: PolicyNumber,
 // PolicySubAccount or PolicyDefault (the default when absent).
@@ -41,6 +44,12 @@ type Verdict struct {
 	// Policy is where the out-of-session policy came from (PolicyNumber,
 	// PolicySubAccount or PolicyDefault) when one answered.
 	Policy string
+	// FlowID, FlowVersion and FlowStep say where in a flow the caller is
+	// (OutcomeFlow, or OutcomeConnect from a flow step): the flow state of
+	// the answer's clientActionId (see FlowState). Empty and 0 otherwise.
+	FlowID      string
+	FlowVersion uint64
+	FlowStep    string
 }
 
 // Connects reports whether the verdict's callflow places a call (makeCall):
@@ -64,9 +73,20 @@ func OutOfSessionActionID(forward bool, policy string) string {
 // id stands for; connects says whether the callflow has a makeCall. An id
 // this package does not know (a decider of another kind) is judged by the
 // callflow alone: connect with a makeCall, out of session without.
+//
+// A flow state id (see ParseFlowState) is OutcomeFlow, or OutcomeConnect
+// with a makeCall (with the state's masking session, if any), and carries
+// the state's flow, version and step. It allocates nothing.
 func ClassifyClientAction(id string, connects bool) Verdict {
 	if connects && isSessionID(id) {
 		return Verdict{Outcome: OutcomeConnect, MaskingSessionID: id}
+	}
+	if fs, ok := ParseFlowState(id); ok {
+		v := Verdict{Outcome: OutcomeFlow, FlowID: fs.Flow, FlowVersion: fs.Version, FlowStep: fs.Step}
+		if connects {
+			v.Outcome, v.MaskingSessionID = OutcomeConnect, fs.Session
+		}
+		return v
 	}
 	kind, policy, _ := strings.Cut(id, ":")
 	if policy == "" {

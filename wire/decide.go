@@ -17,6 +17,9 @@ type DecideRequest struct {
 	Source         string `json:"source"`
 	Destination    string `json:"destination"`
 	ClientActionID string `json:"clientActionId,omitempty"`
+	// DTMF is the digits the caller pressed in answer to a sayAndCapture
+	// (the event's eventData.dtmf, see Payload.DTMF).
+	DTMF string `json:"dtmf,omitempty"`
 }
 
 // AppendJSON appends the request as JSON.
@@ -33,6 +36,9 @@ func (r *DecideRequest) AppendJSON(dst []byte) []byte {
 	dst = appendField(dst, false, "destination", r.Destination)
 	if r.ClientActionID != "" {
 		dst = appendField(dst, false, "clientActionId", r.ClientActionID)
+	}
+	if r.DTMF != "" {
+		dst = appendField(dst, false, "dtmf", r.DTMF)
 	}
 	return append(dst, '}')
 }
@@ -64,6 +70,8 @@ func ParseDecideRequest(b []byte) (DecideRequest, error) {
 			dst = &r.Destination
 		case "clientActionId":
 			dst = &r.ClientActionID
+		case "dtmf":
+			dst = &r.DTMF
 		default:
 			return d.skip()
 		}
@@ -94,6 +102,10 @@ const (
 	OutcomeFollowUp = "follow_up"
 	// OutcomeFallback: no decider answered; the fallback was played.
 	OutcomeFallback = "fallback"
+	// OutcomeFlow: a step of a flow was answered without a makeCall (a
+	// menu or PIN prompt, a message, a flow's hangup); the decision says
+	// where in the flow (a flow step that connects is OutcomeConnect).
+	OutcomeFlow = "flow"
 )
 
 // Outcome is the outcome of a decider's callflow, read from its

@@ -29,6 +29,7 @@ func TestEventDecideRequest(t *testing.T) {
 			Source:         "+65123456789",
 			Destination:    "+65987654321",
 			ClientActionID: "NumberMaskingId1",
+			DTMF:           "1234#",
 		}},
 	}
 	for _, tt := range tests {
@@ -52,8 +53,11 @@ func TestDecideRequestJSON(t *testing.T) {
 	}{
 		{"all fields", DecideRequest{
 			EventID: "e", CallID: "c", SessionID: "s", SubAccountID: "a", CallStatus: "CALL_RECEIVED",
-			Source: "+6512345678", Destination: "+6587654321", ClientActionID: "act-1",
-		}, `{"eventId":"e","callId":"c","sessionId":"s","subAccountId":"a","callStatus":"CALL_RECEIVED","source":"+6512345678","destination":"+6587654321","clientActionId":"act-1"}`},
+			Source: "+6512345678", Destination: "+6587654321", ClientActionID: "act-1", DTMF: "12#",
+		}, `{"eventId":"e","callId":"c","sessionId":"s","subAccountId":"a","callStatus":"CALL_RECEIVED","source":"+6512345678","destination":"+6587654321","clientActionId":"act-1","dtmf":"12#"}`},
+		{"dtmf without clientActionId", DecideRequest{
+			EventID: "e", CallID: "c", SessionID: "s", SubAccountID: "a", Source: "1", Destination: "2", DTMF: "*0",
+		}, `{"eventId":"e","callId":"c","sessionId":"s","subAccountId":"a","source":"1","destination":"2","dtmf":"*0"}`},
 		{"optional fields omitted", DecideRequest{
 			EventID: "e", CallID: "c", SessionID: "s", SubAccountID: "a", Source: "1", Destination: "2",
 		}, `{"eventId":"e","callId":"c","sessionId":"s","subAccountId":"a","source":"1","destination":"2"}`},
@@ -93,7 +97,7 @@ func TestDecideRequestJSON(t *testing.T) {
 }
 
 func TestParseDecideRequestInvalid(t *testing.T) {
-	for _, body := range []string{"", "not json", `{"eventId":1}`, `[]`, `{"eventId":"e"`} {
+	for _, body := range []string{"", "not json", `{"eventId":1}`, `[]`, `{"eventId":"e"`, `{"dtmf":12}`} {
 		if _, err := ParseDecideRequest([]byte(body)); err == nil {
 			t.Errorf("ParseDecideRequest(%q) accepted", body)
 		}

@@ -49,6 +49,16 @@ type Payload struct {
 	// action of ours (callStatus ACTION_COMPLETED).
 	ClientActionID string `json:"clientActionId"`
 
+	// DTMF and ASR are payload.eventData's dtmf (the digits a
+	// sayAndCapture collected) and asrCaptured (recognised speech), sent
+	// on a CALL_ACTION that follows an action (callStatus
+	// ACTION_COMPLETED); "" when absent or null. eventData is an object,
+	// or null; a string (what an older 8x8 sent) is accepted and ignored;
+	// another type is the wrong type. Given twice, the last eventData
+	// counts, whole.
+	DTMF string `json:"-"`
+	ASR  string `json:"-"`
+
 	// Session summary fields.
 	SessionStatus string        `json:"sessionStatus"`
 	StartTime     string        `json:"startTime"`
@@ -245,6 +255,8 @@ func parsePayloadField(d *scanner, p *Payload, key string) error {
 			p.CallCount = Int(n)
 		}
 		return err
+	case "eventData":
+		return parseEventData(d, p)
 	case "errorDetails":
 		switch c := d.peek(); c {
 		case 'n':
@@ -278,6 +290,35 @@ func parsePayloadField(d *scanner, p *Payload, key string) error {
 	v, err := d.str("payload", key)
 	*dst = v
 	return err
+}
+
+// parseEventData reads payload.eventData into p.DTMF and p.ASR.
+func parseEventData(d *scanner, p *Payload) error {
+	const path = "payload.eventData"
+	p.DTMF, p.ASR = "", ""
+	switch c := d.peek(); c {
+	case 'n':
+		return d.literal("null")
+	case '"':
+		return d.skip() // an older 8x8's eventData: ignored
+	case '{':
+		return d.object(path, func(key string) (err error) {
+			switch key {
+			case "dtmf":
+				p.DTMF, err = d.str(path, key)
+			case "asrCaptured":
+				p.ASR, err = d.str(path, key)
+			default:
+				err = d.skip()
+			}
+			return err
+		})
+	default:
+		if err := d.skip(); err != nil {
+			return err
+		}
+		return fieldErr(path, "must be an object, got %s", kind(c))
+	}
 }
 
 type idField struct {
@@ -363,5 +404,6 @@ func (e *Event) DecideRequest() DecideRequest {
 		Source:         p.Source,
 		Destination:    p.Destination,
 		ClientActionID: p.ClientActionID,
+		DTMF:           p.DTMF,
 	}
 }

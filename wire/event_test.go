@@ -123,7 +123,7 @@ func TestParseEventFixtures(t *testing.T) {
 		}},
 		{"call_action_completed.json", EventCallAction, func(t *testing.T, ev *Event) {
 			p := ev.Payload
-			if p.CallStatus != "ACTION_COMPLETED" || p.ClientActionID != "NumberMaskingId1" || p.CallDuration != 12 {
+			if p.CallStatus != "ACTION_COMPLETED" || p.ClientActionID != "NumberMaskingId1" || p.CallDuration != 12 || p.DTMF != "1234#" || p.ASR != "" {
 				t.Errorf("payload = %+v", p)
 			}
 			if want := time.Date(2019, 10, 16, 8, 12, 13, 250_000_000, time.UTC); !ev.Time().Equal(want) {
@@ -316,8 +316,10 @@ func payloadFields(kind reflect.Kind) []string {
 	typ := reflect.TypeFor[Payload]()
 	for i := range typ.NumField() {
 		f := typ.Field(i)
-		if f.Type.Kind() == kind {
-			names = append(names, strings.Split(f.Tag.Get("json"), ",")[0])
+		// "-": read from a nested object (payload.eventData), see
+		// TestParseEventData.
+		if name := strings.Split(f.Tag.Get("json"), ",")[0]; f.Type.Kind() == kind && name != "-" {
+			names = append(names, name)
 		}
 	}
 	return names
@@ -507,7 +509,7 @@ func TestParseEventAccepts(t *testing.T) {
 			env["meta"] = map[string]any{"region": "ap-southeast-1", "tags": []any{"a", 1, nil, true}}
 		}), nil},
 		{"unknown payload fields", editEvent(t, seed, func(_, p map[string]any) {
-			p["eventData"] = map[string]any{"dtmf": "12#"}
+			p["callerInfo"] = map[string]any{"dtmf": "12#"}
 			p["rentalPrice"] = json.Number("2.5")
 			p["hugeNumber"] = json.Number("1e400")
 			p["negative"] = json.Number("-12")
@@ -793,6 +795,10 @@ func FuzzParseEvent(f *testing.F) {
 		``, `null`, `[]`, `{}`, `{"payload":{}}`, `{"namespace":"V","eventType":"E","payload":{}}`,
 		`{"namespace":"V","eventType":"CALL_ACTION","payload":{"sipCode":1.5}}`,
 		`{"namespace":"V","eventType":"SESSION_SUMMARY","payload":{"sessionId":"s","errorDetails":{"errorCode":"x"}}}`,
+		`{"namespace":"V","eventType":"X","payload":{"eventData":{"dtmf":"12#","asrCaptured":null}}}`,
+		`{"namespace":"V","eventType":"X","payload":{"eventData":"{\"dtmf\":\"1\"}"}}`,
+		`{"namespace":"V","eventType":"X","payload":{"eventData":[]}}`,
+		`{"namespace":"V","eventType":"X","payload":{"eventData":{"dtmf":1}}}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -829,6 +835,9 @@ func FuzzParseEvent(f *testing.F) {
 		id := ev.RecordID(body)
 		if id == "" || id != ev.RecordID(slices.Clone(body)) {
 			t.Fatalf("RecordID %q is empty or not deterministic", id)
+		}
+		if p.DTMF != "" && !bytes.Contains(body, []byte("eventData")) && !bytes.Contains(body, []byte(`\u`)) {
+			t.Fatalf("dtmf %q from a body without eventData", p.DTMF)
 		}
 	})
 }
@@ -929,6 +938,12 @@ func TestParseEventDuplicateKeys(t *testing.T) {
 		// and keep this clientActionId; the last payload has none.
 		{"payload, the first with a field the last lacks", dup(`"payload": {`, `"payload": {"clientActionId": "p1"}, "payload": {`)},
 		{"errorDetails", dup(`"sipCode": 200`, `"sipCode": 200, "errorDetails": {"errorMsg": "m", "errorCode": 1}, "errorDetails": {"errorCode": "2"}`)},
+		// The last eventData counts whole: its absent asrCaptured is not
+		// the first's, and an older 8x8's string clears the digits.
+		{"eventData, the last without asrCaptured", dup(`"sipCode": 200`, `"sipCode": 200, "eventData": {"dtmf": "1", "asrCaptured": "one"}, "eventData": {"dtmf": "2"}`)},
+		{"eventData, the last a string", dup(`"sipCode": 200`, `"sipCode": 200, "eventData": {"dtmf": "1"}, "eventData": "dtmf=1"`)},
+		{"eventData, the last null", dup(`"sipCode": 200`, `"sipCode": 200, "eventData": {"dtmf": "1"}, "eventData": null`)},
+		{"dtmf twice", dup(`"sipCode": 200`, `"sipCode": 200, "eventData": {"dtmf": "1", "dtmf": "2"}`)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -955,5 +970,80 @@ func TestParseEventDuplicateKeys(t *testing.T) {
 				t.Errorf("ParseEvent reads\n%+v %+v\nwant, as the body keeping each key's last value\n%+v %+v", *ev, *ev.Payload, *want, *want.Payload)
 			}
 		})
+	}
+}
+
+// TestParseEventData: payload.eventData is an object whose dtmf and
+// asrCaptured (nullable strings) are read into Payload.DTMF and ASR; null
+// and a string (an older 8x8's eventData) are accepted and read as no
+// data; another type, or a dtmf or asrCaptured that is not a string, is
+// the wrong type, named in the error.
+func TestParseEventData(t *testing.T) {
+	tests := []struct {
+		name      string
+		raw       string // payload.eventData, "" for absent
+		dtmf, asr string
+		field     string // the field the error names; "" when accepted
+	}{
+		{"absent", "", "", "", ""},
+		{"dtmf", `{"dtmf":"1234#"}`, "1234#", "", ""},
+		{"asrCaptured", `{"asrCaptured":"sales please"}`, "", "sales please", ""},
+		{"both", `{"dtmf":"2","asrCaptured":"two"}`, "2", "two", ""},
+		{"both null", `{"dtmf":null,"asrCaptured":null}`, "", "", ""},
+		{"empty dtmf", `{"dtmf":""}`, "", "", ""},
+		{"star and hash", `{"dtmf":"*0#"}`, "*0#", "", ""},
+		{"escaped dtmf", `{"dtmf":"\u0031\u0032"}`, "12", "", ""},
+		{"unknown keys", `{"dtmf":"5","confidence":0.93,"extra":{"a":[1,null]}}`, "5", "", ""},
+		{"empty object", `{}`, "", "", ""},
+		{"null", `null`, "", "", ""},
+		{"older 8x8: a string", `"dtmf=1234"`, "", "", ""},
+		{"older 8x8: JSON in a string", `"{\"dtmf\":\"1234\"}"`, "", "", ""},
+		{"empty string", `""`, "", "", ""},
+
+		{"number", `12`, "", "", "payload.eventData"},
+		{"bool", `true`, "", "", "payload.eventData"},
+		{"array", `["1"]`, "", "", "payload.eventData"},
+		{"dtmf number", `{"dtmf":1234}`, "", "", "payload.eventData.dtmf"},
+		{"dtmf array", `{"dtmf":["1"]}`, "", "", "payload.eventData.dtmf"},
+		{"dtmf object", `{"dtmf":{"digits":"1"}}`, "", "", "payload.eventData.dtmf"},
+		{"asrCaptured bool", `{"asrCaptured":false}`, "", "", "payload.eventData.asrCaptured"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body := setPayload(t, "eventData", tt.raw)
+			ev, err := ParseEvent(body)
+			if tt.field != "" {
+				checkInvalidEvent(t, ev, err, tt.field)
+				return
+			}
+			if err != nil {
+				t.Fatalf("ParseEvent: %v\nbody: %s", err, body)
+			}
+			if ev.Payload.DTMF != tt.dtmf || ev.Payload.ASR != tt.asr {
+				t.Errorf("dtmf %q, asr %q; want %q, %q", ev.Payload.DTMF, ev.Payload.ASR, tt.dtmf, tt.asr)
+			}
+			if got := ev.DecideRequest().DTMF; got != tt.dtmf {
+				t.Errorf("DecideRequest().DTMF = %q, want %q", got, tt.dtmf)
+			}
+			// Nothing else of the payload changes.
+			p := *ev.Payload
+			p.DTMF, p.ASR = "", ""
+			if !reflect.DeepEqual(p, seedPayload) {
+				t.Errorf("payload = %+v", p)
+			}
+		})
+	}
+}
+
+// BenchmarkParseEventWithDTMF parses a CALL_ACTION that answers a
+// sayAndCapture: reading eventData costs no allocation.
+func BenchmarkParseEventWithDTMF(b *testing.B) {
+	body := readFixture(b, "call_action_completed.json")
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if _, err := ParseEvent(body); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -143,6 +143,10 @@ func FuzzScannerAgreesWithEncodingJSON(f *testing.F) {
 		`{"clientActionId":"x","callflow":[{"action":"hangup"}]}`,
 		`{"clientActionId":"x","callflow":[{"action":"hangup"}],"callflow":[{"action":"hangup"}]}`,
 		`{"callflow":[{"action":"say","params":{"text":"a","text":"b","repetition":2.0}}]}`,
+		`{"clientActionId":"flow:m:1:s:0","callflow":[{"action":"sayAndCapture","params":{"text":"t","minDigits":1,"maxDigits":4.0,"digitTimeout":1e3,"overallTimeout":5000,"completeOnHash":false,"noOfTries":2,"endMessage":"e"}}]}`,
+		`{"clientActionId":"x","callflow":[{"action":"playFile","params":{"fileUrl":"https://cdn.example.com/a.wav","repetition":1}},{"action":"hangup"}]}`,
+		`{"callflow":[{"action":"say","params":{"text":"t","speed":1e400}}]}`,
+		`{"callflow":[{"action":"sayAndCapture","params":{"text":"t","maxDigits":0}}]}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -182,6 +186,23 @@ func FuzzScannerAgreesWithEncodingJSON(f *testing.F) {
 		numbers, duplicate := jsonWalk(t, data)
 		if duplicate && cerr == nil {
 			t.Fatalf("%q: CheckCallflow accepts a duplicate key", data)
+		}
+		// What CheckCallflow accepts, ParseResponse reads, Validate
+		// accepts, and AppendJSON writes back to a callflow that means
+		// the same.
+		if cerr == nil {
+			v, _ := CheckCallflow(data)
+			r, err := ParseResponse(data)
+			if err != nil {
+				t.Fatalf("%q: CheckCallflow accepts, ParseResponse refuses: %v", data, err)
+			}
+			if err := r.Validate(); err != nil {
+				t.Fatalf("%q: ParseResponse reads a response Validate refuses: %v", data, err)
+			}
+			again, err := CheckCallflow(r.JSON())
+			if err != nil || again != v {
+				t.Fatalf("%q: re-encoded as %q: %+v, %v; want %+v", data, r.JSON(), again, err, v)
+			}
 		}
 		for _, num := range numbers {
 			checkInteger(t, num)

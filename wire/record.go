@@ -56,6 +56,15 @@ type Decision struct {
 	// Policy says whose out-of-session policy answered (PolicyNumber,
 	// PolicySubAccount or PolicyDefault), for out_of_session and forward.
 	Policy string `json:"policy,omitempty"`
+	// Flow, FlowVersion and FlowStep say where in a flow the caller is
+	// after this answer (the Verdict's FlowID, FlowVersion and FlowStep):
+	// set when a flow answered.
+	Flow        string `json:"flow,omitempty"`
+	FlowVersion uint64 `json:"flowVersion,omitempty"`
+	FlowStep    string `json:"flowStep,omitempty"`
+	// Digits is what the caller pressed in answer to the previous step
+	// (the event's eventData.dtmf), when 8x8 sent any.
+	Digits string `json:"digits,omitempty"`
 	// Callflow is the JSON answered to 8x8.
 	Callflow json.RawMessage `json:"callflow"`
 }
@@ -93,6 +102,19 @@ func (r *Record) AppendJSON(dst []byte) []byte {
 		}
 		if d.Policy != "" {
 			dst = appendField(dst, false, "policy", d.Policy)
+		}
+		if d.Flow != "" {
+			dst = appendField(dst, false, "flow", d.Flow)
+		}
+		if d.FlowVersion != 0 {
+			dst = append(dst, `,"flowVersion":`...)
+			dst = strconv.AppendUint(dst, d.FlowVersion, 10)
+		}
+		if d.FlowStep != "" {
+			dst = appendField(dst, false, "flowStep", d.FlowStep)
+		}
+		if d.Digits != "" {
+			dst = appendField(dst, false, "digits", d.Digits)
 		}
 		dst = append(dst, `,"callflow":`...)
 		dst = append(dst, d.Callflow...)
@@ -165,6 +187,18 @@ func ParseRecord(data []byte) (*Record, error) {
 					dec.VirtualNumber, err = d.str("decision", key)
 				case "policy":
 					dec.Policy, err = d.str("decision", key)
+				case "flow":
+					dec.Flow, err = d.str("decision", key)
+				case "flowVersion":
+					var v int64
+					if v, err = d.integer("decision", key); err == nil && v < 0 {
+						err = fieldErr("decision.flowVersion", "must not be negative")
+					}
+					dec.FlowVersion = uint64(v)
+				case "flowStep":
+					dec.FlowStep, err = d.str("decision", key)
+				case "digits":
+					dec.Digits, err = d.str("decision", key)
 				case "callflow":
 					dec.Callflow, err = raw()
 				default:

@@ -41,6 +41,14 @@ func TestRecordRoundTrip(t *testing.T) {
 			Decision: &Decision{Source: SourceDecider, Outcome: OutcomeOutOfSession, Callflow: fallback.JSON()},
 			Event:    seed,
 		}},
+		{"flow step with digits", Record{
+			Version: RecordVersion, ID: "0c5a0f1e-9694-11ea-8a1b-2b1f7d0e9a11", EventType: EventCallAction,
+			ReceivedAt: time.Date(2024, 3, 1, 10, 0, 0, 0, time.UTC), Instance: "ingest-1",
+			Decision: &Decision{Source: SourceDecider, Outcome: OutcomeFlow, LatencyMicros: 80, VirtualNumber: "+65987654321",
+				Flow: "main-menu", FlowVersion: 3, FlowStep: "driver", Digits: "1234#",
+				Callflow: (&Response{ClientActionID: "flow:main-menu:3:driver:0", Callflow: []Action{SayAndCaptureAction(fullCapture)}}).JSON()},
+			Event: readFixture(t, "call_action_completed.json"),
+		}},
 		{"session summary without decision", Record{
 			Version: RecordVersion, ID: "b47c4e0e0115d165347be657b3aa8f1f", EventType: EventSessionSummary,
 			ReceivedAt: time.Date(2019, 10, 16, 8, 12, 41, 0, time.UTC), Instance: "ingest-1",

@@ -122,14 +122,28 @@ func FuzzWebhookRecord(f *testing.F) {
 }
 
 // fuzzResponse builds a callflow from the fuzzer's inputs: shape picks up
-// to three actions among well-formed ones (makeCall, say, hangup) and
-// malformed ones (an arbitrary action name, a say without params, a
-// makeCall carrying say params, a hangup with params).
+// to three actions (count: bits 0-1) among well-formed ones (makeCall,
+// say, hangup, sayAndCapture, playFile) and malformed ones (an arbitrary
+// action name, actions without params, actions carrying every action's
+// params, a hangup with params). Action i's kind is bits 2+3i to 4+3i,
+// plus 8 when bit 11+i is set, so that corpora written before the kinds
+// from 8 on existed still build the same callflows. The capture integers
+// are drawn from rep (some out of range), the fileUrl is src, or a URL
+// with text as its path.
 func fuzzResponse(shape uint32, id, name, text, voice, lang, src, dst string, rep int, speed float64, rec bool) Response {
-	all := &Params{Source: src, Destination: dst, CallRecording: rec, Text: text, VoiceProfile: voice, Language: lang, Repetition: rep, Speed: speed}
+	capture := Capture{
+		Say:       Say{Text: text, VoiceProfile: voice, Language: lang, Repetition: rep, Speed: speed},
+		MinDigits: rep % 23, MaxDigits: (rep >> 5) % 23, DigitTimeout: (rep >> 10) % 400 * 1000,
+		OverallTimeout: (rep >> 19) % 400 * 1000, CompleteOnHash: rec, NoOfTries: (rep >> 28) % 12, EndMessage: voice,
+	}
+	hash := rec
+	all := &Params{Source: src, Destination: dst, CallRecording: rec, Text: text, VoiceProfile: voice, Language: lang, Repetition: rep, Speed: speed,
+		MinDigits: capture.MinDigits, MaxDigits: capture.MaxDigits, DigitTimeout: capture.DigitTimeout, OverallTimeout: capture.OverallTimeout,
+		CompleteOnHash: &hash, NoOfTries: capture.NoOfTries, EndMessage: voice, FileURL: src}
 	r := Response{ClientActionID: id}
 	for i := range int(shape & 3) {
-		switch (shape >> (2 + 3*i)) & 7 {
+		kind := (shape>>(2+3*i))&7 | (shape>>(11+i))&1<<3
+		switch kind {
 		case 0:
 			r.Callflow = append(r.Callflow, MakeCall(src, dst, rec))
 		case 1:
@@ -147,24 +161,87 @@ func fuzzResponse(shape uint32, id, name, text, voice, lang, src, dst string, re
 		case 6:
 			p := *all
 			r.Callflow = append(r.Callflow, Action{Action: ActionHangup, Params: &p})
-		default:
+		case 7:
 			p := *all
 			r.Callflow = append(r.Callflow, Action{Action: ActionSay, Params: &p})
+		case 8:
+			r.Callflow = append(r.Callflow, SayAndCaptureAction(capture))
+		case 9:
+			r.Callflow = append(r.Callflow, PlayFileAction(PlayFile{FileURL: src, Repetition: rep}))
+		case 10:
+			p := *all
+			r.Callflow = append(r.Callflow, Action{Action: ActionSayAndCapture, Params: &p})
+		case 11:
+			p := *all
+			r.Callflow = append(r.Callflow, Action{Action: ActionPlayFile, Params: &p})
+		case 12:
+			r.Callflow = append(r.Callflow, Action{Action: ActionSayAndCapture})
+		case 13:
+			r.Callflow = append(r.Callflow, Action{Action: ActionPlayFile})
+		case 14:
+			r.Callflow = append(r.Callflow, PlayFileAction(PlayFile{FileURL: "https://cdn.example.com/" + text, Repetition: rep}))
+		default:
+			// A capture within every range: maxDigits 1-20, minDigits up
+			// to it, timeouts 1-300 s, tries 1-10.
+			c := capture
+			c.MaxDigits = 1 + abs(rep)%MaxCaptureDigits
+			c.MinDigits = abs(rep>>5) % (c.MaxDigits + 1)
+			c.OverallTimeout = MinCaptureTimeoutMillis + abs(rep>>10)%(MaxCaptureTimeoutMillis-MinCaptureTimeoutMillis+1)
+			c.DigitTimeout = abs(rep>>20) % (c.OverallTimeout + 1)
+			if c.DigitTimeout < MinCaptureTimeoutMillis {
+				c.DigitTimeout = 0
+			}
+			c.NoOfTries = abs(rep>>40) % (MaxCaptureTries + 1)
+			r.Callflow = append(r.Callflow, SayAndCaptureAction(c))
 		}
 	}
 	return r
 }
 
+func abs(n int) int {
+	if n < 0 {
+		return -(n + 1) // no overflow for math.MinInt
+	}
+	return n
+}
+
+// fuzzWantParams is what encoding/json must read back from the params of
+// a as AppendJSON encodes them: its kind's params only, strings as
+// encoding/json would encode them, integers and speeds only when
+// positive (and finite).
+func fuzzWantParams(t *testing.T, a Action) Params {
+	p := a.Params
+	pos := func(n int) int { return max(n, 0) }
+	switch a.Action {
+	case ActionMakeCall:
+		return Params{Source: fuzzStd(t, p.Source), Destination: fuzzStd(t, p.Destination), CallRecording: p.CallRecording}
+	case ActionPlayFile:
+		return Params{FileURL: fuzzStd(t, p.FileURL), Repetition: pos(p.Repetition)}
+	}
+	want := Params{Text: fuzzStd(t, p.Text), VoiceProfile: fuzzStd(t, p.VoiceProfile), Language: fuzzStd(t, p.Language), Repetition: pos(p.Repetition)}
+	if p.Speed > 0 && !math.IsInf(p.Speed, 0) {
+		want.Speed = p.Speed
+	}
+	if a.Action == ActionSayAndCapture {
+		want.MinDigits, want.MaxDigits = pos(p.MinDigits), pos(p.MaxDigits)
+		want.DigitTimeout, want.OverallTimeout = pos(p.DigitTimeout), pos(p.OverallTimeout)
+		want.CompleteOnHash, want.NoOfTries, want.EndMessage = p.CompleteOnHash, pos(p.NoOfTries), fuzzStd(t, p.EndMessage)
+	}
+	return want
+}
+
 // FuzzCallflowEncoder proves the encoder's promise: whatever the response
-// holds (any strings, invalid UTF-8, NUL, quotes, any repetition and
-// speed including NaN and infinities, malformed actions), AppendJSON
-// appends to dst, agrees with JSON, and writes strict JSON that
-// encoding/json decodes to the same strings (as encoding/json would
-// encode them) with only the params of each action's kind. A response
-// that Validate accepts is accepted by ParseResponse and CheckCallflow
-// (the decider's reply check, which reports makeCall as connecting),
-// ParseResponse and encoding/json read the same response, and encoding
-// what ParseResponse returns reaches a fixed point.
+// holds (any strings, invalid UTF-8, NUL, quotes, any repetition, speed
+// and capture integers including NaN, infinities and values out of range,
+// any fileUrl, malformed actions), AppendJSON appends to dst, agrees with
+// JSON, and writes strict JSON that encoding/json decodes to the same
+// strings (as encoding/json would encode them) with only the params of
+// each action's kind. A response that Validate accepts is accepted by
+// CheckCallflow (the decider's reply check, which reports makeCall as
+// connecting); CheckCallflow and ParseResponse accept the same bytes,
+// ParseResponse and encoding/json read the same response, what
+// ParseResponse returns passes Validate, and encoding it reaches a fixed
+// point.
 func FuzzCallflowEncoder(f *testing.F) {
 	f.Add(uint32(1|0<<2), "a1d6a5e3", "", "", "", "", "+6512345678", "+6587654321", 0, 0.0, true)
 	f.Add(uint32(2|1<<2|2<<5), "out-of-session", "", "Sorry, goodbye.", "en-US-ZiraRUS", "en-US", "", "", 2, 1.25, false)
@@ -172,6 +249,12 @@ func FuzzCallflowEncoder(f *testing.F) {
 	f.Add(uint32(3|7<<2|4<<5|1<<8), "", "say", "t", "", "", "", "", math.MaxInt, math.MaxFloat64, false)
 	f.Add(uint32(1|1<<2), "x", "", "t", "", "", "", "", 1, math.NaN(), false)
 	f.Add(uint32(1|1<<2), "x", "", "t", "", "", "", "", 1, math.SmallestNonzeroFloat64, false)
+	f.Add(uint32(1|7<<2|1<<11), "flow:menu:1:welcome:0", "", "Press 1", "en-US-ZiraRUS", "en-US", "", "", 0x1234_5678_9abc, 1.0, true)
+	f.Add(uint32(1|1<<2|1<<11), "flow:menu:1:intro:0", "", "", "", "", "https://cdn.example.com/menu.wav", "", 2, 0.0, false)
+	f.Add(uint32(3|1<<2|0<<5|2<<8|1<<11|1<<12), "x", "", "Enter your PIN", "", "", "https://cdn.example.com/a.wav", "", 4|8<<5|5<<10|20<<19|3<<28, 0.0, true)
+	f.Add(uint32(2|2<<2|3<<5|1<<11|1<<12), "x", "", "t", "v", "l", "https://h/a", "+6587654321", 1<<5|1, 1.5, false)
+	f.Add(uint32(2|4<<2|5<<5|3<<11), "x", "", "", "", "", "", "", 0, 0.0, false)
+	f.Add(uint32(1|6<<2|1<<11), "x", "", "prompts/a b/é.wav?x=%zz", "", "", "", "", 1, 0.0, false)
 	f.Fuzz(func(t *testing.T, shape uint32, id, name, text, voice, lang, src, dst string, rep int, speed float64, rec bool) {
 		r := fuzzResponse(shape, id, name, text, voice, lang, src, dst, rep, speed, rec)
 		prefix := []byte(`{"prefix":`)
@@ -198,38 +281,32 @@ func FuzzCallflowEncoder(f *testing.F) {
 			if got.Action != fuzzStd(t, a.Action) {
 				t.Fatalf("action %d decodes as %q, want %q", i, got.Action, a.Action)
 			}
-			want := Params{}
-			p := a.Params
-			switch {
-			case p == nil || a.Action == ActionHangup:
+			if a.Params == nil || a.Action == ActionHangup {
 				if got.Params != nil {
 					t.Fatalf("action %d (%s) carries params: %q", i, a.Action, out)
 				}
 				continue
-			case a.Action == ActionMakeCall:
-				want = Params{Source: fuzzStd(t, p.Source), Destination: fuzzStd(t, p.Destination), CallRecording: p.CallRecording}
-			default:
-				want = Params{Text: fuzzStd(t, p.Text), VoiceProfile: fuzzStd(t, p.VoiceProfile), Language: fuzzStd(t, p.Language)}
-				if p.Repetition > 0 {
-					want.Repetition = p.Repetition
-				}
-				if p.Speed > 0 && !math.IsInf(p.Speed, 0) {
-					want.Speed = p.Speed
-				}
 			}
-			if got.Params == nil || *got.Params != want {
+			if want := fuzzWantParams(t, a); got.Params == nil || !reflect.DeepEqual(*got.Params, want) {
 				t.Fatalf("action %d params decode as %+v, want %+v: %q", i, got.Params, want, out)
 			}
 		}
 		if !utf8.Valid(out) {
 			t.Fatalf("the encoder wrote invalid UTF-8: %q", out)
 		}
-		if r.Validate() != nil {
+		_, cerr := CheckCallflow(out)
+		parsed, err := ParseResponse(out)
+		if (err == nil) != (cerr == nil) {
+			t.Fatalf("CheckCallflow says %v, ParseResponse %v: %q", cerr, err, out)
+		}
+		if r.Validate() == nil && err != nil {
+			t.Fatalf("a valid response is refused by ParseResponse: %v: %q", err, out)
+		}
+		if err != nil {
 			return
 		}
-		parsed, err := ParseResponse(out)
-		if err != nil {
-			t.Fatalf("a valid response is refused by ParseResponse: %v: %q", err, out)
+		if err := parsed.Validate(); err != nil {
+			t.Fatalf("ParseResponse returns a response Validate refuses: %v: %q", err, out)
 		}
 		if !reflect.DeepEqual(parsed, &std) {
 			t.Fatalf("ParseResponse gives %+v, encoding/json %+v", parsed, std)
