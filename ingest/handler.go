@@ -142,7 +142,7 @@ func (s *Server) decide(ev *wire.Event, b *buffers) ([]byte, wire.Decision) {
 	}
 	took := time.Since(start)
 	s.metrics.deciderTime.Observe(took.Seconds())
-	d := wire.Decision{LatencyMicros: took.Microseconds()}
+	d := wire.Decision{LatencyMicros: took.Microseconds(), Digits: ev.Payload.DTMF}
 	if why != "" {
 		s.stats.fallbacks.Add(1)
 		s.metrics.fallbacks.WithLabelValues(why).Inc()
@@ -154,6 +154,7 @@ func (s *Server) decide(ev *wire.Event, b *buffers) ([]byte, wire.Decision) {
 	s.metrics.decisions.WithLabelValues(wire.SourceDecider, dec.verdict.Outcome).Inc()
 	d.Source, d.Outcome, d.Callflow = wire.SourceDecider, dec.verdict.Outcome, dec.callflow
 	d.MaskingSessionID, d.Policy = dec.verdict.MaskingSessionID, dec.verdict.Policy
+	d.Flow, d.FlowVersion, d.FlowStep = dec.verdict.FlowID, dec.verdict.FlowVersion, dec.verdict.FlowStep
 	if vn, err := wire.NormalizeNumber(ev.Payload.Destination); err == nil {
 		d.VirtualNumber = vn
 	}
