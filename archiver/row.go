@@ -23,6 +23,7 @@ var eventColumns = []string{
 	"decision_source", "decision_outcome", "fallback_reason", "decision_latency_us",
 	"callflow", "raw", "record_version", "stream_sequence",
 	"masking_session_id", "virtual_number", "out_of_session_policy", "connected_to",
+	"event_dtmf", "event_asr",
 }
 
 // numberColumns are the columns of number_status in insert order.
@@ -253,6 +254,7 @@ func (r *row) values() []any {
 		src, outcome, reason, latency,
 		callflow, string(r.rec.Event), uint8(r.rec.Version), r.seq,
 		r.maskingSession, r.virtualNumber, policy, r.connectedTo,
+		p.DTMF, p.ASR,
 	}
 }
 

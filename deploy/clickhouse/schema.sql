@@ -29,6 +29,10 @@ CREATE DATABASE IF NOT EXISTS callflow;
 -- destination of the answer (the callee of a connected or forwarded call).
 -- SESSION_AUDIT records carry their session in masking_session_id and its
 -- number in virtual_number.
+--
+-- Added for IVR flows: event_dtmf and event_asr are a CALL_ACTION's
+-- eventData.dtmf (the digits a sayAndCapture collected) and
+-- eventData.asrCaptured; empty when 8x8 sent none.
 CREATE TABLE IF NOT EXISTS callflow.call_events
 (
     event_id                 String,
@@ -69,7 +73,9 @@ CREATE TABLE IF NOT EXISTS callflow.call_events
     masking_session_id       String,
     virtual_number           String,
     out_of_session_policy    String,
-    connected_to             String
+    connected_to             String,
+    event_dtmf               String,
+    event_asr                String
 )
 ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(event_time)
