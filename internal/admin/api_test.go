@@ -886,7 +886,8 @@ func auditOf(t *testing.T, m auditMsg) wire.Audit {
 
 // TestAuditEveryChange: each change through the API (session create,
 // update, close, delete; number put and delete, with the sessions a
-// forced delete closes; sub-account put) is one audit record on
+// forced delete closes; sub-account put; flow put and delete, with the
+// sub-accounts a forced delete detaches) is one audit record on
 // calls.audit.<operation> naming its sub-account, author admin, the token
 // fingerprint, and the object before and after.
 func TestAuditEveryChange(t *testing.T) {
@@ -908,6 +909,10 @@ func TestAuditEveryChange(t *testing.T) {
 		{"number delete, forced", "DELETE", "/v1/numbers/+6560000001?force=true", tokAcme, ``, []string{wire.AuditClose, wire.AuditNumberDelete}, "acme", "+6560000001", true, false},
 		{"sub-account put (new)", "PUT", "/v1/subaccounts/acme", tokAcme, `{"outOfSession":{"action":"hangup"}}`, []string{wire.AuditSubAccountPut}, "acme", "", false, true},
 		{"sub-account put (update)", "PUT", "/v1/subaccounts/acme", tokRoot, `{"outOfSession":null}`, []string{wire.AuditSubAccountPut}, "acme", "", true, true},
+		{"flow put (new)", "PUT", "/v1/flows/menu", tokAcme, `{"start":"bye","steps":{"bye":{"hangup":{}}}}`, []string{wire.AuditFlowPut}, "acme", "", false, true},
+		{"flow put (update)", "PUT", "/v1/flows/menu", tokRoot, `{"subAccountId":"acme","start":"bye","steps":{"bye":{"hangup":{"say":{"text":"Bye"}}}}}`, []string{wire.AuditFlowPut}, "acme", "", true, true},
+		{"default flow put", "PUT", "/v1/subaccounts/acme", tokAcme, `{"defaultFlow":"menu"}`, []string{wire.AuditSubAccountPut}, "acme", "", true, true},
+		{"flow delete, forced", "DELETE", "/v1/flows/menu?force=true", tokAcme, ``, []string{wire.AuditSubAccountPut, wire.AuditFlowDelete}, "acme", "", true, false},
 	}
 	for _, st := range steps {
 		t.Run(st.name, func(t *testing.T) {
@@ -936,6 +941,12 @@ func TestAuditEveryChange(t *testing.T) {
 				}
 				if a.Actor.Author != wire.AuthorAdmin || a.Actor.Token != fingerprint(st.token) || a.Actor.UserAgent != secUA {
 					t.Errorf("record %d: actor %+v", i, a.Actor)
+				}
+				if op == wire.AuditSubAccountPut && i == 0 && len(st.ops) == 2 {
+					if len(a.Before) == 0 || len(a.After) == 0 {
+						t.Errorf("detach record: %+v", a)
+					}
+					continue
 				}
 				if op == wire.AuditClose && i == 0 && len(st.ops) == 2 {
 					if a.SessionID != sessionID || len(a.After) == 0 {
@@ -1104,6 +1115,11 @@ func TestRoutes(t *testing.T) {
 		{"POST", "/v1/numbers", 405, "GET, HEAD"},
 		{"PATCH", "/v1/numbers/+6560000001", 405, "DELETE, GET, HEAD, PUT"},
 		{"POST", "/v1/subaccounts/acme", 405, "GET, HEAD, PUT"},
+		{"POST", "/v1/flows", 405, "GET, HEAD"},
+		{"PUT", "/v1/flows", 405, "GET, HEAD"},
+		{"PATCH", "/v1/flows/main-menu", 405, "DELETE, GET, HEAD, PUT"},
+		{"POST", "/v1/flows/main-menu", 405, "DELETE, GET, HEAD, PUT"},
+		{"GET", "/v1/flows/main-menu/versions", 404, ""},
 		{"GET", "/v1/subaccounts", 404, ""},
 		{"GET", "/v1/sessions/" + id + "/calls", 404, ""},
 		{"GET", "/v1/numbers/+6560000001/sessions", 404, ""},

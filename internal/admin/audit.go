@@ -63,6 +63,16 @@ func numberChange(before, after *session.Number) change {
 	return c
 }
 
+// subAccountChange describes a change of a sub-account's settings.
+func subAccountChange(c session.SubAccountChange) change {
+	after := c.After
+	ch := change{subAccount: after.SubAccountID, after: &after}
+	if c.Before != nil {
+		ch.before = c.Before
+	}
+	return ch
+}
+
 // audit records a change: who (the token's fingerprint, the client's
 // address and user agent), what (the operation, the object before and
 // after, its sub-account), when. The change is made when this runs; a

@@ -16,18 +16,20 @@ import (
 )
 
 // numberBody is a PUT /v1/numbers/{number} request as the client sends
-// it. OutOfSession is raw so that null (remove the policy) differs from
-// absent (keep it).
+// it. OutOfSession and Flow are raw so that null (remove) differs from
+// absent (keep).
 type numberBody struct {
 	SubAccountID *string         `json:"subAccountId"`
 	CountryCode  *string         `json:"countryCode"`
 	Status       *string         `json:"status"`
 	OutOfSession json.RawMessage `json:"outOfSession"`
+	Flow         json.RawMessage `json:"flow"`
 }
 
 // ParseNumberRequest decodes a PUT /v1/numbers/{number} request strictly
 // (see ParseSessionRequest): outOfSession null removes the number's
-// policy; other fields may not be null.
+// policy, flow null (or "") detaches its flow; other fields may not be
+// null.
 func ParseNumberRequest(body io.Reader) (session.NumberRequest, error) {
 	var req session.NumberRequest
 	var raw json.RawMessage
@@ -38,7 +40,11 @@ func ParseNumberRequest(body io.Reader) (session.NumberRequest, error) {
 	if err := decodeObject(raw, &b, ""); err != nil {
 		return req, err
 	}
-	if err := noNulls(raw, "outOfSession"); err != nil {
+	if err := noNulls(raw, "outOfSession", "flow"); err != nil {
+		return req, err
+	}
+	var err error
+	if req.Flow, err = parseFlowID(b.Flow, "flow"); err != nil {
 		return req, err
 	}
 	req.SubAccountID, req.Status = b.SubAccountID, b.Status
@@ -71,6 +77,21 @@ func noNulls(raw json.RawMessage, nullable ...string) error {
 		}
 	}
 	return nil
+}
+
+// parseFlowID decodes a flow attachment named field: absent (nil), null
+// or "" (detach: a pointer to ""), or a flow id.
+func parseFlowID(raw json.RawMessage, field string) (*string, error) {
+	if raw == nil {
+		return nil, nil
+	}
+	id := ""
+	if !isNull(raw) {
+		if err := json.Unmarshal(raw, &id); err != nil {
+			return nil, badRequest(field, "wrong type: want a flow id, or null to detach it")
+		}
+	}
+	return &id, nil
 }
 
 // parsePolicy decodes an outOfSession value: absent (nil, false), null
@@ -226,41 +247,42 @@ func (h *api) listNumbers(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// subAccountBody is a PUT /v1/subaccounts/{id} request.
+// subAccountBody is a PUT /v1/subaccounts/{id} request. Its fields are
+// raw so that null (remove) differs from absent (keep).
 type subAccountBody struct {
 	OutOfSession json.RawMessage `json:"outOfSession"`
+	DefaultFlow  json.RawMessage `json:"defaultFlow"`
 }
 
 // ParseSubAccountRequest decodes a PUT /v1/subaccounts/{id} request
-// strictly: {"outOfSession": {...}} sets the policy, {"outOfSession":
-// null} removes it.
-func ParseSubAccountRequest(body io.Reader) (*session.Policy, error) {
+// strictly: {"outOfSession": {...}} sets the policy, null removes it;
+// {"defaultFlow": "main-menu"} sets the default flow, null (or "")
+// removes it; at least one of them, and what is left out is kept.
+func ParseSubAccountRequest(body io.Reader) (session.SubAccountRequest, error) {
+	var req session.SubAccountRequest
 	var b subAccountBody
 	if err := decodeStrict(body, &b); err != nil {
-		return nil, err
+		return req, err
 	}
-	if b.OutOfSession == nil {
-		return nil, badRequest("outOfSession", "required: a policy, or null to remove it")
+	if b.OutOfSession == nil && b.DefaultFlow == nil {
+		return req, badRequest("body", "nothing to change; give outOfSession (a policy, or null to remove it) or defaultFlow (a flow id, or null to remove it)")
 	}
-	p, _, err := parsePolicy(b.OutOfSession)
-	return p, err
+	p, clear, err := parsePolicy(b.OutOfSession)
+	if err != nil {
+		return req, err
+	}
+	req.OutOfSession, req.ClearOutOfSession = p, clear
+	req.DefaultFlow, err = parseFlowID(b.DefaultFlow, "defaultFlow")
+	return req, err
 }
 
 func (h *api) putSubAccount(w http.ResponseWriter, r *http.Request) {
-	policy, err := ParseSubAccountRequest(http.MaxBytesReader(w, r.Body, maxBody))
+	req, err := ParseSubAccountRequest(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
 		bodyError(w, err)
 		return
 	}
-	id, scope := r.PathValue("id"), scopeOf(r)
-	// What it was, for the audit record; a change of the same settings
-	// in between is the other change's record.
-	before, err := h.store.GetSubAccount(r.Context(), id, scope)
-	if err != nil && !errors.Is(err, session.ErrNotFound) {
-		h.unavailable(w, "read sub-account", err)
-		return
-	}
-	after, created, err := h.store.PutSubAccount(r.Context(), id, policy, scope)
+	c, err := h.store.UpdateSubAccount(r.Context(), r.PathValue("id"), req, scopeOf(r))
 	switch {
 	case errors.Is(err, session.ErrInvalid):
 		writeError(w, http.StatusBadRequest, invalidMessage(err))
@@ -269,14 +291,13 @@ func (h *api) putSubAccount(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		h.unavailable(w, "put sub-account", err)
 	default:
-		c := change{subAccount: after.SubAccountID, after: &after}
-		status := http.StatusCreated
-		if !created {
-			c.before, status = &before, http.StatusOK
+		status := http.StatusOK
+		if c.Before == nil {
+			status = http.StatusCreated
 		}
-		h.audit(r, wire.AuditSubAccountPut, c)
-		h.s.cfg.Logger.Debug("sub-account settings put", "sub_account", after.SubAccountID, "policy", after.OutOfSession != nil)
-		writeJSON(w, status, subAccountOf(after))
+		h.audit(r, wire.AuditSubAccountPut, subAccountChange(c))
+		h.s.cfg.Logger.Debug("sub-account settings put", "sub_account", c.After.SubAccountID, "policy", c.After.OutOfSession != nil, "default_flow", c.After.DefaultFlow)
+		writeJSON(w, status, subAccountOf(c.After))
 	}
 }
 
@@ -293,15 +314,19 @@ func (h *api) getSubAccount(w http.ResponseWriter, r *http.Request) {
 }
 
 // subAccountView is a sub-account's settings as the API shows them:
-// updatedAt is null for settings never set.
+// defaultFlow is null without one, updatedAt for settings never set.
 type subAccountView struct {
 	SubAccountID string          `json:"subAccountId"`
 	OutOfSession *session.Policy `json:"outOfSession"`
+	DefaultFlow  *string         `json:"defaultFlow"`
 	UpdatedAt    *time.Time      `json:"updatedAt"`
 }
 
 func subAccountOf(a session.SubAccount) subAccountView {
 	v := subAccountView{SubAccountID: a.SubAccountID, OutOfSession: a.OutOfSession}
+	if a.DefaultFlow != "" {
+		v.DefaultFlow = &a.DefaultFlow
+	}
 	if !a.UpdatedAt.IsZero() {
 		v.UpdatedAt = &a.UpdatedAt
 	}

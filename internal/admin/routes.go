@@ -35,6 +35,12 @@ var routes = []apiRoute{
 	{"/v1/subaccounts/{id}", func(h *api) map[string]http.HandlerFunc {
 		return map[string]http.HandlerFunc{http.MethodGet: h.getSubAccount, http.MethodPut: h.putSubAccount}
 	}},
+	{"/v1/flows", func(h *api) map[string]http.HandlerFunc {
+		return map[string]http.HandlerFunc{http.MethodGet: h.listFlows}
+	}},
+	{"/v1/flows/{id}", func(h *api) map[string]http.HandlerFunc {
+		return map[string]http.HandlerFunc{http.MethodGet: h.getFlow, http.MethodPut: h.putFlow, http.MethodDelete: h.deleteFlow}
+	}},
 }
 
 // allowed returns the methods routes serve on path (GET with HEAD), or

@@ -324,6 +324,11 @@ func TestAdminAuthenticationEveryRoute(t *testing.T) {
 		{http.MethodPut, "/v1/subaccounts/acme", `{"outOfSession":{"action":"hangup"}}`, 0},
 		{http.MethodGet, "/v1/subaccounts/acme", "", 200},
 		{http.MethodDelete, "/v1/subaccounts/acme", "", 405},
+		{http.MethodPut, "/v1/flows/menu", `{"start":"bye","steps":{"bye":{"hangup":{}}}}`, 0},
+		{http.MethodGet, "/v1/flows/menu", "", 200},
+		{http.MethodGet, "/v1/flows?subAccountId=acme", "", 200},
+		{http.MethodDelete, "/v1/flows/menu", "", 204},
+		{http.MethodPost, "/v1/flows", "{}", 405},
 		{http.MethodGet, "/v1/unknown", "", 404},
 		{http.MethodGet, "/v1/", "", 404},
 		{http.MethodDelete, "/v1/sessions/" + victim, "", 204}, // last: it ends the session

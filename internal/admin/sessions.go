@@ -19,7 +19,7 @@ import (
 // record of every change through rec (nil: none). Sessions:
 //
 //	POST   /v1/sessions                     create (201, 400, 404, 409)
-//	GET    /v1/sessions?subAccountId=&virtualNumber=&participant=&ref=&status=&limit=&cursor=
+//	GET    /v1/sessions?subAccountId=&virtualNumber=&participant=&ref=&pin=&status=&limit=&cursor=
 //	                                        list, a page at a time
 //	GET    /v1/sessions/{id}                read, open or closed (200, 404)
 //	PATCH  /v1/sessions/{id}                change or close (200, 400, 404, 409)
@@ -32,8 +32,15 @@ import (
 //	GET    /v1/numbers/{number}             read (200, 404)
 //	GET    /v1/numbers?subAccountId=&status=&limit=&cursor=   list
 //	DELETE /v1/numbers/{number}[?force=true]   remove (204; 409 while sessions are open)
-//	PUT    /v1/subaccounts/{id}             set the out-of-session policy (201, 200)
-//	GET    /v1/subaccounts/{id}             read it (200, 404)
+//	PUT    /v1/subaccounts/{id}             set the out-of-session policy, the default flow (201, 200)
+//	GET    /v1/subaccounts/{id}             read them (200, 404)
+//
+// and the IVR flows numbers and sub-accounts attach:
+//
+//	PUT    /v1/flows/{id}                   store a new version (201 the first, 200 after; 400, 404, 409)
+//	GET    /v1/flows/{id}                   read the current version (200, 404)
+//	GET    /v1/flows?subAccountId=&limit=&cursor=   list
+//	DELETE /v1/flows/{id}[?force=true]      delete (204; 409 while attached, unless force detaches it)
 //
 // Every route needs a token when tokens are configured; a token limited
 // to sub-accounts gets 404 for what belongs to others.
@@ -122,6 +129,8 @@ func (h *api) create(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, "virtualNumber: "+req.VirtualNumber+" is not available for new sessions of sub-account "+req.SubAccountID)
 	case errors.Is(err, session.ErrNumberUnavailable):
 		writeError(w, http.StatusConflict, "virtualNumber: "+err.Error())
+	case errors.Is(err, session.ErrPINConflict):
+		writeError(w, http.StatusConflict, "pin: "+session.ErrPINConflict.Error())
 	case errors.Is(err, session.ErrConflict) && scope != nil:
 		writeError(w, http.StatusConflict, "participants: "+session.ErrConflict.Error())
 	case errors.Is(err, session.ErrConflict):
@@ -202,6 +211,8 @@ type patchBody struct {
 	MaxCalls      *int64          `json:"maxCalls"`
 	Ref           *string         `json:"ref"`
 	Status        *string         `json:"status"`
+	// PIN is refused by name: a session's pin never changes.
+	PIN *string `json:"pin"`
 }
 
 // patchFields are the fields a PATCH may carry, for its error messages.
@@ -234,6 +245,10 @@ func ParsePatch(body io.Reader) (session.Patch, error) {
 		if !strings.EqualFold(name, "greeting") && isNull(v) {
 			return p, badRequest(name, "cannot be null")
 		}
+	}
+	if b.PIN != nil {
+		// Callers were told the pin: a new one is a new session.
+		return p, badRequest("pin", "cannot be changed; close the session and create one with the new pin")
 	}
 	p.TTLSeconds, p.CallRecording, p.MaxCalls, p.Ref = b.TTLSeconds, b.CallRecording, b.MaxCalls, b.Ref
 	if b.ExpiresAt != nil {
@@ -347,11 +362,11 @@ func listAnswer(name string, items any, next string) map[string]any {
 
 func (h *api) list(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	if err := queryParams(q, "subAccountId", "virtualNumber", "participant", "ref", "status", "limit", "cursor"); err != nil {
+	if err := queryParams(q, "subAccountId", "virtualNumber", "participant", "ref", "pin", "status", "limit", "cursor"); err != nil {
 		writeError(w, http.StatusBadRequest, message(err))
 		return
 	}
-	f := session.SessionFilter{Scope: scopeOf(r), SubAccountID: q.Get("subAccountId"), Ref: q.Get("ref"), Status: q.Get("status")}
+	f := session.SessionFilter{Scope: scopeOf(r), SubAccountID: q.Get("subAccountId"), Ref: q.Get("ref"), PIN: q.Get("pin"), Status: q.Get("status")}
 	var err error
 	if f.VirtualNumber, err = numberParam(q, "virtualNumber"); err != nil {
 		writeError(w, http.StatusBadRequest, message(err))

@@ -3,6 +3,7 @@ package session
 import (
 	"cmp"
 	"encoding/base64"
+	"encoding/json"
 	"slices"
 	"strconv"
 	"strings"
@@ -143,6 +144,20 @@ type NumberFilter struct {
 type NumberView struct {
 	Number
 	OpenSessions int `json:"openSessions"`
+}
+
+// MarshalJSON shows the number with "flow": null when it has none, as
+// its outOfSession.
+func (v NumberView) MarshalJSON() ([]byte, error) {
+	type plain NumberView // without this method
+	var flow *string
+	if v.Flow != "" {
+		flow = &v.Flow
+	}
+	return json.Marshal(struct {
+		plain
+		Flow *string `json:"flow"`
+	}{plain(v), flow})
 }
 
 // ListNumbers returns a page of the pool's numbers f selects, in order of
