@@ -20,8 +20,9 @@ const (
 // alike. A capture param that is 0 in Go is absent from the JSON (8x8's
 // default applies); given in JSON, it must be within its range.
 const (
-	// MaxCaptureDigits bounds minDigits and maxDigits: 1 to 20 digits, as
-	// 8x8 documents for digit capture. minDigits <= maxDigits.
+	// MaxCaptureDigits bounds minDigits and maxDigits: 1 to 20 digits,
+	// the range 8x8's reference gives for digit capture. minDigits <=
+	// maxDigits.
 	MaxCaptureDigits = 20
 	// MinCaptureTimeoutMillis and MaxCaptureTimeoutMillis bound
 	// digitTimeout and overallTimeout, in milliseconds: one second to five

@@ -64,3 +64,31 @@ func ExampleSubjectToken() {
 	fmt.Println(wire.SubjectToken("acct.eu *prod>"), wire.SubjectToken(""), wire.Subject("CALL_ACTION", "café"))
 	// Output: acct_eu__prod_ _ calls.CALL_ACTION.caf_
 }
+
+func ExampleSayAndCaptureAction() {
+	state := wire.FlowState{Flow: "main-menu", Version: 3, Step: "welcome"}
+	r := wire.Response{
+		ClientActionID: state.ClientActionID(),
+		Callflow: []wire.Action{wire.SayAndCaptureAction(wire.Capture{
+			Say:       wire.Say{Text: "For sales press 1. For your driver press 2."},
+			MaxDigits: 1, OverallTimeout: 5000, NoOfTries: 1,
+		})},
+	}
+	fmt.Println(r.Validate())
+	fmt.Println(string(r.JSON()))
+	// Output:
+	// <nil>
+	// {"clientActionId":"flow:main-menu:3:welcome:0","callflow":[{"action":"sayAndCapture","params":{"text":"For sales press 1. For your driver press 2.","maxDigits":1,"overallTimeout":5000,"completeOnHash":false,"noOfTries":1}}]}
+}
+
+func ExampleParseFlowState() {
+	// The CALL_ACTION that follows carries the id back, and the digits.
+	for _, id := range []string{"flow:main-menu:3:welcome:1", "flow:main-menu:03:welcome:1", "NumberMaskingId1"} {
+		s, ok := wire.ParseFlowState(id)
+		fmt.Printf("%q %v %+v\n", id, ok, s)
+	}
+	// Output:
+	// "flow:main-menu:3:welcome:1" true {Flow:main-menu Version:3 Step:welcome Tries:1 Restarted:false Session:}
+	// "flow:main-menu:03:welcome:1" false {Flow: Version:0 Step: Tries:0 Restarted:false Session:}
+	// "NumberMaskingId1" false {Flow: Version:0 Step: Tries:0 Restarted:false Session:}
+}
