@@ -107,20 +107,14 @@ func (s Step) kinds() []string {
 // and play steps; optional for transfer (an announcement) and hangup (a
 // goodbye).
 type Prompt struct {
-	Say      *wire.Say `json:"say,omitempty"`
-	PlayFile *PlayFile `json:"playFile,omitempty"`
+	Say *wire.Say `json:"say,omitempty"`
+	// PlayFile plays an audio file: fileUrl (an https URL, as
+	// wire.PlayFile.Validate accepts) and repetition.
+	PlayFile *wire.PlayFile `json:"playFile,omitempty"`
 }
 
 // Given reports whether the prompt says or plays anything.
 func (p Prompt) Given() bool { return p.Say != nil || p.PlayFile != nil }
-
-// PlayFile plays an audio file to the caller (8x8's playFile action).
-type PlayFile struct {
-	// FileURL is where 8x8 fetches the file: an https URL.
-	FileURL string `json:"fileUrl"`
-	// Repetition plays it that many times (0: 8x8's default, once).
-	Repetition int `json:"repetition,omitempty"`
-}
 
 // MenuStep asks the caller to choose by pressing keys: the prompt, then
 // up to MaxDigits keys within TimeoutSeconds; the keys pressed pick an

@@ -2,7 +2,6 @@ package session
 
 import (
 	"fmt"
-	"net/url"
 	"slices"
 	"strings"
 
@@ -21,8 +20,9 @@ const (
 	MaxFlowTries = 10
 	// DefaultFlowTries is a menu's and a pin's tries when not given.
 	DefaultFlowTries = 3
-	// MaxFlowDigits bounds a menu's maxDigits (from 1).
-	MaxFlowDigits = 32
+	// MaxFlowDigits bounds a menu's maxDigits (from 1): what a
+	// sayAndCapture takes.
+	MaxFlowDigits = wire.MaxCaptureDigits
 	// MaxFlowTimeoutSeconds bounds timeoutSeconds (from 1).
 	MaxFlowTimeoutSeconds = 60
 	// DefaultMenuTimeoutSeconds and DefaultPINTimeoutSeconds are the
@@ -33,8 +33,6 @@ const (
 	MaxMenuOptions = 100
 	// MaxPromptText bounds the text of a say, in bytes.
 	MaxPromptText = maxGreeting
-	// MaxFileURL bounds a playFile's fileUrl, in bytes.
-	MaxFileURL = 2048
 	// MaxRepetition bounds the repetition of a say or playFile.
 	MaxRepetition = 10
 	// maxVoiceField bounds a say's voiceProfile and language.
@@ -75,7 +73,7 @@ const flowNameRule = "want 1 to 64 of A-Z a-z 0-9 _ -"
 //   - menu, pin and play need a prompt (say or playFile, not both);
 //     transfer and hangup may have one; a say has a text of at most
 //     MaxPromptText bytes, repetition 0 to MaxRepetition; a playFile an
-//     https fileUrl (host, no credentials, at most MaxFileURL bytes);
+//     https fileUrl as wire.PlayFile.Validate accepts;
 //   - menu: 1 to MaxMenuOptions options, each key 1 to maxDigits of 0-9
 //     and *; maxDigits 1 to MaxFlowDigits; timeoutSeconds 1 to
 //     MaxFlowTimeoutSeconds; tries 1 to MaxFlowTries;
@@ -278,7 +276,7 @@ func (p *Prompt) validate(path string, required bool) error {
 		return err
 	}
 	if p.PlayFile != nil {
-		return p.PlayFile.validate(path + ".playFile")
+		return checkPlayFile(path+".playFile", p.PlayFile)
 	}
 	return nil
 }
@@ -325,28 +323,23 @@ func printable(s string, n int) bool {
 	return true
 }
 
-func (p *PlayFile) validate(field string) error {
-	u := p.FileURL
+// checkPlayFile checks a playFile at field: its fileUrl as the wire
+// package checks the playFile actions it sends (an absolute https URL of
+// at most wire.MaxFileURLLength bytes, a host by name or IPv4 address, no
+// credentials, RFC 3986 bytes), repetition 0 to MaxRepetition.
+func checkPlayFile(field string, p *wire.PlayFile) error {
 	switch {
-	case u == "":
+	case p.FileURL == "":
 		return invalid(field+".fileUrl", "required: the https URL of the audio file")
-	case len(u) > MaxFileURL:
-		return invalid(field+".fileUrl", "longer than %d bytes", MaxFileURL)
-	case !printable(u, MaxFileURL) || strings.Contains(u, " "):
-		return invalid(field+".fileUrl", "spaces and control characters are not allowed")
-	}
-	parsed, err := url.Parse(u)
-	switch {
-	case err != nil:
-		return invalid(field+".fileUrl", "%q is not a URL", u)
-	case parsed.Scheme != "https":
-		return invalid(field+".fileUrl", "%q: want an https URL", u)
-	case parsed.Host == "" || parsed.Hostname() == "":
-		return invalid(field+".fileUrl", "%q has no host", u)
-	case parsed.User != nil:
-		return invalid(field+".fileUrl", "credentials in the URL are not allowed")
 	case p.Repetition < 0 || p.Repetition > MaxRepetition:
 		return invalid(field+".repetition", "%d: want 0 to %d", p.Repetition, MaxRepetition)
+	}
+	if err := p.Validate(); err != nil {
+		u := p.FileURL
+		if len(u) > 80 {
+			u = u[:80] + "..."
+		}
+		return invalid(field+".fileUrl", "%q: %s", u, strings.TrimPrefix(err.Error(), "fileUrl "))
 	}
 	return nil
 }
