@@ -103,9 +103,11 @@ func (s Step) kinds() []string {
 }
 
 // Prompt is what a step says or plays to the caller: a text to speech
-// (Say) or an audio file (PlayFile), never both. Required for menu, pin
-// and play steps; optional for transfer (an announcement) and hangup (a
-// goodbye).
+// (Say) or an audio file (PlayFile). A play step needs one of them, not
+// both; transfer (an announcement) and hangup (a goodbye) may have one.
+// A menu or pin step captures digits with a sayAndCapture, whose text is
+// its Say: Say is required, and a PlayFile, when given, plays before it
+// (8x8 has no capture of its own after a file).
 type Prompt struct {
 	Say *wire.Say `json:"say,omitempty"`
 	// PlayFile plays an audio file: fileUrl (an https URL, as
@@ -116,8 +118,9 @@ type Prompt struct {
 // Given reports whether the prompt says or plays anything.
 func (p Prompt) Given() bool { return p.Say != nil || p.PlayFile != nil }
 
-// MenuStep asks the caller to choose by pressing keys: the prompt, then
-// up to MaxDigits keys within TimeoutSeconds; the keys pressed pick an
+// MenuStep asks the caller to choose by pressing keys: the prompt (the
+// playFile, when given, then the say that captures), then up to
+// MaxDigits keys within TimeoutSeconds; the keys pressed pick an
 // option. An invalid choice or no input is a failed try: the caller hears
 // Retry (when set) and the prompt again, until Tries have failed, then
 // goes to OnFailure (none: the call ends politely).
@@ -153,8 +156,8 @@ type TransferStep struct {
 	CallRecording bool `json:"callRecording,omitempty"`
 }
 
-// PINStep asks the caller for a session PIN: the prompt, then
-// MinDigits to MaxDigits digits (ended by # or TimeoutSeconds). A caller
+// PINStep asks the caller for a session PIN: the prompt (as a menu's),
+// then MinDigits to MaxDigits digits (ended by # or TimeoutSeconds). A caller
 // who is a participant of the open session on the number called whose pin
 // equals them (Store.LookupPIN) is connected to the other participant;
 // anything else is a failed try, retried like a menu's, then OnFailure

@@ -70,8 +70,9 @@ const flowNameRule = "want 1 to 64 of A-Z a-z 0-9 _ -"
 //     8x8's; 1 to MaxFlowSteps steps; start names one of them;
 //   - each step holds exactly one known kind (menu, transfer, pin,
 //     masking, play, hangup);
-//   - menu, pin and play need a prompt (say or playFile, not both);
-//     transfer and hangup may have one; a say has a text of at most
+//   - play needs a prompt (say or playFile, not both), transfer and
+//     hangup may have one; menu and pin need a say (the capture's text),
+//     after an optional playFile; a say has a text of at most
 //     MaxPromptText bytes, repetition 0 to MaxRepetition; a playFile an
 //     https fileUrl as wire.PlayFile.Validate accepts;
 //   - menu: 1 to MaxMenuOptions options, each key 1 to maxDigits of 0-9
@@ -153,9 +154,9 @@ func (s *Step) validate(path string, steps map[string]Step) error {
 	case s.PIN != nil:
 		err = s.PIN.validate(kp)
 	case s.Play != nil:
-		err = s.Play.Prompt.validate(kp, true)
+		err = s.Play.Prompt.validate(kp, promptRequired)
 	case s.Hangup != nil:
-		err = s.Hangup.Prompt.validate(kp, false)
+		err = s.Hangup.Prompt.validate(kp, promptOptional)
 	}
 	if err != nil {
 		return err
@@ -169,7 +170,7 @@ func (s *Step) validate(path string, steps map[string]Step) error {
 }
 
 func (m *MenuStep) validate(path string) error {
-	if err := m.Prompt.validate(path, true); err != nil {
+	if err := m.Prompt.validate(path, promptCapture); err != nil {
 		return err
 	}
 	switch {
@@ -208,7 +209,7 @@ func (m *MenuStep) validate(path string) error {
 }
 
 func (p *PINStep) validate(path string) error {
-	if err := p.Prompt.validate(path, true); err != nil {
+	if err := p.Prompt.validate(path, promptCapture); err != nil {
 		return err
 	}
 	if p.MinDigits == 0 {
@@ -249,7 +250,7 @@ func checkCapture(path string, timeout, tries *int, defaultTimeout int) error {
 }
 
 func (t *TransferStep) validate(path string) error {
-	if err := t.Prompt.validate(path, false); err != nil {
+	if err := t.Prompt.validate(path, promptOptional); err != nil {
 		return err
 	}
 	if t.Destination == "" {
@@ -263,13 +264,21 @@ func (t *TransferStep) validate(path string) error {
 	return nil
 }
 
-// validate checks a prompt of the step at path; required says the step
-// needs one.
-func (p *Prompt) validate(path string, required bool) error {
+// What a step needs of its prompt.
+const (
+	promptOptional = iota // a say or a playFile, or none
+	promptRequired        // a say or a playFile
+	promptCapture         // a say (the capture's text), after an optional playFile
+)
+
+// validate checks a prompt of the step at path.
+func (p *Prompt) validate(path string, need int) error {
 	switch {
-	case p.Say != nil && p.PlayFile != nil:
+	case need == promptCapture && p.Say == nil:
+		return invalid(path+".say", "required: the text said as the digits are captured (a playFile, when given, plays before it)")
+	case need != promptCapture && p.Say != nil && p.PlayFile != nil:
 		return invalid(path+".playFile", "give say or playFile, not both")
-	case required && !p.Given():
+	case need == promptRequired && !p.Given():
 		return invalid(path+".say", "required: a say (text to speech) or a playFile (an audio file)")
 	}
 	if err := checkSay(path+".say", &p.Say); err != nil {

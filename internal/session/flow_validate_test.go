@@ -108,6 +108,10 @@ func TestFlowValidate(t *testing.T) {
 		{"a step that is not an object", flowJSON(map[string]string{"a": `"hangup"`}), "steps.a: wrong type"},
 		// Prompts.
 		{"menu without prompt", flowJSON(map[string]string{"a": `{"menu":{"options":{"1":"b"}}}`, "b": hangup}), "steps.a.menu.say: required"},
+		{"menu with a file only", flowJSON(map[string]string{"a": `{"menu":{"playFile":{"fileUrl":"https://x.example/a.wav"},"options":{"1":"b"}}}`, "b": hangup}), "steps.a.menu.say: required: the text said as the digits are captured"},
+		{"menu with a file, then its say", flowJSON(map[string]string{"a": `{"menu":{"playFile":{"fileUrl":"https://x.example/a.wav"},` + menuOf1 + `}}`, "b": hangup}), ""},
+		{"pin with a file, then its say", flowJSON(map[string]string{"a": `{"pin":{"playFile":{"fileUrl":"https://x.example/a.wav"},"say":` + sayHi + `}}`}), ""},
+		{"hangup with say and playFile", flowJSON(map[string]string{"a": `{"hangup":{"say":` + sayHi + `,"playFile":{"fileUrl":"https://x.example/a.wav"}}}`}), "steps.a.hangup.playFile: give say or playFile, not both"},
 		{"say and playFile", flowJSON(map[string]string{"a": `{"play":{"say":` + sayHi + `,"playFile":{"fileUrl":"https://x.example/a.wav"}}}`}), "steps.a.play.playFile: give say or playFile, not both"},
 		{"say without text", flowJSON(map[string]string{"a": `{"play":{"say":{"voiceProfile":"en-US-ZiraRUS"}}}`}), "steps.a.play.say.text: required"},
 		{"say text too long", flowJSON(map[string]string{"a": `{"play":{"say":{"text":"` + strings.Repeat("a", 1001) + `"}}}`}), "steps.a.play.say.text: longer than 1000 bytes"},
@@ -117,6 +121,7 @@ func TestFlowValidate(t *testing.T) {
 		{"say voice profile too long", flowJSON(map[string]string{"a": `{"play":{"say":{"text":"a","voiceProfile":"` + long + `"}}}`}), "steps.a.play.say.voiceProfile"},
 		{"say language with a newline", flowJSON(map[string]string{"a": `{"play":{"say":{"text":"a","language":"en\nUS"}}}`}), "steps.a.play.say.language"},
 		{"playFile without url", flowJSON(map[string]string{"a": `{"play":{"playFile":{}}}`}), "steps.a.play.playFile.fileUrl: required"},
+		{"menu's playFile over http", flowJSON(map[string]string{"a": `{"menu":{"playFile":{"fileUrl":"http://x.example/a.wav"},` + menuOf1 + `}}`, "b": hangup}), "steps.a.menu.playFile.fileUrl"},
 		{"playFile over http", flowJSON(map[string]string{"a": `{"play":{"playFile":{"fileUrl":"http://x.example/a.wav"}}}`}), "steps.a.play.playFile.fileUrl: \"http://x.example/a.wav\": must be an absolute https URL"},
 		{"playFile over HTTPS in capitals", flowJSON(map[string]string{"a": `{"play":{"playFile":{"fileUrl":"HTTPS://x.example/a.wav"}}}`}), "steps.a.play.playFile.fileUrl: \"HTTPS://x.example/a.wav\": must be an absolute https URL"},
 		{"playFile relative", flowJSON(map[string]string{"a": `{"play":{"playFile":{"fileUrl":"/a.wav"}}}`}), "steps.a.play.playFile.fileUrl"},
@@ -268,6 +273,7 @@ func FuzzFlowValidate(f *testing.F) {
 		"b": `{"play":{"playFile":{"fileUrl":"https://x.example/a.wav","repetition":2},"next":"a"}}`,
 		"c": `{"masking":{"onFailure":"d"}}`, "d": `{"hangup":{"say":{"text":"Bye","speed":1.5}}}`})))
 	f.Add([]byte(flowJSON(map[string]string{"a": `{"play":{"say":` + sayHi + `,"next":"a"}}`})))
+	f.Add([]byte(flowJSON(map[string]string{"a": `{"pin":{"playFile":{"fileUrl":"https://x.example/pin.wav"},"say":` + sayHi + `,"onFailure":"b"}}`, "b": hangup})))
 	f.Add([]byte(flowJSON(map[string]string{"a": `{"ring":{},"menu":null}`})))
 	f.Add([]byte(`{"id":"f","start":"a","steps":{"a":{"pin":{"say":{"text":"x"},"minDigits":9}}},"version":3,"updatedAt":"2026-01-02T03:04:05+08:00"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
