@@ -2,7 +2,8 @@
 // /healthz and /readyz for probes, and, in the ingest role, the masking
 // API under /v1/ (see MountSessions): the sessions that decide who gets
 // connected to whom, the number pool they are allocated from, the
-// sub-accounts' out-of-session policies, and a session's interactions read
+// sub-accounts' settings (out-of-session policy, default flow), the IVR
+// flows numbers and sub-accounts attach, and a session's interactions read
 // from the archive.
 //
 // Probes are never authenticated (a kubelet cannot send tokens). /v1/ needs
