@@ -26,6 +26,7 @@ var commands = map[string]command{
 	"archiver": {"archive the records stream into ClickHouse; 'archiver replay' re-archives a range", runArchiver},
 	"sessions": {"create, get, list, update, close or delete number-masking sessions, or read their interactions, through the admin API", runSessions},
 	"numbers":  {"add, get, list or remove the virtual numbers of the pool through the admin API", runNumbers},
+	"flows":    {"apply, get, list or delete IVR flows through the admin API, or simulate a call through the deciders", runFlows},
 	"probe":    {"GET a URL and exit 0 on a 2xx answer (container health checks)", runProbe},
 	"bench":    {"generate webhook load against a URL and report latency, throughput and answers", runBench},
 	"version":  {"print the version", runVersion},
