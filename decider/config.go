@@ -30,6 +30,14 @@ var DefaultOutOfSession = wire.Say{
 	VoiceProfile: "en-US-ZiraRUS",
 }
 
+// DefaultFlowEnd is what a caller hears when a flow cannot go on (tries
+// used up without an onFailure step, a flow state that cannot be
+// continued after a restart) before the call is hung up.
+var DefaultFlowEnd = wire.Say{
+	Text:         "Sorry, we could not complete your call. Goodbye.",
+	VoiceProfile: "en-US-ZiraRUS",
+}
+
 // Config configures one decider instance.
 type Config struct {
 	// ServiceName is the micro service name, as `nats micro ls` shows it.
@@ -43,6 +51,9 @@ type Config struct {
 	// OutOfSession is said before hanging up on callers outside a session,
 	// on numbers and sub-accounts without an out-of-session policy.
 	OutOfSession wire.Say
+	// FlowEnd is said before hanging up on a caller whose flow cannot go
+	// on. Default DefaultFlowEnd.
+	FlowEnd wire.Say
 	// CallQueue bounds the connected calls waiting to be counted in their
 	// session (call count, last call, idle expiry, maxCalls), shared
 	// evenly among the writers; a call that finds its writer's queue full
@@ -82,6 +93,9 @@ func (c *Config) setDefaults() {
 	if c.OutOfSession.Text == "" {
 		c.OutOfSession = DefaultOutOfSession
 	}
+	if c.FlowEnd.Text == "" {
+		c.FlowEnd = DefaultFlowEnd
+	}
 	if c.CallQueue == 0 {
 		c.CallQueue = DefaultCallQueue
 	}
@@ -106,6 +120,9 @@ func (c *Config) setDefaults() {
 func (c *Config) Validate() error {
 	if err := c.OutOfSession.Validate(); err != nil {
 		return fmt.Errorf("%w: out-of-session say: %v", ErrInvalidConfig, err)
+	}
+	if err := c.FlowEnd.Validate(); err != nil {
+		return fmt.Errorf("%w: flow end say: %v", ErrInvalidConfig, err)
 	}
 	switch {
 	case c.CallQueue < 1:

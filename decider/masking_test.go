@@ -55,6 +55,17 @@ func (f fakeSessions) RecordCalls(ctx context.Context, id string, n int64, at ti
 	return session.Session{}, nil
 }
 
+// FlowFor: no number has a flow.
+func (f fakeSessions) FlowFor(virtual, subAccount string) (*session.Flow, bool) { return nil, false }
+
+// FlowVersion: no flow is kept.
+func (f fakeSessions) FlowVersion(id string, version uint64) (*session.Flow, bool) { return nil, false }
+
+// LookupPIN: no session has a pin.
+func (f fakeSessions) LookupPIN(virtual, pin, subAccount string, now time.Time) (*session.Session, bool) {
+	return nil, false
+}
+
 var outOfSession = wire.Say{Text: "This number is not in service.", VoiceProfile: "en-GB-HazelRUS", Language: "en-GB"}
 
 func outOfSessionFlow(s wire.Say) []wire.Action {
@@ -154,7 +165,7 @@ func TestPolicyDecide(t *testing.T) {
 			prefix := []byte("prefix:")
 			body2, v2 := p.Decide(append(make([]byte, 0, 4), prefix...), req, now)
 			if !bytes.HasPrefix(body2, prefix) || !bytes.Equal(body2[len(prefix):], body) || v2 != v {
-				t.Errorf("Decide with a dst prefix = %q, %q", body2, v2)
+				t.Errorf("Decide with a dst prefix = %q, %+v", body2, v2)
 			}
 		})
 	}
@@ -411,6 +422,7 @@ func BenchmarkDecide(b *testing.B) {
 		}), wire.OutcomeOutOfSession},
 	}
 	cases = append(cases, policyBenchCases(b, st)...)
+	cases = append(cases, flowBenchCases(b, st)...)
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
 			now := time.Now()

@@ -8,14 +8,15 @@ import (
 // Metrics are the deciders' Prometheus collectors, shared by every decider
 // instance of a process.
 type Metrics struct {
-	requests *prometheus.CounterVec
-	updates  *prometheus.CounterVec
+	requests     *prometheus.CounterVec
+	updates      *prometheus.CounterVec
+	flowRestarts *prometheus.CounterVec
 }
 
 // requestOutcomes are the outcome label values of
 // callflow_decider_requests_total: the decisions, and "error" for a
 // request that does not parse.
-var requestOutcomes = []string{wire.OutcomeConnect, wire.OutcomeOutOfSession, wire.OutcomeForward, wire.OutcomeFollowUp, "error"}
+var requestOutcomes = []string{wire.OutcomeConnect, wire.OutcomeOutOfSession, wire.OutcomeForward, wire.OutcomeFollowUp, wire.OutcomeFlow, "error"}
 
 // NewMetrics creates the collectors and registers them with reg (nil
 // registers nothing).
@@ -23,12 +24,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "callflow_decider_requests_total",
-			Help: "Decide requests handled by this process's deciders, by outcome (connect, out_of_session, forward, follow_up, error).",
+			Help: "Decide requests handled by this process's deciders, by outcome (connect, out_of_session, forward, follow_up, flow, error).",
 		}, []string{"outcome"}),
 		updates: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "callflow_session_updates_total",
 			Help: "Connected calls this process's deciders counted in their masking session after the answer, by result: recorded, not_found (the session was deleted), failed (storage error or timeout), dropped (write queue full, or left at stop).",
 		}, []string{"result"}),
+		flowRestarts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "callflow_flow_restarts_total",
+			Help: "Flow states this process's deciders could not continue, by reason (undecodable: a flow clientActionId that does not decode; not_attached: its flow is not the number's; version_gone: its version is no longer kept; step_missing: no such step; step_unusable: a step 8x8 could not carry out) and result (restarted: the number's flow from its start, once; ended: a goodbye and a hangup).",
+		}, []string{"reason", "result"}),
 	}
 	for _, o := range requestOutcomes {
 		m.requests.WithLabelValues(o)
@@ -36,8 +41,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for _, r := range updateResults {
 		m.updates.WithLabelValues(r)
 	}
+	newRestartCounters(m.flowRestarts) // every series from zero
 	if reg != nil {
-		reg.MustRegister(m.requests, m.updates)
+		reg.MustRegister(m.requests, m.updates, m.flowRestarts)
 	}
 	return m
 }

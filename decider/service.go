@@ -34,13 +34,13 @@ func Start(nc *nats.Conn, sessions Sessions, cfg Config) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Service{policy: NewPolicy(sessions, cfg.OutOfSession), metrics: cfg.Metrics, stopTimeout: cfg.StopTimeout}
+	s := &Service{policy: newPolicy(sessions, cfg.OutOfSession, cfg.FlowEnd, cfg.Metrics), metrics: cfg.Metrics, stopTimeout: cfg.StopTimeout}
 	s.calls = newCallCounter(sessions, &cfg)
 	s.bufs.New = func() any { b := make([]byte, 0, 512); return &b }
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:        cfg.ServiceName,
 		Version:     cfg.Version,
-		Description: "callflow number-masking decisions for 8x8 call actions",
+		Description: "callflow IVR flow and number-masking decisions for 8x8 call actions",
 		QueueGroup:  cfg.QueueGroup,
 		Endpoint: &micro.EndpointConfig{
 			Subject: cfg.Subject,

@@ -69,6 +69,7 @@ var documentedMetrics = map[string]string{
 	// decider (and the session index of ingest)
 	"callflow_decider_requests_total": "counter", // {outcome}
 	"callflow_session_updates_total":  "counter", // {result}
+	"callflow_flow_restarts_total":    "counter", // {reason, result}
 	"callflow_sessions":               "gauge",
 	// archiver
 	"callflow_archiver_rows_total":              "counter",
