@@ -408,8 +408,11 @@ func TestExampleQueries(t *testing.T) {
 	// the last 30 days, with the session the queries name as example.
 	masking := maskingFixture(time.Now().UTC().Truncate(time.Hour).Add(-4 * time.Hour))
 	e.publishAll(t, masking)
+	// Callers through an IVR flow, for the funnel and digits queries.
+	flows := flowFixture(time.Now().UTC().Truncate(time.Hour).Add(-2 * time.Hour))
+	e.publishAll(t, flows)
 	e.run(t, e.config(t))
-	e.waitRows(t, "SELECT count() FROM DB.call_events", uint64(31+len(masking)))
+	e.waitRows(t, "SELECT count() FROM DB.call_events", uint64(31+len(masking)+len(flows)))
 	e.waitRows(t, "SELECT count() FROM DB.rejected_records", 1)
 
 	b, err := os.ReadFile("../deploy/clickhouse/queries.sql")
@@ -417,7 +420,7 @@ func TestExampleQueries(t *testing.T) {
 		t.Fatal(err)
 	}
 	queries := SplitSQL(string(b))
-	if len(queries) < 16 {
+	if len(queries) < 19 {
 		t.Fatalf("only %d queries in queries.sql", len(queries))
 	}
 	for i, q := range queries {

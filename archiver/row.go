@@ -24,6 +24,7 @@ var eventColumns = []string{
 	"callflow", "raw", "record_version", "stream_sequence",
 	"masking_session_id", "virtual_number", "out_of_session_policy", "connected_to",
 	"event_dtmf", "event_asr",
+	"flow_id", "flow_version", "flow_step", "digits",
 }
 
 // numberColumns are the columns of number_status in insert order.
@@ -235,9 +236,12 @@ func (r *row) values() []any {
 	p := r.ev.Payload
 	var src, outcome, reason, callflow, policy string
 	var latency uint32
+	var flow, step, digits string
+	var flowVersion uint64
 	if d := r.rec.Decision; d != nil {
 		src, outcome, reason, callflow, policy = d.Source, d.Outcome, d.FallbackReason, string(d.Callflow), d.Policy
 		latency = uint32(min(max(d.LatencyMicros, 0), 1<<32-1))
+		flow, flowVersion, step, digits = d.Flow, d.FlowVersion, d.FlowStep, d.Digits
 	}
 	var errCode, errMsg string
 	if e := p.ErrorDetails; e != nil {
@@ -255,6 +259,7 @@ func (r *row) values() []any {
 		callflow, string(r.rec.Event), uint8(r.rec.Version), r.seq,
 		r.maskingSession, r.virtualNumber, policy, r.connectedTo,
 		p.DTMF, p.ASR,
+		flow, flowVersion, step, digits,
 	}
 }
 

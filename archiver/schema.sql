@@ -32,7 +32,12 @@ CREATE DATABASE IF NOT EXISTS {database};
 --
 -- Added for IVR flows: event_dtmf and event_asr are a CALL_ACTION's
 -- eventData.dtmf (the digits a sayAndCapture collected) and
--- eventData.asrCaptured; empty when 8x8 sent none.
+-- eventData.asrCaptured; empty when 8x8 sent none. flow_id, flow_version
+-- and flow_step say where in an IVR flow the caller is after the answer
+-- (the step whose prompt it plays, or the step that connected or ended the
+-- call), from the record's decision; digits is what the caller pressed in
+-- answer to the step before (the decision's digits: eventData.dtmf as the
+-- ingestor passed it to the decider). Empty and 0 outside flows.
 CREATE TABLE IF NOT EXISTS {database}.call_events
 (
     event_id                 String,
@@ -75,7 +80,11 @@ CREATE TABLE IF NOT EXISTS {database}.call_events
     out_of_session_policy    String,
     connected_to             String,
     event_dtmf               String,
-    event_asr                String
+    event_asr                String,
+    flow_id                  String,
+    flow_version             UInt64,
+    flow_step                String,
+    digits                   String
 )
 ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(event_time)

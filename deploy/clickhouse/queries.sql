@@ -348,3 +348,99 @@ SELECT
 FROM callflow.call_events FINAL
 WHERE masking_session_id = '5f1d0c6a2b7e4c1d9a8b3e2f4d6c8a10'
 ORDER BY event_time, event_id;
+
+-- 17. IVR funnel: per flow, version and step, the calls that reached the
+--     step (an answer played its prompt, or connected or ended the call
+--     there), the callers, the answers given there (more than calls: tries
+--     asked again), and the share of the version's calls that got there.
+--     flow_step is where the caller is after each answer (see schema.sql).
+SELECT
+    flow_id,
+    flow_version,
+    flow_step,
+    calls,
+    callers,
+    answers,
+    round(100 * calls / flow_calls, 1) AS percent_of_calls
+FROM
+(
+    SELECT
+        flow_id,
+        flow_version,
+        flow_step,
+        uniq(call_id) AS calls,
+        uniq(source) AS callers,
+        count() AS answers
+    FROM callflow.call_events FINAL
+    WHERE event_type = 'CALL_ACTION' AND flow_id != ''
+    GROUP BY flow_id, flow_version, flow_step
+)
+ANY LEFT JOIN
+(
+    SELECT flow_id, flow_version, uniq(call_id) AS flow_calls
+    FROM callflow.call_events FINAL
+    WHERE event_type = 'CALL_ACTION' AND flow_id != ''
+    GROUP BY flow_id, flow_version
+) USING (flow_id, flow_version)
+ORDER BY flow_id, flow_version DESC, calls DESC, flow_step
+LIMIT 1000;
+
+-- 18. Where callers leave each flow: every call's last flow answer (by
+--     callId), grouped by the step it was at and how the call left:
+--     connected (a transfer, or a PIN or masking step that connected),
+--     ended by the flow (a hangup step, or tries used up without an
+--     onFailure), or left at the prompt (the caller hung up while asked,
+--     or the call is still under way). With the answers and seconds the
+--     calls spent in the flow.
+SELECT
+    last_flow AS flow_id,
+    last_version AS flow_version,
+    last_step,
+    multiIf(last_outcome = 'connect', 'connected', last_hangup, 'ended by the flow', 'left at the prompt') AS left_by,
+    count() AS calls,
+    round(avg(answers), 1) AS avg_answers,
+    round(avg(seconds), 1) AS avg_seconds_in_flow,
+    arraySlice(groupArray(call_id), 1, 10) AS some_calls
+FROM
+(
+    SELECT
+        call_id,
+        argMax(flow_id, (event_time, event_id)) AS last_flow,
+        argMax(flow_version, (event_time, event_id)) AS last_version,
+        argMax(flow_step, (event_time, event_id)) AS last_step,
+        argMax(decision_outcome, (event_time, event_id)) AS last_outcome,
+        argMax(position(callflow, '"action":"hangup"') > 0, (event_time, event_id)) AS last_hangup,
+        count() AS answers,
+        toUInt32(max(event_time)) - toUInt32(min(event_time)) AS seconds
+    FROM callflow.call_events FINAL
+    WHERE event_type = 'CALL_ACTION' AND flow_id != ''
+    GROUP BY call_id
+)
+GROUP BY last_flow, last_version, last_step, left_by
+ORDER BY last_flow, last_version DESC, calls DESC, last_step, left_by
+LIMIT 1000;
+
+-- 19. Digits chosen at each menu step, and where they led: the step asked
+--     is the one in the clientActionId 8x8 echoed back (the previous
+--     answer's flow state, flow:<flow>:<version>:<step>:<tries>), the
+--     digits are what the caller pressed at it ('(none)': nothing before
+--     the timeout), led_to the step answered next (the same step again:
+--     not an option). A PIN step lists the PINs entered: leave it out
+--     with AND parts[4] != '<step>' when that is not wanted.
+SELECT
+    parts[2] AS flow_id,
+    toUInt64OrZero(parts[3]) AS flow_version,
+    parts[4] AS asked_at,
+    if(digits = '', '(none)', digits) AS pressed,
+    flow_step AS led_to,
+    count() AS times,
+    uniq(call_id) AS calls
+FROM
+(
+    SELECT splitByChar(':', client_action_id) AS parts, digits, flow_step, call_id
+    FROM callflow.call_events FINAL
+    WHERE event_type = 'CALL_ACTION' AND startsWith(client_action_id, 'flow:')
+)
+GROUP BY flow_id, flow_version, asked_at, pressed, led_to
+ORDER BY flow_id, flow_version DESC, asked_at, times DESC, pressed, led_to
+LIMIT 1000;
