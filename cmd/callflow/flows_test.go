@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -125,8 +126,10 @@ steps:
 // TestFlowsCLI drives `callflow flows` against a real `callflow serve`:
 // every example flow of deploy/flows is applied through the admin API
 // (201, then 200 with the next version), read, listed and deleted
-// (409 while attached to a number, unless --force); the API's refusals
-// print its message and exit 1, usage errors exit 2.
+// (409 while attached to a number, unless --force); `flows simulate`
+// walks the main menu through serve's deciders (the flow engine) to a PIN
+// connect and to a transfer; the API's refusals print its message and
+// exit 1, usage errors exit 2.
 func TestFlowsCLI(t *testing.T) {
 	const root, acme = "flows-root-5c1d", "flows-acme-7e2a"
 	p := start(t, nil, "serve", "--data-dir", t.TempDir(), "--http-addr", anyPort, "--admin-addr", anyPort,
@@ -181,15 +184,33 @@ func TestFlowsCLI(t *testing.T) {
 	}
 
 	// Attached to a number, a flow is not deleted without --force.
-	req, _ := http.NewRequest(http.MethodPut, adminURL+"/v1/numbers/+6568340001", strings.NewReader(`{"subAccountId": "acme", "flow": "deliveries"}`))
-	req.Header.Set("Authorization", "Bearer "+root)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	adminDo(t, adminURL, root, http.MethodPut, "/v1/numbers/+6568340001", `{"subAccountId": "acme", "flow": "deliveries"}`, http.StatusCreated)
+
+	// simulate through serve's deciders: the README's main menu on a
+	// number with a PIN session; a wrong key, a silence, then the driver's
+	// menu and the PIN connect the caller to the other participant.
+	adminDo(t, adminURL, root, http.MethodPut, "/v1/numbers/+6568340002", `{"subAccountId": "acme", "flow": "main-menu"}`, http.StatusCreated)
+	adminDo(t, adminURL, root, http.MethodPost, "/v1/sessions",
+		`{"virtualNumber": "+6568340002", "subAccountId": "acme", "participants": ["+6591230011", "+6591230012"], "pin": "4321"}`, http.StatusCreated)
+	natsURL := p.addrs.NATS
+	out = run(root, "flows", "simulate", "--nats-url", natsURL, "--number", "+6568340002", "--from", "+6591230011",
+		"--sub-account", "acme", "--digits", "9,,2,4321")
+	for _, want := range []string{
+		"answer: flow main-menu version 2, step welcome (flow); clientActionId flow:main-menu:2:welcome:0",
+		`sayAndCapture "For sales press 1. For your driver press 2."`,
+		"clientActionId flow:main-menu:2:welcome:2",
+		"5. ACTION_COMPLETED, digits 4321",
+		"step driver (connect), session ",
+		"makeCall +6568340002 -> +6591230012",
+		"the call is connected to +6591230012 (makeCall)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("simulate through serve printed\n%s\nwithout %q", out, want)
+		}
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("attach deliveries to a number: %s", resp.Status)
+	out = run(root, "flows", "simulate", "--nats-url", natsURL, "--number", "+6568340002", "--from", "+6599999999", "--digits", "1")
+	if !strings.Contains(out, `say "Connecting you to sales."`) || !strings.Contains(out, "the call is connected to +6560000001 (makeCall)") {
+		t.Errorf("simulate to sales printed\n%s", out)
 	}
 
 	dir := t.TempDir()
@@ -232,6 +253,26 @@ func TestFlowsCLI(t *testing.T) {
 	}
 	if _, stderr, code := cliCode(t, as(root, "flows", "get", "deliveries")...); code != 1 || !strings.Contains(stderr, "404") {
 		t.Errorf("get after delete: exit %d %q", code, stderr)
+	}
+}
+
+// adminDo sends one request to the admin API and fails the test unless
+// it answers want.
+func adminDo(t *testing.T, adminURL, token, method, path, body string, want int) {
+	t.Helper()
+	req, err := http.NewRequest(method, adminURL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != want {
+		t.Fatalf("%s %s: %s %s, want %d", method, path, resp.Status, b, want)
 	}
 }
 
