@@ -482,6 +482,29 @@ func flowRestarts(t testing.TB, reg *prometheus.Registry) map[string]map[string]
 	return out
 }
 
+// counterValue reads the series of counter name whose label is value.
+func counterValue(t testing.TB, reg *prometheus.Registry, name, label, value string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label && l.GetValue() == value {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no series %s{%s=%q}", name, label, value)
+	return 0
+}
+
 func TestFlowMetricsPreregistered(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	decider.NewMetrics(reg)
@@ -497,7 +520,7 @@ func TestFlowMetricsPreregistered(t *testing.T) {
 			}
 		}
 	}
-	if v := metricValue(t, reg, "callflow_decider_requests_total", "outcome", wire.OutcomeFlow); v != 0 {
+	if v := counterValue(t, reg, "callflow_decider_requests_total", "outcome", wire.OutcomeFlow); v != 0 {
 		t.Errorf("outcome flow = %v", v)
 	}
 }
@@ -633,6 +656,50 @@ func TestFlowExactJSON(t *testing.T) {
 				checkVerdict(t, body[len("prefix:"):], v)
 			}
 		})
+	}
+}
+
+// TestFlowConnectsCounted: a pin step's connect and a masking step's are
+// counted in their session after the answer, as masking connects are; a
+// transfer names no session and counts nothing.
+func TestFlowConnectsCounted(t *testing.T) {
+	fx := newFlowFixture(t, session.Config{})
+	d := fx.startDecider(t, fx.st, "")
+	reqs := []struct {
+		id, dtmf, source, destination string
+		outcome                       string
+	}{
+		{"flow:main-menu:1:driver:0", "1234#", pB, vnMenu, wire.OutcomeConnect},
+		{"flow:tour:1:choose:0", "1", pA, vnTour, wire.OutcomeConnect},
+		{"flow:tour:1:choose:0", "3", pA, vnTour, wire.OutcomeConnect}, // the transfer
+	}
+	for _, r := range reqs {
+		// Each is decided twice: in process and over NATS.
+		_, v := d.decide(t, &wire.DecideRequest{SubAccountID: "acme", CallStatus: "ACTION_COMPLETED", Source: r.source, Destination: r.destination,
+			ClientActionID: r.id, DTMF: r.dtmf})
+		if v.Outcome != r.outcome {
+			t.Fatalf("%s %s: %+v", r.id, r.dtmf, v)
+		}
+	}
+	natstest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		for _, s := range []session.Session{fx.driver, fx.tourPlain} {
+			got, err := fx.st.Get(testContext(t), s.ID)
+			if err != nil {
+				return err
+			}
+			if got.CallCount != 2 {
+				return fmt.Errorf("session on %s: callCount %d, want 2", s.VirtualNumber, got.CallCount)
+			}
+		}
+		return nil
+	})
+	if n := counterValue(t, d.reg, "callflow_session_updates_total", "result", "recorded"); n != 4 {
+		t.Errorf("recorded %v calls, want 4", n)
+	}
+	for _, s := range []session.Session{fx.shared, fx.tourPinned} {
+		if got, err := fx.st.Get(testContext(t), s.ID); err != nil || got.CallCount != 0 {
+			t.Errorf("session %s: callCount %d, %v; want 0", s.ID, got.CallCount, err)
+		}
 	}
 }
 
