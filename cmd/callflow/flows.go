@@ -38,7 +38,8 @@ file as a list, YAML documents or JSON values one after the other; a
 directory: its *.json, *.yaml and *.yml files) with PUT /v1/flows/{id}, each
 flow naming its "id". Every file is read before anything is stored. A flow's
 "version", when given, must be its current one (a change made meanwhile is
-not overwritten). Errors are the admin API's, and exit 1.
+not overwritten). In YAML, quote phone numbers ("+6560000001": unquoted, it
+is a number, which the API refuses). Errors are the admin API's, and exit 1.
 
 simulate walks a call through a running decider over NATS, as 8x8 would: a
 CALL_RECEIVED from --from to --number, then an ACTION_COMPLETED with the
