@@ -1,6 +1,9 @@
 package decider
 
 import (
+	"strconv"
+	"sync"
+
 	"github.com/callflow/callflow/wire"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -11,6 +14,7 @@ type Metrics struct {
 	requests     *prometheus.CounterVec
 	updates      *prometheus.CounterVec
 	flowRestarts *prometheus.CounterVec
+	flowSteps    *flowStepCounter
 }
 
 // requestOutcomes are the outcome label values of
@@ -34,6 +38,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "callflow_flow_restarts_total",
 			Help: "Flow states this process's deciders could not continue, by reason (undecodable: a flow clientActionId that does not decode; not_attached: its flow is not the number's; version_gone: its version is no longer kept; step_missing: no such step; step_unusable: a step 8x8 could not carry out) and result (restarted: the number's flow from its start, once; ended: a goodbye and a hangup).",
 		}, []string{"reason", "result"}),
+		flowSteps: &flowStepCounter{vec: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "callflow_flow_steps_total",
+			Help: "Flow answers this process's deciders gave, by flow and the step answered (where callers are in each IVR flow); past " + strconv.Itoa(maxFlowStepSeries) + " flow and step pairs, further ones count under flow \"_other\".",
+		}, []string{"flow", "step"})},
 	}
 	for _, o := range requestOutcomes {
 		m.requests.WithLabelValues(o)
@@ -42,8 +50,41 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.updates.WithLabelValues(r)
 	}
 	newRestartCounters(m.flowRestarts) // every series from zero
+	// The overflow series exists from the start, so that the metric is
+	// exported before the first flow answer.
+	m.flowSteps.vec.WithLabelValues("_other", "_other")
 	if reg != nil {
-		reg.MustRegister(m.requests, m.updates, m.flowRestarts)
+		reg.MustRegister(m.requests, m.updates, m.flowRestarts, m.flowSteps.vec)
 	}
 	return m
+}
+
+// maxFlowStepSeries bounds the flow and step pairs callflow_flow_steps_total
+// keeps apart: flows are data, and a metric's series must stay bounded.
+const maxFlowStepSeries = 2000
+
+// flowStepCounter counts flow answers by flow and step, with at most
+// maxFlowStepSeries pairs; later pairs share flow "_other".
+type flowStepCounter struct {
+	vec  *prometheus.CounterVec
+	mu   sync.Mutex
+	seen map[[2]string]prometheus.Counter
+}
+
+func (c *flowStepCounter) inc(flow, step string) {
+	c.mu.Lock()
+	ctr, ok := c.seen[[2]string{flow, step}]
+	if !ok {
+		if c.seen == nil {
+			c.seen = make(map[[2]string]prometheus.Counter)
+		}
+		if len(c.seen) < maxFlowStepSeries {
+			ctr = c.vec.WithLabelValues(flow, step)
+			c.seen[[2]string{flow, step}] = ctr
+		} else {
+			ctr = c.vec.WithLabelValues("_other", "_other")
+		}
+	}
+	c.mu.Unlock()
+	ctr.Inc()
 }

@@ -87,6 +87,9 @@ func (s *Service) handle(req micro.Request) {
 func (s *Service) decide(dst []byte, req *wire.DecideRequest, now time.Time) ([]byte, wire.Verdict) {
 	body, v := s.policy.Decide(dst, req, now)
 	s.metrics.requests.WithLabelValues(v.Outcome).Inc()
+	if v.FlowID != "" {
+		s.metrics.flowSteps.inc(v.FlowID, v.FlowStep)
+	}
 	return body, v
 }
 

@@ -70,6 +70,7 @@ var documentedMetrics = map[string]string{
 	"callflow_decider_requests_total": "counter", // {outcome}
 	"callflow_session_updates_total":  "counter", // {result}
 	"callflow_flow_restarts_total":    "counter", // {reason, result}
+	"callflow_flow_steps_total":       "counter", // {flow, step}
 	"callflow_sessions":               "gauge",
 	// archiver
 	"callflow_archiver_rows_total":              "counter",
