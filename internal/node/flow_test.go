@@ -55,7 +55,7 @@ func (c *ivrCall) vca(status, digits string) wire.Response {
 	return *r
 }
 
-func (c *ivrCall) start() wire.Response          { return c.vca("CALL_RECEIVED", "") }
+func (c *ivrCall) start() wire.Response         { return c.vca("CALL_RECEIVED", "") }
 func (c *ivrCall) press(d string) wire.Response { return c.vca("ACTION_COMPLETED", d) }
 
 // last returns the last action of r.
