@@ -13,7 +13,7 @@ const numbersSynopsis = `numbers <add|get|list|remove> [flags] [number]
   add NUMBER [--sub-account S] [--country CC] [--status Active|Unhealthy|Expiring|Inactive]
              [--out-of-session-action hangup|forward [--out-of-session-destination N]
               [--out-of-session-text T] [--out-of-session-voice V] [--out-of-session-language L]
-             | --no-out-of-session]
+             | --no-out-of-session] [--flow ID | --no-flow]
   get NUMBER
   list [--sub-account S] [--status S] [--limit N] [--cursor C | --all]
   remove NUMBER [--force]
@@ -26,7 +26,7 @@ unless --force, which closes them. Errors are the admin API's, and exit 1.`
 // numberVerbs lists each verb's flags besides clientFlags.
 var numberVerbs = map[string][]string{
 	"add": {"sub-account", "country", "status", "out-of-session-action", "out-of-session-destination",
-		"out-of-session-text", "out-of-session-voice", "out-of-session-language", "no-out-of-session"},
+		"out-of-session-text", "out-of-session-voice", "out-of-session-language", "no-out-of-session", "flow", "no-flow"},
 	"get":    nil,
 	"list":   {"sub-account", "status", "limit", "cursor", "all"},
 	"remove": {"force"},
@@ -47,6 +47,8 @@ func runNumbers(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	sayLanguage := fs.String("out-of-session-language", "", "add: language of --out-of-session-text")
 	noPolicy := fs.Bool("no-out-of-session", false, "add: remove the number's policy (the sub-account's applies)")
 	force := fs.Bool("force", false, "remove: close the sessions open on the number and remove it")
+	flow := fs.String("flow", "", "add: attach this IVR flow to the number (calls to it start the flow)")
+	noFlow := fs.Bool("no-flow", false, "add: detach the number's flow")
 	pages := pageFlags(fs)
 	if len(args) == 0 {
 		fs.Usage()
@@ -100,6 +102,15 @@ func runNumbers(ctx context.Context, args []string, stdout, stderr io.Writer) er
 				p["say"] = say
 			}
 			body["outOfSession"] = p
+		}
+		switch {
+		case given["flow"] && given["no-flow"]:
+			fmt.Fprintln(stderr, "callflow numbers add: --flow or --no-flow, not both")
+			return errUsage
+		case given["flow"]:
+			body["flow"] = *flow
+		case given["no-flow"] && *noFlow:
+			body["flow"] = nil
 		}
 		return c.print(ctx, http.MethodPut, "/v1/numbers/"+number, body, stdout)
 	case "get":

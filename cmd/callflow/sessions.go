@@ -20,9 +20,9 @@ const sessionsSynopsis = `sessions <create|get|list|update|close|delete|interact
 
   create --participants A,B (--virtual-number N | --sub-account S [--country CC])
          [--ttl D | --expires-at T] [--ttl-mode absolute|idle] [--max-calls N] [--ref R]
-         [--call-recording] [--greeting-text T [--greeting-voice V]]
+         [--call-recording] [--greeting-text T [--greeting-voice V]] [--pin P|auto]
   get ID
-  list [--sub-account S] [--virtual-number N] [--participant P] [--ref R]
+  list [--sub-account S] [--virtual-number N] [--participant P] [--ref R] [--pin P]
        [--status open|closed|all] [--limit N] [--cursor C | --all]
   update ID [--ttl D | --expires-at T] [--greeting-text T [--greeting-voice V] | --no-greeting]
             [--call-recording=true|false] [--max-calls N] [--ref R]
@@ -43,9 +43,9 @@ var sessionVerbs = map[string]struct {
 	id    bool
 }{
 	"create": {[]string{"virtual-number", "participants", "sub-account", "country", "ttl", "ttl-mode", "expires-at",
-		"max-calls", "ref", "call-recording", "greeting-text", "greeting-voice"}, false},
+		"max-calls", "ref", "call-recording", "greeting-text", "greeting-voice", "pin"}, false},
 	"get":          {nil, true},
-	"list":         {[]string{"sub-account", "virtual-number", "participant", "ref", "status", "limit", "cursor", "all"}, false},
+	"list":         {[]string{"sub-account", "virtual-number", "participant", "ref", "pin", "status", "limit", "cursor", "all"}, false},
 	"update":       {[]string{"ttl", "expires-at", "greeting-text", "greeting-voice", "no-greeting", "call-recording", "max-calls", "ref"}, true},
 	"close":        {nil, true},
 	"delete":       {nil, true},
@@ -67,6 +67,7 @@ func runSessions(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	expiresAt := fs.String("expires-at", "", "create, update: when the session closes, RFC 3339 (instead of --ttl)")
 	maxCalls := fs.Int64("max-calls", 0, "create, update: close the session after that many connected calls (0: no limit)")
 	ref := fs.String("ref", "", "create, update, list: the integrator's reference (an order or ticket id)")
+	pin := fs.String("pin", "", "create, list: the session's PIN (4 to 8 digits, or auto to have one generated), for callers routed by a flow's pin step")
 	recording := fs.Bool("call-recording", false, "create, update: record the connected calls")
 	greetText := fs.String("greeting-text", "", "create, update: said to the caller before connecting")
 	greetVoice := fs.String("greeting-voice", "en-US-ZiraRUS", "create, update: voice profile of the greeting")
@@ -112,6 +113,7 @@ func runSessions(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		set("expires-at", *expiresAt)
 		set("max-calls", *maxCalls)
 		set("ref", *ref)
+		set("pin", *pin)
 		set("call-recording", *recording)
 		if given["ttl"] {
 			secs, err := wholeSeconds(*ttl)
@@ -128,7 +130,7 @@ func runSessions(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return c.print(ctx, http.MethodGet, "/v1/sessions/"+id, nil, stdout)
 	case "list":
 		q := url.Values{}
-		for name, v := range map[string]string{"sub-account": *subAccount, "virtual-number": *virtual, "participant": *participant, "ref": *ref, "status": *status} {
+		for name, v := range map[string]string{"sub-account": *subAccount, "virtual-number": *virtual, "participant": *participant, "ref": *ref, "pin": *pin, "status": *status} {
 			if given[name] {
 				q.Set(flagField[name], v)
 			}
@@ -179,7 +181,7 @@ func runSessions(ctx context.Context, args []string, stdout, stderr io.Writer) e
 var flagField = map[string]string{
 	"virtual-number": "virtualNumber", "sub-account": "subAccountId", "country": "countryCode",
 	"ttl-mode": "ttlMode", "expires-at": "expiresAt", "max-calls": "maxCalls", "ref": "ref",
-	"call-recording": "callRecording", "participant": "participant", "status": "status",
+	"call-recording": "callRecording", "participant": "participant", "status": "status", "pin": "pin",
 }
 
 func splitList(s string) []string {
