@@ -46,6 +46,7 @@ type options struct {
 	bucket           string
 	bucketReplicas   int
 	sessionHistory   time.Duration
+	flowRetention    time.Duration
 
 	// ingest
 	httpAddr       string
@@ -72,6 +73,7 @@ type options struct {
 	// deciders
 	deciders          int
 	outOfSessionText  string
+	flowEndText       string
 	outOfSessionVoice string
 
 	// archiver
@@ -139,6 +141,7 @@ func (o *options) registerStream(fs *flag.FlagSet) {
 func (o *options) registerBucket(fs *flag.FlagSet) {
 	fs.StringVar(&o.bucket, "sessions-bucket", session.DefaultBucket, "JetStream key-value bucket of masking sessions")
 	fs.IntVar(&o.bucketReplicas, "sessions-replicas", 1, "replicas of the sessions bucket when created (3 on a three-node cluster)")
+	fs.DurationVar(&o.flowRetention, "flow-retention", session.DefaultFlowRetention, "how long a replaced or deleted IVR flow version stays readable, so that calls already in it finish on it")
 	fs.DurationVar(&o.sessionHistory, "session-history", session.DefaultHistory, "how long closed and expired sessions stay readable (GET, lists of closed sessions) before they are forgotten")
 }
 
@@ -239,6 +242,7 @@ func list(s string) []string {
 func (o *options) registerDeciders(fs *flag.FlagSet, def int) {
 	fs.IntVar(&o.deciders, "deciders", def, "decider instances in this process")
 	fs.StringVar(&o.outOfSessionText, "out-of-session-text", decider.DefaultOutOfSession.Text, "said to callers who are not in a session on the number they called")
+	fs.StringVar(&o.flowEndText, "flow-end-text", decider.DefaultFlowEnd.Text, "said before hanging up on a caller whose IVR flow cannot go on (tries used up with no onFailure, or a flow state that cannot be continued twice)")
 	fs.StringVar(&o.outOfSessionVoice, "out-of-session-voice", decider.DefaultOutOfSession.VoiceProfile, "voice profile of the out-of-session message")
 }
 
@@ -337,7 +341,7 @@ func (o *options) streamConfig() broker.StreamConfig {
 }
 
 func (o *options) sessionConfig() session.Config {
-	return session.Config{Bucket: o.bucket, Replicas: o.bucketReplicas, History: o.sessionHistory}
+	return session.Config{Bucket: o.bucket, Replicas: o.bucketReplicas, History: o.sessionHistory, FlowRetention: o.flowRetention}
 }
 
 func (o *options) ingestConfig() ingest.Config {
@@ -371,6 +375,8 @@ func (o *options) ingestConfig() ingest.Config {
 func (o *options) deciderConfig() decider.Config {
 	c := decider.Config{Version: buildVersion()}
 	c.OutOfSession.Text, c.OutOfSession.VoiceProfile = o.outOfSessionText, o.outOfSessionVoice
+	c.FlowEnd = decider.DefaultFlowEnd
+	c.FlowEnd.Text = o.flowEndText
 	return c
 }
 
