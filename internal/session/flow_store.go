@@ -294,7 +294,10 @@ func (s *Store) PutFlow(ctx context.Context, f Flow, scope Scope) (Flow, bool, e
 	if err := f.Validate(); err != nil {
 		return Flow{}, false, err
 	}
-	for range maxAttempts {
+	for attempt := range maxAttempts {
+		if pause(ctx, attempt) != nil {
+			break
+		}
 		cur, rev, err := s.readFlow(ctx, f.ID)
 		if err != nil && !errors.Is(err, ErrFlowNotFound) {
 			return Flow{}, false, err
@@ -354,7 +357,10 @@ func (s *Store) retire(ctx context.Context, f *Flow) error {
 		return fmt.Errorf("encode flow: %w", err)
 	}
 	ttl := (s.cfg.FlowRetention + time.Second - 1) / time.Second * time.Second
-	for range maxAttempts {
+	for attempt := range maxAttempts {
+		if pause(ctx, attempt) != nil {
+			break
+		}
 		rev, err := s.write(ctx, key, data, 0, ttl)
 		if err == nil {
 			s.idx.putRetained(f, rev, time.Now().Add(s.cfg.FlowRetention))
@@ -437,7 +443,10 @@ func (s *Store) DeleteFlow(ctx context.Context, id string, force bool, scope Sco
 			det.SubAccounts = append(det.SubAccounts, c)
 		}
 	}
-	for range maxAttempts {
+	for attempt := range maxAttempts {
+		if pause(ctx, attempt) != nil {
+			break
+		}
 		v, rev, err := s.readFlow(ctx, id)
 		if errors.Is(err, ErrFlowNotFound) || (err == nil && v.Deleted) {
 			return Flow{}, det, ErrFlowNotFound // deleted meanwhile

@@ -32,7 +32,10 @@ func (s *Store) readNumber(ctx context.Context, number string) (Number, uint64, 
 // it over the revision read, retrying when someone wrote it meanwhile. It
 // returns the number before (nil when new) and after.
 func (s *Store) changeNumber(ctx context.Context, number string, create bool, f func(n *Number, now time.Time) (bool, error)) (before, after *Number, err error) {
-	for range maxAttempts {
+	for attempt := range maxAttempts {
+		if pause(ctx, attempt) != nil {
+			break
+		}
 		n, rev, err := s.readNumber(ctx, number)
 		switch {
 		case errors.Is(err, ErrNumberNotFound) && create:
@@ -329,7 +332,10 @@ func (s *Store) UpdateSubAccount(ctx context.Context, id string, r SubAccountReq
 // retrying when someone wrote them meanwhile.
 func (s *Store) changeSubAccount(ctx context.Context, id string, f func(a *SubAccount) bool) (SubAccountChange, error) {
 	key := subAccountKey(id)
-	for range maxAttempts {
+	for attempt := range maxAttempts {
+		if pause(ctx, attempt) != nil {
+			break
+		}
 		var rev uint64
 		var before *SubAccount
 		a := SubAccount{SubAccountID: id}

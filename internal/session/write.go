@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -16,11 +17,36 @@ import (
 var errRevision = errors.New("key changed meanwhile")
 
 // maxAttempts bounds the read-modify-write retries of one change.
-const maxAttempts = 8
+const maxAttempts = 12
 
-// errCodeWrongLastSequence is JetStream's answer to a publish whose
-// expected last subject sequence does not match.
-const errCodeWrongLastSequence jetstream.ErrorCode = 10071
+// pause waits before a retry of a read-modify-write (attempt > 0): a
+// jittered, doubling pause from about 2 ms to 200 ms, so that writers
+// racing for one key take turns, and so that a read served by a replica
+// that lags (a replicated bucket's direct gets) has caught up. It
+// returns ctx's error if ctx ends first.
+func pause(ctx context.Context, attempt int) error {
+	if attempt == 0 {
+		return nil
+	}
+	d := min(2*time.Millisecond<<attempt, 200*time.Millisecond)
+	d = d/2 + rand.N(d)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// JetStream's answers to a publish whose expected last subject sequence
+// does not match: 10071 from a stream of one replica, 10164 (the same
+// condition, a constant description) from a replicated one.
+const (
+	errCodeWrongLastSequence         jetstream.ErrorCode = 10071
+	errCodeWrongLastSequenceReplicas jetstream.ErrorCode = 10164
+)
 
 // write stores value at key, over revision rev (0: the key must not exist
 // or be deleted), expiring after ttl (0: never). It returns the new
@@ -47,7 +73,7 @@ func (s *Store) write(ctx context.Context, key string, value []byte, rev uint64,
 	}
 	ack, err := s.js.PublishMsg(ctx, msg, opts...)
 	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeWrongLastSequence {
+	if errors.As(err, &apiErr) && (apiErr.ErrorCode == errCodeWrongLastSequence || apiErr.ErrorCode == errCodeWrongLastSequenceReplicas) {
 		return 0, errRevision
 	}
 	if err != nil {
@@ -122,6 +148,9 @@ func (s *Store) Get(ctx context.Context, id string) (Session, error) {
 // from it; a stale copy only costs the retry that reads.
 func (s *Store) change(ctx context.Context, id string, fromIndex bool, f func(*Session, time.Time) error) (Session, error) {
 	for attempt := range maxAttempts {
+		if pause(ctx, attempt) != nil {
+			break
+		}
 		var sess Session
 		var rev uint64
 		var err error
@@ -193,7 +222,10 @@ func laterOrNever(a, b *time.Time) bool {
 // retime rewrites the session's route (or pin) keys with ttl.
 func (s *Store) retime(ctx context.Context, sess *Session, ttl time.Duration) error {
 	for _, key := range claimKeys(sess) {
-		for range maxAttempts {
+		for attempt := range maxAttempts {
+			if pause(ctx, attempt) != nil {
+				break
+			}
 			e, err := s.kv.Get(ctx, key)
 			if errors.Is(err, jetstream.ErrKeyNotFound) || (err == nil && string(e.Value()) != sess.ID) {
 				break // not this session's: nothing to keep alive
