@@ -134,17 +134,19 @@ type pending struct {
 func (c *callCounter) run(q chan connected) {
 	defer c.writers.Done()
 	batch := make(map[string]pending)
+	w := newWriteCtx(c.ctx)
+	defer w.close()
 	for {
 		select {
 		case k := <-q:
 			c.take(batch, k, q)
-			c.flush(batch)
+			c.flush(w, batch)
 		case <-c.quit:
 			for {
 				select {
 				case k := <-q:
 					c.take(batch, k, q)
-					c.flush(batch)
+					c.flush(w, batch)
 				default:
 					return
 				}
@@ -174,22 +176,24 @@ func (c *callCounter) take(batch map[string]pending, k connected, q chan connect
 }
 
 // flush writes batch's calls, one write a session, and empties it.
-func (c *callCounter) flush(batch map[string]pending) {
+func (c *callCounter) flush(w *writeCtx, batch map[string]pending) {
 	for id, p := range batch {
 		delete(batch, id)
-		c.write(id, p)
+		c.write(w, id, p)
 	}
 }
 
-func (c *callCounter) write(id string, p pending) {
+// write counts p's calls in session id, within w (the writer's context,
+// bounded by the timeout for this write).
+func (c *callCounter) write(w *writeCtx, id string, p pending) {
 	if c.ctx.Err() != nil { // past stop's bound
 		c.dropped.Add(float64(p.n))
 		c.warn("calls not counted in their session: the decider stopped first", p.n, nil)
 		return
 	}
-	ctx, cancel := context.WithTimeout(c.ctx, c.timeout)
-	_, err := c.sessions.RecordCalls(ctx, id, p.n, p.at)
-	cancel()
+	w.begin(c.timeout)
+	_, err := c.sessions.RecordCalls(w, id, p.n, p.at)
+	w.finish()
 	switch {
 	case err == nil:
 		c.recorded.Add(float64(p.n))
