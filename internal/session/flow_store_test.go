@@ -519,21 +519,26 @@ func TestUnreadableFlowIgnored(t *testing.T) {
 	ctx := testCtx(t)
 	st := openStore(t, js, session.Config{})
 	kv := bucket(t, js, session.DefaultBucket)
-	for key, value := range map[string]string{
-		"f.junk":      `not json`,
-		"f.other":     `{"id":"menu","start":"a","steps":{"a":{"hangup":{}}}}`,
-		"f.invalid":   `{"id":"invalid","start":"a","steps":{"a":{"play":{}}}}`,
-		"fv.menu.x":   `{}`,
-		"fv.menu.7":   `{"id":"menu","version":6,"start":"a","steps":{"a":{"hangup":{}}}}`,
-		"f.valid":     `{"id":"valid","version":1,"start":"a","steps":{"a":{"hangup":{}}}}`,
-		"fv.valid.9":  `{"id":"valid","version":9,"start":"a","steps":{"a":{}}}`,
-		"fv.valid.10": `{"id":"valid","version":10,"start":"a","steps":{"a":{"hangup":{}}}}`,
+	// In this order: the watch delivers them so, and f.valid, written
+	// last, read means every key before it was applied.
+	for _, kvp := range [][2]string{
+		{"f.junk", `not json`},
+		{"f.other", `{"id":"menu","start":"a","steps":{"a":{"hangup":{}}}}`},
+		{"f.invalid", `{"id":"invalid","start":"a","steps":{"a":{"play":{}}}}`},
+		{"fv.menu.x", `{}`},
+		{"fv.menu.7", `{"id":"menu","version":6,"start":"a","steps":{"a":{"hangup":{}}}}`},
+		{"fv.valid.9", `{"id":"valid","version":9,"start":"a","steps":{"a":{}}}`},
+		{"fv.valid.10", `{"id":"valid","version":10,"start":"a","steps":{"a":{"hangup":{}}}}`},
+		{"f.valid", `{"id":"valid","version":1,"start":"a","steps":{"a":{"hangup":{}}}}`},
 	} {
-		if _, err := kv.Put(ctx, key, []byte(value)); err != nil {
+		if _, err := kv.Put(ctx, kvp[0], []byte(kvp[1])); err != nil {
 			t.Fatal(err)
 		}
 	}
 	natstest.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		if _, ok := st.CurrentFlow("valid"); !ok {
+			return errors.New("the valid flow is not read")
+		}
 		if _, ok := st.FlowVersion("valid", 10); !ok {
 			return errors.New("the valid version is not read")
 		}
