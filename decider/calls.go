@@ -29,7 +29,8 @@ type connected struct {
 	at      time.Time
 }
 
-// maxBatch bounds the calls a writer takes from its queue at once.
+// maxBatch bounds the calls a writer takes from its queue at once, and
+// the deferred counts it writes before looking at its queue again.
 const maxBatch = 256
 
 // callCounter counts connected calls in the session store after the
@@ -37,19 +38,27 @@ const maxBatch = 256
 // waiting (a full queue drops the call's count, and counts the drop).
 // Each writer has a queue of its own, chosen by the session's id, so
 // that one session's calls are written by one writer of the process, in
-// order; a writer takes what waits in its queue and writes each session's
-// calls in one write (session.Store.RecordCalls), bounded by a timeout. A
-// burst on one session, or a store slower than the calls, thus costs
-// fewer writes instead of a longer queue.
+// order. A writer takes what waits in its queue and writes each session's
+// calls in one write (session.Store.RecordCalls), bounded by a timeout.
+//
+// Calls of a session whose lifecycle turns on them (maxCalls, an idle
+// expiry: Session.CountsMatter) are written at once. The others' only
+// effect is the callCount and lastCallAt that readers see, so they wait
+// up to delay, merged with the session's later calls meanwhile, and a
+// session called again and again within delay costs one write, not one
+// a call. A burst on one session, or a store slower than the calls, thus
+// costs fewer writes instead of a longer queue.
 type callCounter struct {
 	sessions Sessions
 	queues   []chan connected
 	timeout  time.Duration
+	delay    time.Duration // <= 0: every call written at once
 	log      *slog.Logger
 	recorded prometheus.Counter
 	notFound prometheus.Counter
 	failed   prometheus.Counter
 	dropped  prometheus.Counter
+	deferred prometheus.Gauge
 
 	// mu is held for reading by add and for writing by stop, so that no
 	// call enters a queue once stop has begun draining them.
@@ -77,11 +86,13 @@ func newCallCounter(sessions Sessions, cfg *Config) *callCounter {
 		sessions: sessions,
 		queues:   make([]chan connected, cfg.CallWriters),
 		timeout:  cfg.CallWriteTimeout,
+		delay:    cfg.CountDelay,
 		log:      cfg.Logger,
 		recorded: u.WithLabelValues(updateRecorded),
 		notFound: u.WithLabelValues(updateNotFound),
 		failed:   u.WithLabelValues(updateFailed),
 		dropped:  u.WithLabelValues(updateDropped),
+		deferred: cfg.Metrics.deferred,
 		quit:     make(chan struct{}),
 		ctx:      ctx,
 		cancel:   cancel,
@@ -126,44 +137,104 @@ func shard(id string, n int) int {
 
 // pending are the calls of one session taken from a queue.
 type pending struct {
-	n  int64
-	at time.Time // the latest
+	n   int64
+	at  time.Time // the latest
+	due time.Time // deferred: when it is to be written
 }
 
-// run writes q until stop, then what is left in q.
+// merge adds q's calls to p's.
+func (p *pending) merge(q pending) {
+	p.n += q.n
+	if q.at.After(p.at) {
+		p.at = q.at
+	}
+}
+
+// writer is one writer's state: calls to write at once, and the
+// deferred ones with the order they fall due in.
+type writer struct {
+	now   map[string]pending
+	later map[string]pending
+	// due holds the sessions of later in the order they fall due (first
+	// call first); an id whose entry was written meanwhile, or deferred
+	// again later, is skipped when its turn comes.
+	due  []dueCount
+	head int
+}
+
+type dueCount struct {
+	id string
+	at time.Time
+}
+
+// run writes q until stop, then what is left in q and the deferred
+// counts.
 func (c *callCounter) run(q chan connected) {
 	defer c.writers.Done()
-	batch := make(map[string]pending)
+	wr := &writer{now: make(map[string]pending), later: make(map[string]pending)}
 	w := newWriteCtx(c.ctx)
 	defer w.close()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
 	for {
+		if next, ok := wr.next(); ok {
+			timer.Reset(time.Until(next))
+		} else {
+			timer.Stop()
+		}
 		select {
 		case k := <-q:
-			c.take(batch, k, q)
-			c.flush(w, batch)
+			c.take(wr, k, q)
+			c.flush(w, wr.now)
+		case <-timer.C:
 		case <-c.quit:
 			for {
 				select {
 				case k := <-q:
-					c.take(batch, k, q)
-					c.flush(w, batch)
+					c.take(wr, k, q)
+					c.flush(w, wr.now)
+					continue
 				default:
-					return
 				}
+				break
 			}
+			for len(wr.later) > 0 {
+				c.writeDue(w, wr, time.Time{}) // all of them, now
+			}
+			return
 		}
+		c.writeDue(w, wr, time.Now())
 	}
 }
 
-// take adds k, and what else waits in q (up to maxBatch calls), to batch.
-func (c *callCounter) take(batch map[string]pending, k connected, q chan connected) {
-	for i := 0; ; i++ {
-		p := batch[k.session]
-		p.n++
-		if k.at.After(p.at) {
-			p.at = k.at
+// next returns when wr's first deferred count falls due.
+func (wr *writer) next() (time.Time, bool) {
+	for wr.head < len(wr.due) {
+		d := wr.due[wr.head]
+		if p, ok := wr.later[d.id]; ok && p.due.Equal(d.at) {
+			return d.at, true
 		}
-		batch[k.session] = p
+		wr.pop()
+	}
+	return time.Time{}, false
+}
+
+func (wr *writer) pop() {
+	wr.due[wr.head] = dueCount{}
+	wr.head++
+	if wr.head == len(wr.due) {
+		wr.due, wr.head = wr.due[:0], 0
+	} else if wr.head > 1024 && wr.head > len(wr.due)/2 {
+		wr.due = append(wr.due[:0], wr.due[wr.head:]...)
+		wr.head = 0
+	}
+}
+
+// take adds k, and what else waits in q (up to maxBatch calls), to wr:
+// to its calls to write at once, or to its deferred ones.
+func (c *callCounter) take(wr *writer, k connected, q chan connected) {
+	for i := 0; ; i++ {
+		c.sort(wr, k)
 		if i == maxBatch-1 {
 			return
 		}
@@ -172,6 +243,50 @@ func (c *callCounter) take(batch map[string]pending, k connected, q chan connect
 		default:
 			return
 		}
+	}
+}
+
+// sort puts call k with the calls of its session to write at once, or
+// with its deferred ones.
+func (c *callCounter) sort(wr *writer, k connected) {
+	call := pending{n: 1, at: k.at}
+	if p, ok := wr.later[k.session]; ok {
+		p.merge(call)
+		wr.later[k.session] = p
+		if !c.sessions.CountsMatter(k.session) {
+			return
+		}
+		// The session's lifecycle turns on its calls now (maxCalls
+		// was set): its deferred calls go with this one.
+		delete(wr.later, k.session)
+		c.deferred.Sub(1)
+		call = p
+	} else if c.delay > 0 && !c.sessions.CountsMatter(k.session) {
+		call.due = time.Now().Add(c.delay)
+		wr.later[k.session] = call
+		wr.due = append(wr.due, dueCount{k.session, call.due})
+		c.deferred.Add(1)
+		return
+	}
+	p := wr.now[k.session]
+	p.merge(call)
+	wr.now[k.session] = p
+}
+
+// writeDue writes up to maxBatch of wr's deferred counts due by now (all
+// up to maxBatch when now is zero), oldest first.
+func (c *callCounter) writeDue(w *writeCtx, wr *writer, now time.Time) {
+	for range maxBatch {
+		at, ok := wr.next()
+		if !ok || (!now.IsZero() && at.After(now)) {
+			return
+		}
+		id := wr.due[wr.head].id
+		p := wr.later[id]
+		delete(wr.later, id)
+		wr.pop()
+		c.deferred.Sub(1)
+		c.write(w, id, p)
 	}
 }
 

@@ -223,7 +223,7 @@ func TestCallCountedAfterTheAnswer(t *testing.T) {
 	st := openStore(t, js)
 	g := gate(st)
 	reg := prometheus.NewRegistry()
-	startDecider(t, srv, g, decider.Config{Metrics: decider.NewMetrics(reg)})
+	startDecider(t, srv, g, decider.Config{CountDelay: -1, Metrics: decider.NewMetrics(reg)})
 	s := createSession(t, st, session.Request{VirtualNumber: vn1, Participants: []string{pA, pB}})
 
 	msg := ask(t, client, decider.DefaultSubject, decideBody(pA, vn1))
@@ -266,7 +266,7 @@ func TestCallCountingQueueFull(t *testing.T) {
 	_, js := natstest.Connect(t, srv)
 	st := openStore(t, js)
 	g := gate(st)
-	d, reg := inProcess(t, g, decider.Config{CallQueue: 1, CallWriters: 1})
+	d, reg := inProcess(t, g, decider.Config{CallQueue: 1, CallWriters: 1, CountDelay: -1})
 	s := createSession(t, st, session.Request{VirtualNumber: vn1, Participants: []string{pA, pB}})
 
 	if _, v := d.Decide(nil, connectReq(pA), time.Now()); v.Outcome != wire.OutcomeConnect {
@@ -299,7 +299,7 @@ func TestCallCountingResults(t *testing.T) {
 	_, js := natstest.Connect(t, srv)
 	st := openStore(t, js)
 	g := gate(st)
-	d, reg := inProcess(t, g, decider.Config{CallWriters: 1, CallWriteTimeout: 200 * time.Millisecond})
+	d, reg := inProcess(t, g, decider.Config{CallWriters: 1, CallWriteTimeout: 200 * time.Millisecond, CountDelay: -1})
 	s := createSession(t, st, session.Request{VirtualNumber: vn1, Participants: []string{pA, pB}})
 
 	// Held past its timeout: failed.
@@ -366,13 +366,144 @@ func TestCallCountsMerged(t *testing.T) {
 	}
 }
 
+// deferredGauge reads callflow_session_counts_deferred.
+func deferredGauge(t testing.TB, reg *prometheus.Registry) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "callflow_session_counts_deferred" {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatal("no callflow_session_counts_deferred")
+	return 0
+}
+
+func TestCallCountsDeferred(t *testing.T) {
+	// The calls of a session whose lifecycle does not turn on them wait
+	// for Config.CountDelay, merged into one write; a session with
+	// maxCalls or an idle expiry is written at once, as is a session
+	// given maxCalls while calls of it wait (with those calls); Stop
+	// writes what still waits.
+	srv := natstest.RunServer(t)
+	_, js := natstest.Connect(t, srv)
+	st := openStore(t, js)
+	g := gate(st)
+	close(g.release)
+	d, reg := inProcess(t, g, decider.Config{CallWriters: 1, CountDelay: time.Hour, StopTimeout: 20 * time.Second})
+	plain := createSession(t, st, session.Request{VirtualNumber: vn1, Participants: []string{pA, pB}})
+	idle := createSession(t, st, session.Request{VirtualNumber: vn2, Participants: []string{pA, pB}, TTLMode: session.TTLIdle, TTLSeconds: 600})
+	later := createSession(t, st, session.Request{VirtualNumber: vn1, Participants: []string{pC, pD}})
+	call := func(source, virtual, want string) {
+		t.Helper()
+		req := wire.DecideRequest{CallStatus: "CALL_RECEIVED", Source: source, Destination: virtual}
+		if _, v := d.Decide(nil, &req, time.Now()); v.Outcome != wire.OutcomeConnect || v.MaskingSessionID != want {
+			t.Fatalf("call from %s to %s: %+v, want a connect in %s", source, virtual, v, want)
+		}
+	}
+
+	for range 3 {
+		call(pA, vn1, plain.ID)
+	}
+	call(pC, vn1, later.ID)
+	call(pA, vn2, idle.ID)
+	// The idle session's call is the first write: the others wait.
+	if w := g.waitEntered(t); w != (write{idle.ID, 1}) {
+		t.Fatalf("first write %+v, want the idle session's call", w)
+	}
+	natstest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if n := deferredGauge(t, reg); n != 2 {
+			return fmt.Errorf("%v sessions deferred, want 2", n)
+		}
+		return nil
+	})
+
+	// Given maxCalls, a session's waiting calls go with its next one.
+	maxCalls := int64(10)
+	if _, err := st.Update(testContext(t), later.ID, session.Patch{MaxCalls: &maxCalls}); err != nil {
+		t.Fatal(err)
+	}
+	natstest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if !st.CountsMatter(later.ID) {
+			return errors.New("the index does not have maxCalls yet")
+		}
+		return nil
+	})
+	call(pC, vn1, later.ID)
+	if w := g.waitEntered(t); w != (write{later.ID, 2}) {
+		t.Fatalf("write %+v, want the two calls of the session given maxCalls", w)
+	}
+	select {
+	case w := <-g.entered:
+		t.Fatalf("write %+v before the delay or Stop", w)
+	default:
+	}
+	if got := readSession(t, st, plain.ID); got.CallCount != 0 {
+		t.Errorf("plain session counted before the delay: %d", got.CallCount)
+	}
+
+	// Stop writes the calls still waiting, merged.
+	if err := d.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if w := g.waitEntered(t); w != (write{plain.ID, 3}) {
+		t.Fatalf("write at Stop %+v, want the plain session's three calls", w)
+	}
+	if got := readSession(t, st, plain.ID); got.CallCount != 3 || got.LastCallAt == nil {
+		t.Errorf("plain session after Stop: callCount %d, lastCallAt %v", got.CallCount, got.LastCallAt)
+	}
+	checkUpdates(t, reg, map[string]float64{"recorded": 6})
+	if n := deferredGauge(t, reg); n != 0 {
+		t.Errorf("%v sessions deferred after Stop, want 0", n)
+	}
+}
+
+func TestCallCountsWrittenAfterTheDelay(t *testing.T) {
+	// Without Stop, deferred calls are written once the delay passes, one
+	// write for the session's calls meanwhile.
+	srv := natstest.RunServer(t)
+	_, js := natstest.Connect(t, srv)
+	st := openStore(t, js)
+	g := gate(st)
+	close(g.release)
+	d, reg := inProcess(t, g, decider.Config{CountDelay: 100 * time.Millisecond})
+	s := createSession(t, st, session.Request{VirtualNumber: vn1, Participants: []string{pA, pB}})
+	last := time.Now()
+	for i := range 4 {
+		last = time.Now().Add(time.Duration(i) * time.Second)
+		d.Decide(nil, connectReq(pA), last)
+	}
+	w := g.waitEntered(t)
+	natstest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if got := updates(t, reg)["recorded"]; got != 4 {
+			return fmt.Errorf("recorded %v, want 4", got)
+		}
+		return nil
+	})
+	if w.n != 4 {
+		// The four calls may straddle one delay only if the machine
+		// stalled between them: then two writes add up to 4.
+		w2 := g.waitEntered(t)
+		if w.n+w2.n != 4 {
+			t.Errorf("writes of %d and %d calls, want 4", w.n, w2.n)
+		}
+	}
+	got := readSession(t, st, s.ID)
+	if got.CallCount != 4 || got.LastCallAt == nil || !got.LastCallAt.Equal(last.UTC()) {
+		t.Errorf("callCount %d, lastCallAt %v; want 4, %v", got.CallCount, got.LastCallAt, last.UTC())
+	}
+}
+
 func TestServiceStopDrainsCalls(t *testing.T) {
 	// Stop writes the counts still queued before it returns.
 	srv := natstest.RunServer(t)
 	_, js := natstest.Connect(t, srv)
 	st := openStore(t, js)
 	g := gate(st)
-	d, reg := inProcess(t, g, decider.Config{CallWriters: 1, StopTimeout: 20 * time.Second})
+	d, reg := inProcess(t, g, decider.Config{CallWriters: 1, StopTimeout: 20 * time.Second, CountDelay: -1})
 	s := createSession(t, st, session.Request{VirtualNumber: vn1, Participants: []string{pA, pB}})
 	const calls = 5
 	d.Decide(nil, connectReq(pA), time.Now())
@@ -418,7 +549,7 @@ func TestServiceStopBounded(t *testing.T) {
 	st := openStore(t, js)
 	g := gate(st) // never released
 	const bound = 300 * time.Millisecond
-	d, reg := inProcess(t, g, decider.Config{CallWriters: 1, CallWriteTimeout: time.Hour, StopTimeout: bound})
+	d, reg := inProcess(t, g, decider.Config{CallWriters: 1, CallWriteTimeout: time.Hour, StopTimeout: bound, CountDelay: -1})
 	createSession(t, st, session.Request{VirtualNumber: vn1, Participants: []string{pA, pB}})
 	d.Decide(nil, connectReq(pA), time.Now())
 	g.waitEntered(t) // the writer holds the first call
@@ -497,7 +628,9 @@ func (s *notifiedSessions) RecordCalls(ctx context.Context, id string, n int64, 
 }
 
 // BenchmarkCallCount is the cost of counting one connected call in its
-// session, as every connected call costs once its answer is sent: the
+// session at once, as every call of a session with maxCalls or an idle
+// expiry costs once its answer is sent (and the calls of other sessions
+// once Config.CountDelay has passed, unless they merge): the
 // decision in the process (serve's path), then the count's write waited
 // for before the next call, so that none are merged (calls on one session
 // in quick succession share a write; in a call centre's traffic calls of
@@ -517,7 +650,7 @@ func BenchmarkCallCount(b *testing.B) {
 	}
 	ns := &notifiedSessions{Store: st, written: make(chan error, 1)}
 	nc, _ := natstest.Connect(b, srv)
-	d, err := decider.Start(nc, ns, decider.Config{Metrics: decider.NewMetrics(prometheus.NewRegistry())})
+	d, err := decider.Start(nc, ns, decider.Config{CountDelay: -1, Metrics: decider.NewMetrics(prometheus.NewRegistry())})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -22,6 +22,7 @@ const (
 	DefaultCallWriters      = 2
 	DefaultCallWriteTimeout = 3 * time.Second
 	DefaultStopTimeout      = 3 * time.Second
+	DefaultCountDelay       = 5 * time.Second
 )
 
 // DefaultOutOfSession is what a caller outside any session hears.
@@ -67,6 +68,14 @@ type Config struct {
 	// CallWriteTimeout bounds one count's write. Default
 	// DefaultCallWriteTimeout.
 	CallWriteTimeout time.Duration
+	// CountDelay is how long the calls of a session whose lifecycle does
+	// not turn on them (no maxCalls, an absolute expiry) may wait to be
+	// counted, merged with the session's later calls meanwhile: its
+	// callCount and lastCallAt lag by up to that much, and a session
+	// called again within it costs one write. The calls of sessions with
+	// maxCalls or an idle expiry are written at once. Negative: every call
+	// at once. Default DefaultCountDelay.
+	CountDelay time.Duration
 	// StopTimeout bounds how long Stop keeps writing the counts still
 	// queued; those left are dropped. Default DefaultStopTimeout.
 	StopTimeout time.Duration
@@ -104,6 +113,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.CallWriteTimeout == 0 {
 		c.CallWriteTimeout = DefaultCallWriteTimeout
+	}
+	if c.CountDelay == 0 {
+		c.CountDelay = DefaultCountDelay
 	}
 	if c.StopTimeout == 0 {
 		c.StopTimeout = DefaultStopTimeout

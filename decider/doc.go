@@ -73,10 +73,16 @@
 // a few writers per decider (Config.CallWriters; a session's calls always
 // go to the same one), each write bounded by Config.CallWriteTimeout. The
 // calls of a session that queued up while a write was under way are
-// written together, in one write. A call that finds the queue full is not
-// counted. callflow_session_updates_total counts the calls by result
+// written together, in one write. The calls of a session whose lifecycle
+// does not turn on them (no maxCalls, an absolute expiry: most sessions)
+// wait up to Config.CountDelay, merged with the session's later calls,
+// so that callCount and lastCallAt lag by at most that much and a session
+// called again and again costs one write per delay, not one a call;
+// those of sessions with maxCalls or an idle expiry are written at once.
+// A call that finds the queue full is not counted. callflow_session_updates_total counts the calls by result
 // (recorded, not_found, failed, dropped). Stop writes what is still queued,
-// for at most Config.StopTimeout.
+// for at most Config.StopTimeout, the deferred counts included; a process
+// that dies loses the counts it held (at most CountDelay of them).
 //
 // # How far maxCalls can be overrun
 //

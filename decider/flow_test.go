@@ -177,7 +177,7 @@ type flowDecider struct {
 func (fx *flowFixture) startDecider(t *testing.T, st *session.Store, subject string) *flowDecider {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	svc := startDecider(t, fx.srv, st, decider.Config{Subject: subject, Metrics: decider.NewMetrics(reg)})
+	svc := startDecider(t, fx.srv, st, decider.Config{Subject: subject, CountDelay: -1, Metrics: decider.NewMetrics(reg)})
 	client, _ := natstest.Connect(t, fx.srv)
 	if subject == "" {
 		subject = decider.DefaultSubject

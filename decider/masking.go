@@ -26,6 +26,10 @@ type Sessions interface {
 	// `at` (call count, last call, idle expiry, closing at maxCalls), in
 	// one write.
 	RecordCalls(ctx context.Context, id string, n int64, at time.Time) (session.Session, error)
+	// CountsMatter reports whether session id's lifecycle turns on its
+	// calls (session.Session.CountsMatter), from the index; true for a
+	// session it does not hold.
+	CountsMatter(id string) bool
 
 	// FlowFor returns the flow a call to virtual (as +digits) of
 	// subAccount starts in (the number's, else its sub-account's

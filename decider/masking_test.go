@@ -55,6 +55,9 @@ func (f fakeSessions) RecordCalls(ctx context.Context, id string, n int64, at ti
 	return session.Session{}, nil
 }
 
+// CountsMatter: every call is counted at once.
+func (f fakeSessions) CountsMatter(id string) bool { return true }
+
 // FlowFor: no number has a flow.
 func (f fakeSessions) FlowFor(virtual, subAccount string) (*session.Flow, bool) { return nil, false }
 

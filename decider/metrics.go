@@ -13,6 +13,7 @@ import (
 type Metrics struct {
 	requests     *prometheus.CounterVec
 	updates      *prometheus.CounterVec
+	deferred     prometheus.Gauge
 	flowRestarts *prometheus.CounterVec
 	flowSteps    *flowStepCounter
 }
@@ -34,6 +35,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "callflow_session_updates_total",
 			Help: "Connected calls this process's deciders counted in their masking session after the answer, by result: recorded, not_found (the session was deleted), failed (storage error or timeout), dropped (write queue full, or left at stop).",
 		}, []string{"result"}),
+		deferred: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "callflow_session_counts_deferred",
+			Help: "Sessions whose connected calls this process's deciders hold to count later (sessions without maxCalls or an idle expiry: their calls are merged for up to --session-count-delay, then written).",
+		}),
 		flowRestarts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "callflow_flow_restarts_total",
 			Help: "Flow states this process's deciders could not continue, by reason (undecodable: a flow clientActionId that does not decode; not_attached: its flow is not the number's; version_gone: its version is no longer kept; step_missing: no such step; step_unusable: a step 8x8 could not carry out) and result (restarted: the number's flow from its start, once; ended: a goodbye and a hangup).",
@@ -54,7 +59,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	// exported before the first flow answer.
 	m.flowSteps.vec.WithLabelValues("_other", "_other")
 	if reg != nil {
-		reg.MustRegister(m.requests, m.updates, m.flowRestarts, m.flowSteps.vec)
+		reg.MustRegister(m.requests, m.updates, m.deferred, m.flowRestarts, m.flowSteps.vec)
 	}
 	return m
 }

@@ -46,6 +46,7 @@ type options struct {
 	bucket           string
 	bucketReplicas   int
 	sessionHistory   time.Duration
+	countDelay       time.Duration
 	flowRetention    time.Duration
 
 	// ingest
@@ -244,6 +245,7 @@ func (o *options) registerDeciders(fs *flag.FlagSet, def int) {
 	fs.StringVar(&o.outOfSessionText, "out-of-session-text", decider.DefaultOutOfSession.Text, "said to callers who are not in a session on the number they called")
 	fs.StringVar(&o.flowEndText, "flow-end-text", decider.DefaultFlowEnd.Text, "said before hanging up on a caller whose IVR flow cannot go on (tries used up with no onFailure, or a flow state that cannot be continued twice)")
 	fs.StringVar(&o.outOfSessionVoice, "out-of-session-voice", decider.DefaultOutOfSession.VoiceProfile, "voice profile of the out-of-session message")
+	fs.DurationVar(&o.countDelay, "session-count-delay", decider.DefaultCountDelay, "how long a session's callCount and lastCallAt may lag its connected calls, when neither maxCalls nor an idle expiry depends on them: its calls meanwhile cost one session write, not one each (sessions with maxCalls or ttlMode idle are counted at once); 0 counts every call at once")
 }
 
 func (o *options) registerArchiver(fs *flag.FlagSet, optional bool) {
@@ -377,6 +379,10 @@ func (o *options) deciderConfig() decider.Config {
 	c.OutOfSession.Text, c.OutOfSession.VoiceProfile = o.outOfSessionText, o.outOfSessionVoice
 	c.FlowEnd = decider.DefaultFlowEnd
 	c.FlowEnd.Text = o.flowEndText
+	c.CountDelay = o.countDelay
+	if c.CountDelay == 0 {
+		c.CountDelay = -1 // 0 means none here, not the package default
+	}
 	return c
 }
 
@@ -399,6 +405,9 @@ func (o *options) validate(r node.Roles) error {
 	}
 	if o.shutdownTimeout <= 0 {
 		return fmt.Errorf("--shutdown-timeout must be > 0")
+	}
+	if o.countDelay < 0 {
+		return fmt.Errorf("--session-count-delay must be >= 0, got %s", o.countDelay)
 	}
 	if o.pprofAddr != "" {
 		host, _, err := net.SplitHostPort(o.pprofAddr)

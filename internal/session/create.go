@@ -23,6 +23,14 @@ func (s *Store) Lookup(virtual, caller, subAccount string, now time.Time) (*Sess
 	return s.idx.lookup(virtual, caller, subAccount, now)
 }
 
+// CountsMatter reports whether the calls of session id, as the index
+// holds it, are to be counted as they come (Session.CountsMatter); true
+// for a session the index does not hold, the safe side.
+func (s *Store) CountsMatter(id string) bool {
+	sess, _, ok := s.idx.session(id)
+	return !ok || sess.CountsMatter()
+}
+
 // OutOfSession returns the policy for a caller in no open session on
 // virtual, for a call of subAccount, and whose policy it is
 // (wire.PolicyNumber, wire.PolicySubAccount, or wire.PolicyDefault with

@@ -115,6 +115,14 @@ func (s *Session) fill() {
 	}
 }
 
+// CountsMatter reports whether the session's lifecycle turns on its
+// connected calls: it closes at MaxCalls, or its expiry runs from its
+// last call. Its calls are then counted as they come; the others'
+// callCount and lastCallAt are only read, and may be counted later.
+func (s *Session) CountsMatter() bool {
+	return s.MaxCalls > 0 || s.TTLMode == TTLIdle
+}
+
 // Other returns the participant a call from caller is connected to, and
 // whether caller is a participant at all.
 func (s *Session) Other(caller string) (string, bool) {

@@ -271,6 +271,9 @@ func (s *Store) apply(e jetstream.KeyValueEntry) {
 			s.idx.removeSession(id, rev)
 			return
 		}
+		if s.idx.holds(id, rev) {
+			return // this process wrote it, and the index already has it
+		}
 		var v Session
 		if err = json.Unmarshal(e.Value(), &v); err == nil && v.ID == id {
 			s.idx.putSession(normalized(v), rev)
