@@ -5,8 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/callflow/callflow/internal/node"
 	"go.yaml.in/yaml/v3"
@@ -15,43 +17,164 @@ import (
 // configFlag names the optional YAML file of settings.
 const configFlag = "config"
 
-func registerConfigFlag(fs *flag.FlagSet) {
-	fs.String(configFlag, "", "YAML file of settings, keyed by flag name (precedence: flag > environment > file > default)")
+// configFile is the --config flag: the file's path, and what reading it
+// found for the log.
+type configFile struct {
+	path string
+	// ignored are the file's keys that belong to other roles.
+	ignored []string
 }
 
-// yamlConfig reads a config file for ff: a YAML mapping from flag names to
-// scalar values (a list sets a flag once per item). An unknown key is an
-// error that names it.
-func yamlConfig(r io.Reader, set func(name, value string) error) error {
+// String implements flag.Value.
+func (c *configFile) String() string { return c.path }
+
+// Set implements flag.Value.
+func (c *configFile) Set(path string) error {
+	c.path = path
+	return nil
+}
+
+// registerConfig registers --config.
+func (o *options) registerConfig(fs *flag.FlagSet) {
+	fs.Var(&o.config, configFlag, "YAML file of settings, keyed by flag name (precedence: flag > environment > file > default)")
+}
+
+// logIgnoredKeys says, once, which keys of the config file this role
+// ignored because they belong to other roles.
+func (o *options) logIgnoredKeys(log *slog.Logger) {
+	if len(o.config.ignored) > 0 {
+		log.Debug("config file keys of other roles ignored", "file", o.config.path, "keys", o.config.ignored)
+	}
+}
+
+// configParser reads a config file for ff into fs: a YAML mapping from
+// flag names to scalar values (a list sets a flag once per item). One file
+// serves every role: a key of another role is skipped (and noted in
+// fs's configFile), a key no role knows is an error that names it and
+// the nearest known key, and a value of the wrong type is an error naming
+// the key and the type it wants.
+func configParser(fs *flag.FlagSet) func(r io.Reader, set func(name, value string) error) error {
+	return func(r io.Reader, set func(name, value string) error) error {
+		cf, _ := fs.Lookup(configFlag).Value.(*configFile)
+		if cf == nil {
+			cf = &configFile{}
+		}
+		if err := readConfig(fs, cf, r, set); err != nil {
+			return fmt.Errorf("config file %s: %w", cf.path, err)
+		}
+		return nil
+	}
+}
+
+func readConfig(fs *flag.FlagSet, cf *configFile, r io.Reader, set func(name, value string) error) error {
 	var m map[string]any
 	if err := yaml.NewDecoder(r).Decode(&m); err != nil && err != io.EOF {
-		return fmt.Errorf("config file: %w", err)
+		return err
 	}
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	known := knownKeys()
 	for _, k := range keys {
+		f := fs.Lookup(k)
+		if f == nil {
+			if !known[k] {
+				return unknownKey(k, known)
+			}
+			cf.ignored = append(cf.ignored, k)
+			continue
+		}
 		values, ok := m[k].([]any)
 		if !ok {
 			values = []any{m[k]}
 		}
 		for _, v := range values {
 			switch v.(type) {
-			case map[string]any, []any:
-				return fmt.Errorf("config file: %s: want a scalar value", k)
+			case map[string]any:
+				return fmt.Errorf("key %q: want %s, got a mapping", k, wantOf(f))
+			case []any:
+				return fmt.Errorf("key %q: want %s, got a list of lists", k, wantOf(f))
 			}
 			s := ""
 			if v != nil {
 				s = fmt.Sprint(v)
 			}
 			if err := set(k, s); err != nil {
-				return fmt.Errorf("config file: %s: %w", k, err)
+				return fmt.Errorf("key %q: want %s, got %q", k, wantOf(f), s)
 			}
 		}
 	}
 	return nil
+}
+
+// knownKeys are the flag names of every role.
+func knownKeys() map[string]bool {
+	known := map[string]bool{}
+	for _, r := range roles {
+		var o options
+		r.flagSet(&o, io.Discard).VisitAll(func(f *flag.Flag) { known[f.Name] = true })
+	}
+	return known
+}
+
+// unknownKey is the error for a key no role knows, with the nearest known
+// key when one is close enough to be a typo of it.
+func unknownKey(k string, known map[string]bool) error {
+	best, dist := "", len(k)/3+2
+	for name := range known {
+		if d := editDistance(k, name); d < dist || (d == dist && best != "" && name < best) {
+			best, dist = name, d
+		}
+	}
+	if best == "" {
+		return fmt.Errorf("unknown key %q (the keys are the flag names, without --: callflow config docs lists them)", k)
+	}
+	return fmt.Errorf("unknown key %q (did you mean %q?)", k, best)
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// wantOf says what kind of value flag f takes.
+func wantOf(f *flag.Flag) string {
+	g, ok := f.Value.(flag.Getter)
+	if !ok {
+		return "a string"
+	}
+	switch g.Get().(type) {
+	case int, int64:
+		return "an integer"
+	case uint, uint64:
+		return "a non-negative integer"
+	case float64:
+		return "a number"
+	case bool:
+		return "true or false"
+	case time.Duration:
+		return "a duration such as 500ms, 30s or 2h"
+	default:
+		return "a string"
+	}
 }
 
 // placeholder reports whether v is what tools print in place of a secret

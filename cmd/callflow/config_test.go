@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -183,5 +184,75 @@ func TestInvalidConfigNamesTheSetting(t *testing.T) {
 				t.Errorf("exit %d, stderr %q, want a failure naming %q", code, stderr, tt.want)
 			}
 		})
+	}
+}
+
+// TestConfigFileServesEveryRole: one file for every role. A key of
+// another role is skipped and noted for the log, a key no role knows is
+// an error naming it and the nearest known key, a value of the wrong type
+// an error naming the key and what it wants.
+func TestConfigFileServesEveryRole(t *testing.T) {
+	type check struct {
+		name    string
+		file    string
+		wantErr string // empty: loads
+		ignored []string
+	}
+	common := []check{
+		{name: "typo", file: "clickhouse-adr: 127.0.0.1:9000\n", wantErr: `unknown key "clickhouse-adr" (did you mean "clickhouse-addr"?)`},
+		{name: "typo of a shared key", file: "log-levle: debug\n", wantErr: `unknown key "log-levle" (did you mean "log-level"?)`},
+		{name: "nothing like a key", file: "xyzzy-plugh-frobnicate: 1\n", wantErr: `unknown key "xyzzy-plugh-frobnicate" (the keys are the flag names`},
+		{name: "duration", file: "shutdown-timeout: soon\n", wantErr: `key "shutdown-timeout": want a duration such as 500ms, 30s or 2h, got "soon"`},
+		{name: "mapping", file: "log-level:\n  a: 1\n", wantErr: `key "log-level": want a string, got a mapping`},
+		{name: "shared key loads", file: "log-level: debug\nnats-url: nats://10.0.0.1:4222\n"},
+	}
+	perRole := map[string][]check{
+		"serve": {
+			{name: "integer", file: "batch-max-rows: lots\n", wantErr: `key "batch-max-rows": want an integer, got "lots"`},
+			{name: "bool", file: "clickhouse-tls: maybe\n", wantErr: `key "clickhouse-tls": want true or false, got "maybe"`},
+			{name: "unsigned", file: "breaker-failures: -1\n", wantErr: `key "breaker-failures": want a non-negative integer, got "-1"`},
+			{name: "number", file: "admin-rate-limit: fast\n", wantErr: `key "admin-rate-limit": want a number, got "fast"`},
+		},
+		"ingest": {
+			{name: "integer", file: "max-body: big\n", wantErr: `key "max-body": want an integer, got "big"`},
+			{name: "other roles' keys", file: "deciders: 4\nbatch-max-rows: 1000\nnats-listen: :4222\nhttp-addr: :8080\n", ignored: []string{"batch-max-rows", "deciders", "nats-listen"}},
+			{name: "other role's key of a wrong type", file: "batch-max-rows: lots\n", ignored: []string{"batch-max-rows"}},
+		},
+		"decider": {
+			{name: "integer", file: "deciders: many\n", wantErr: `key "deciders": want an integer, got "many"`},
+			{name: "other roles' keys", file: "http-addr: :8080\nbatch-max-age: 1s\nsessions-bucket: s\n", ignored: []string{"batch-max-age", "http-addr"}},
+		},
+		"archiver": {
+			{name: "integer", file: "batch-max-rows: lots\n", wantErr: `key "batch-max-rows": want an integer, got "lots"`},
+			{name: "list of lists", file: "batch-max-rows: [[1]]\n", wantErr: `key "batch-max-rows": want an integer, got a list of lists`},
+			{name: "other roles' keys", file: "webhook-auth: Bearer x\ndeciders: 2\nbatch-max-rows: 10\n", ignored: []string{"deciders", "webhook-auth"}},
+		},
+	}
+	for _, r := range roles {
+		for _, c := range append(append([]check{}, common...), perRole[r.name]...) {
+			t.Run(r.name+"/"+c.name, func(t *testing.T) {
+				var o options
+				var stderr bytes.Buffer
+				path := writeConfig(t, c.file)
+				err := parseFlags(r.flagSet(&o, &stderr), []string{"--config", path}, false)
+				if c.wantErr != "" {
+					if err == nil || !strings.Contains(stderr.String(), "config file "+path+": "+c.wantErr) {
+						t.Fatalf("parse: %v, stderr %q, want %q", err, stderr.String(), c.wantErr)
+					}
+					return
+				}
+				if err != nil {
+					t.Fatalf("parse: %v, stderr %q", err, stderr.String())
+				}
+				if strings.Join(o.config.ignored, ",") != strings.Join(c.ignored, ",") {
+					t.Errorf("ignored %q, want %q", o.config.ignored, c.ignored)
+				}
+				var log bytes.Buffer
+				o.logIgnoredKeys(slog.New(slog.NewJSONHandler(&log, &slog.HandlerOptions{Level: slog.LevelDebug})))
+				if lines := strings.Count(log.String(), "config file keys of other roles ignored"); lines != min(len(c.ignored), 1) {
+					t.Errorf("%d debug lines about ignored keys, want %d: %s", lines, min(len(c.ignored), 1), log.String())
+				}
+			})
+		}
 	}
 }

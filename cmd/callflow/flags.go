@@ -43,7 +43,7 @@ func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 func parseFlags(fs *flag.FlagSet, args []string, allowArgs bool) error {
 	opts := []ff.Option{ff.WithEnvVarPrefix(envPrefix)}
 	if fs.Lookup(configFlag) != nil {
-		opts = append(opts, ff.WithConfigFileFlag(configFlag), ff.WithConfigFileParser(yamlConfig))
+		opts = append(opts, ff.WithConfigFileFlag(configFlag), ff.WithConfigFileParser(configParser(fs)))
 	}
 	if err := ff.Parse(fs, args, opts...); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -21,6 +21,7 @@ func runNode(ctx context.Context, o *options, r node.Roles, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	o.logIgnoredKeys(log)
 	cfg, err := o.nodeConfig(r)
 	if err != nil {
 		return err

@@ -106,6 +106,9 @@ type options struct {
 	// secrets that may be read from files (see secretVar)
 	secrets []*secretSetting
 
+	// config is the --config file
+	config configFile
+
 	// process
 	logLevel        string
 	logFormat       string
