@@ -12,7 +12,8 @@ import (
 )
 
 // runNode builds the node the options describe and runs it until ctx ends,
-// reloading the listeners' certificates on SIGHUP.
+// holding its data directory (lockDataDir) and reloading the listeners'
+// certificates on SIGHUP.
 func runNode(ctx context.Context, o *options, r node.Roles, stderr io.Writer) error {
 	if err := o.validate(r); err != nil {
 		return err
@@ -22,6 +23,13 @@ func runNode(ctx context.Context, o *options, r node.Roles, stderr io.Writer) er
 		return err
 	}
 	o.logIgnoredKeys(log)
+	if usesDataDir(r) {
+		release, err := lockDataDir(o.dataDir)
+		if err != nil {
+			return err
+		}
+		defer release()
+	}
 	cfg, err := o.nodeConfig(r)
 	if err != nil {
 		return err
@@ -50,6 +58,10 @@ func runNode(ctx context.Context, o *options, r node.Roles, stderr io.Writer) er
 	}()
 	return n.Run(ctx)
 }
+
+// usesDataDir reports whether the roles keep files in --data-dir: the
+// embedded server's JetStream store, the ingestor's spool.
+func usesDataDir(r node.Roles) bool { return r.Embedded || r.Ingest }
 
 // nodeConfig turns the options into the node's configuration.
 func (o *options) nodeConfig(r node.Roles) (node.Config, error) {
