@@ -40,25 +40,44 @@ func newLoggedServer(t *testing.T, tokens ...string) (*httptest.Server, *Server,
 	}
 	s.MountSessions(store, nil)
 	s.AddCheck("sessions_bucket", false, store.Check)
-	hs := httptest.NewServer(s.mux)
+	hs := httptest.NewServer(s.srv.Handler)
 	t.Cleanup(hs.Close)
 	return hs, s, logs
 }
 
-// TestLogsMaskNumbers: session changes are logged, never with a whole
-// phone number.
+// TestLogsMaskNumbers: session changes (create, update, close, delete)
+// are logged at info level, with their numbers masked, never whole.
 func TestLogsMaskNumbers(t *testing.T) {
 	hs, _, logs := newLoggedServer(t)
 	code, created := do(t, hs, "POST", "/v1/sessions", "", validSession)
 	if code != http.StatusCreated {
 		t.Fatalf("create: %d %v", code, created)
 	}
-	if code, _ := do(t, hs, "DELETE", "/v1/sessions/"+created["id"].(string), "", ""); code != http.StatusNoContent {
+	id := created["id"].(string)
+	for _, body := range []string{`{"ref":"order-1"}`, `{"status":"closed"}`} {
+		if code, answer := do(t, hs, "PATCH", "/v1/sessions/"+id, "", body); code != http.StatusOK {
+			t.Fatalf("patch %s: %d %v", body, code, answer)
+		}
+	}
+	if code, _ := do(t, hs, "DELETE", "/v1/sessions/"+id, "", ""); code != http.StatusNoContent {
 		t.Fatalf("delete: %d", code)
 	}
 	out := logs.String()
-	if !strings.Contains(out, "session created") || !strings.Contains(out, "session deleted") {
-		t.Fatalf("session changes not logged:\n%s", out)
+	tests := []struct{ msg, operation string }{
+		{"session created", ""},
+		{"session changed", "update"},
+		{"session changed", "close"},
+		{"session deleted", ""},
+	}
+	for _, tt := range tests {
+		n := countLogLines(t, out, func(l map[string]any) bool {
+			ps, _ := l["participants"].([]any)
+			return l["msg"] == tt.msg && l["level"] == "INFO" && l["id"] == id && (tt.operation == "" || l["operation"] == tt.operation) &&
+				l["virtual_number"] == "+65*******21" && len(ps) == 2 && ps[0] == "+65*******89" && ps[1] == "+65******21"
+		})
+		if n != 1 {
+			t.Errorf("%d info lines %q %s with masked numbers, want 1:\n%s", n, tt.msg, tt.operation, out)
+		}
 	}
 	for _, n := range []string{"65987654321", "65123456789", "6587654321"} {
 		if strings.Contains(out, n) {

@@ -103,7 +103,7 @@ func (h *api) audit(r *http.Request, op string, c change) {
 	}
 	if err := h.rec.Record(a.Record(h.s.cfg.Instance, now)); err != nil {
 		h.s.metrics.auditFailures.Inc()
-		h.s.cfg.Logger.Error("audit record of a change not kept", "operation", op, "session", c.sessionID,
+		h.s.requestLog(r).Error("audit record of a change not kept", "operation", op, "session", c.sessionID,
 			"virtual_number", wire.Masked(c.virtualNumber), "error", err)
 	}
 }

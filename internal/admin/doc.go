@@ -17,4 +17,12 @@
 // and after, its sub-account), when. Request bodies are parsed strictly:
 // an unknown field, a value of the wrong type or a second JSON value is a
 // 400 naming the field, and a refused request changes nothing.
+//
+// Every answer carries an X-Request-Id (the client's when sane, else a
+// new one), also in the log lines of the request. An error answer is
+// {"error": message, "code": stable code, "field": the field the message
+// names, "requestId": ...}, and a 409 names the object it conflicts with
+// ("sessionId", "number", "flowId", ...); see errors.go. A create with an
+// Idempotency-Key is made once, whatever the retries and whichever admin
+// process they reach (session.Store.Idempotent).
 package admin

@@ -40,23 +40,26 @@ func ParseFlowRequest(body io.Reader) (session.Flow, error) {
 func flowBodyError(w http.ResponseWriter, err error) {
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
-		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d KiB", maxFlowBody>>10))
+		writeError(w, http.StatusRequestEntityTooLarge, CodeBodyTooLarge, fmt.Sprintf("body larger than %d KiB", maxFlowBody>>10))
 		return
 	}
-	writeError(w, http.StatusBadRequest, message(err))
+	writeBadRequest(w, message(err))
 }
 
-// flowError answers an error of the flow store.
-func (h *api) flowError(w http.ResponseWriter, what string, err error) {
+// flowError answers an error of the flow store about flow id ("" for
+// none: a list).
+func (h *api) flowError(w http.ResponseWriter, r *http.Request, id, what string, err error) {
 	switch {
 	case errors.Is(err, session.ErrInvalid):
-		writeError(w, http.StatusBadRequest, invalidMessage(err))
+		writeBadRequest(w, invalidMessage(err))
 	case errors.Is(err, session.ErrFlowNotFound):
-		writeError(w, http.StatusNotFound, session.ErrFlowNotFound.Error())
-	case errors.Is(err, session.ErrFlowInUse), errors.Is(err, session.ErrFlowChanged):
-		writeError(w, http.StatusConflict, err.Error())
+		writeError(w, http.StatusNotFound, CodeNotFound, session.ErrFlowNotFound.Error())
+	case errors.Is(err, session.ErrFlowInUse):
+		writeErrorBody(w, http.StatusConflict, errorBody{Code: CodeInUse, Error: err.Error(), FlowID: id})
+	case errors.Is(err, session.ErrFlowChanged):
+		writeErrorBody(w, http.StatusConflict, errorBody{Code: CodeVersionConflict, Error: err.Error(), FlowID: id})
 	default:
-		h.unavailable(w, what, err)
+		h.unavailable(w, r, what, err)
 	}
 }
 
@@ -69,12 +72,12 @@ func (h *api) putFlow(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	switch {
 	case !session.ValidFlowName(id):
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("id: %q: want 1 to %d of A-Z a-z 0-9 _ -", id, session.MaxFlowName))
+		writeBadRequest(w, fmt.Sprintf("id: %q: want 1 to %d of A-Z a-z 0-9 _ -", id, session.MaxFlowName))
 		return
 	case f.ID == "":
 		f.ID = id
 	case f.ID != id:
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("id: %q is not the id of the path (%q)", f.ID, id))
+		writeBadRequest(w, fmt.Sprintf("id: %q is not the id of the path (%q)", f.ID, id))
 		return
 	}
 	scope := scopeOf(r)
@@ -84,15 +87,15 @@ func (h *api) putFlow(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case scope == nil:
 	case f.SubAccountID == "":
-		writeError(w, http.StatusBadRequest, "subAccountId: required: this token covers the sub-accounts "+strings.Join(scope, ", "))
+		writeBadRequest(w, "subAccountId: required: this token covers the sub-accounts "+strings.Join(scope, ", "))
 		return
 	case !scope.Allows(f.SubAccountID):
-		writeError(w, http.StatusNotFound, fmt.Sprintf("subAccountId: no sub-account %q", f.SubAccountID))
+		writeError(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("subAccountId: no sub-account %q", f.SubAccountID))
 		return
 	}
 	after, created, err := h.store.PutFlow(r.Context(), f, scope)
 	if err != nil {
-		h.flowError(w, "put flow", err)
+		h.flowError(w, r, id, "put flow", err)
 		return
 	}
 	c := change{subAccount: after.SubAccountID, after: &after}
@@ -107,14 +110,14 @@ func (h *api) putFlow(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Location", "/v1/flows/"+url.PathEscape(after.ID))
 	}
 	h.audit(r, wire.AuditFlowPut, c)
-	h.s.cfg.Logger.Debug("flow put", "flow", after.ID, "sub_account", after.SubAccountID, "version", after.Version, "steps", len(after.Steps))
+	h.s.requestLog(r).Debug("flow put", "flow", after.ID, "sub_account", after.SubAccountID, "version", after.Version, "steps", len(after.Steps))
 	writeJSON(w, status, after)
 }
 
 func (h *api) getFlow(w http.ResponseWriter, r *http.Request) {
 	f, err := h.store.GetFlow(r.Context(), r.PathValue("id"), scopeOf(r))
 	if err != nil {
-		h.flowError(w, "read flow", err)
+		h.flowError(w, r, r.PathValue("id"), "read flow", err)
 		return
 	}
 	writeJSON(w, http.StatusOK, f)
@@ -123,17 +126,17 @@ func (h *api) getFlow(w http.ResponseWriter, r *http.Request) {
 func (h *api) listFlows(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	if err := queryParams(q, "subAccountId", "limit", "cursor"); err != nil {
-		writeError(w, http.StatusBadRequest, message(err))
+		writeBadRequest(w, message(err))
 		return
 	}
 	p, err := page(q)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, message(err))
+		writeBadRequest(w, message(err))
 		return
 	}
 	list, next, err := h.store.ListFlows(session.FlowFilter{Scope: scopeOf(r), SubAccountID: q.Get("subAccountId")}, p)
 	if err != nil {
-		h.flowError(w, "list flows", err)
+		h.flowError(w, r, "", "list flows", err)
 		return
 	}
 	if list == nil {
@@ -147,7 +150,7 @@ func (h *api) listFlows(w http.ResponseWriter, r *http.Request) {
 func forceParam(w http.ResponseWriter, r *http.Request) (bool, bool) {
 	q := r.URL.Query()
 	if err := queryParams(q, "force"); err != nil {
-		writeError(w, http.StatusBadRequest, message(err))
+		writeBadRequest(w, message(err))
 		return false, false
 	}
 	raw := q.Get("force")
@@ -156,7 +159,7 @@ func forceParam(w http.ResponseWriter, r *http.Request) (bool, bool) {
 	}
 	force, err := strconv.ParseBool(raw)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("force: %q: want true or false", raw))
+		writeBadRequest(w, fmt.Sprintf("force: %q: want true or false", raw))
 		return false, false
 	}
 	return force, true
@@ -176,11 +179,11 @@ func (h *api) deleteFlow(w http.ResponseWriter, r *http.Request) {
 		h.audit(r, wire.AuditSubAccountPut, subAccountChange(c))
 	}
 	if err != nil {
-		h.flowError(w, "delete flow", err)
+		h.flowError(w, r, r.PathValue("id"), "delete flow", err)
 		return
 	}
 	h.audit(r, wire.AuditFlowDelete, change{subAccount: f.SubAccountID, before: &f})
-	h.s.cfg.Logger.Debug("flow deleted", "flow", f.ID, "sub_account", f.SubAccountID, "version", f.Version,
+	h.s.requestLog(r).Debug("flow deleted", "flow", f.ID, "sub_account", f.SubAccountID, "version", f.Version,
 		"numbers_detached", len(det.Numbers), "subaccounts_detached", len(det.SubAccounts))
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -52,14 +52,14 @@ func (s *Server) UseInteractions(r InteractionReader) { s.history.Store(&r) }
 func (h *api) interactions(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	if err := queryParams(q, "limit", "cursor"); err != nil {
-		writeError(w, http.StatusBadRequest, message(err))
+		writeBadRequest(w, message(err))
 		return
 	}
 	limit := DefaultInteractions
 	if raw := q.Get("limit"); raw != "" {
 		n, err := strconv.Atoi(raw)
 		if err != nil || n < 1 || n > MaxInteractions {
-			writeError(w, http.StatusBadRequest, "limit: "+strconv.Quote(raw)+": want 1 to "+strconv.Itoa(MaxInteractions))
+			writeBadRequest(w, "limit: "+strconv.Quote(raw)+": want 1 to "+strconv.Itoa(MaxInteractions))
 			return
 		}
 		limit = n
@@ -70,27 +70,27 @@ func (h *api) interactions(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, session.ErrNotFound) && scopeOf(r) == nil && session.ValidID(id):
 		// Forgotten by the bucket; the archive may still know it.
 	case errors.Is(err, session.ErrNotFound):
-		writeError(w, http.StatusNotFound, "session not found")
+		writeError(w, http.StatusNotFound, CodeNotFound, "session not found")
 		return
 	case err != nil:
-		h.unavailable(w, "read session", err)
+		h.unavailable(w, r, "read session", err)
 		return
 	case !scopeOf(r).Allows(sess.SubAccountID):
-		writeError(w, http.StatusNotFound, "session not found")
+		writeError(w, http.StatusNotFound, CodeNotFound, "session not found")
 		return
 	}
 	history := h.s.history.Load()
 	if history == nil || *history == nil {
-		writeError(w, http.StatusServiceUnavailable, "interactions need ClickHouse (--clickhouse-addr)")
+		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "interactions need ClickHouse (--clickhouse-addr)")
 		return
 	}
 	page, err := (*history).Interactions(r.Context(), id, limit, q.Get("cursor"))
 	switch {
 	case errors.Is(err, ErrInvalidQuery):
-		writeError(w, http.StatusBadRequest, "cursor: not a cursor this API gave")
+		writeBadRequest(w, "cursor: not a cursor this API gave")
 	case err != nil:
-		h.s.cfg.Logger.Error("read interactions failed", "session", id, "error", err)
-		writeError(w, http.StatusServiceUnavailable, "the archive (ClickHouse) did not answer; try again")
+		h.s.requestLog(r).Error("read interactions failed", "session", id, "error", err)
+		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "the archive (ClickHouse) did not answer; try again")
 	default:
 		items := page.Items
 		if v := reflect.ValueOf(items); items == nil || (v.Kind() == reflect.Slice && v.IsNil()) {

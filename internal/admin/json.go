@@ -123,10 +123,10 @@ func (t *rfc3339) UnmarshalJSON(b []byte) error {
 func bodyError(w http.ResponseWriter, err error) {
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
-		writeError(w, http.StatusRequestEntityTooLarge, "body larger than 16 KiB")
+		writeError(w, http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "body larger than 16 KiB")
 		return
 	}
-	writeError(w, http.StatusBadRequest, message(err))
+	writeBadRequest(w, message(err))
 }
 
 // isNull reports whether raw is JSON null.

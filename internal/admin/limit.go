@@ -75,7 +75,7 @@ func (s *Server) limit(h http.Handler) http.Handler {
 		if !s.limits.allow(remoteAddr(r), time.Now()) {
 			s.metrics.refused.WithLabelValues(RefusedRateLimited).Inc()
 			w.Header().Set("Retry-After", "1")
-			writeError(w, http.StatusTooManyRequests, "too many requests from this address; slow down")
+			writeError(w, http.StatusTooManyRequests, CodeRateLimited, "too many requests from this address; slow down")
 			return
 		}
 		h.ServeHTTP(w, r)

@@ -116,26 +116,26 @@ func numberPath(w http.ResponseWriter, r *http.Request, notFound bool) (string, 
 	n, err := wire.CleanNumber(raw)
 	if err != nil {
 		if notFound {
-			writeError(w, http.StatusNotFound, "number not in the pool")
+			writeError(w, http.StatusNotFound, CodeNotFound, "number not in the pool")
 		} else {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("number: %q is not a phone number (8 to 15 digits, optional +)", raw))
+			writeBadRequest(w, fmt.Sprintf("number: %q is not a phone number (8 to 15 digits, optional +)", raw))
 		}
 		return "", false
 	}
 	return n, true
 }
 
-// numberError answers an error of the pool.
-func (h *api) numberError(w http.ResponseWriter, what string, err error) {
+// numberError answers an error of the pool about number.
+func (h *api) numberError(w http.ResponseWriter, r *http.Request, number, what string, err error) {
 	switch {
 	case errors.Is(err, session.ErrInvalid):
-		writeError(w, http.StatusBadRequest, invalidMessage(err))
+		writeBadRequest(w, invalidMessage(err))
 	case errors.Is(err, session.ErrNumberNotFound):
-		writeError(w, http.StatusNotFound, session.ErrNumberNotFound.Error())
+		writeError(w, http.StatusNotFound, CodeNotFound, session.ErrNumberNotFound.Error())
 	case errors.Is(err, session.ErrNumberInUse):
-		writeError(w, http.StatusConflict, err.Error())
+		writeErrorBody(w, http.StatusConflict, errorBody{Code: CodeInUse, Error: err.Error(), Number: number})
 	default:
-		h.unavailable(w, what, err)
+		h.unavailable(w, r, what, err)
 	}
 }
 
@@ -154,12 +154,12 @@ func (h *api) putNumber(w http.ResponseWriter, r *http.Request) {
 		req.SubAccountID = &scope[0]
 	}
 	if req.SubAccountID != nil && !scope.Allows(*req.SubAccountID) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("subAccountId: no sub-account %q", *req.SubAccountID))
+		writeError(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("subAccountId: no sub-account %q", *req.SubAccountID))
 		return
 	}
 	view, before, err := h.store.PutNumber(r.Context(), number, req, scope)
 	if err != nil {
-		h.numberError(w, "put number", err)
+		h.numberError(w, r, number, "put number", err)
 		return
 	}
 	after := view.Number
@@ -169,7 +169,7 @@ func (h *api) putNumber(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusCreated
 		w.Header().Set("Location", "/v1/numbers/"+url.PathEscape(view.Number.Number))
 	}
-	h.s.cfg.Logger.Debug("number put", "number", wire.Masked(view.Number.Number), "sub_account", view.SubAccountID, "status", view.Status, "new", before == nil)
+	h.s.requestLog(r).Debug("number put", "number", wire.Masked(view.Number.Number), "sub_account", view.SubAccountID, "status", view.Status, "new", before == nil)
 	writeJSON(w, status, view)
 }
 
@@ -180,7 +180,7 @@ func (h *api) getNumber(w http.ResponseWriter, r *http.Request) {
 	}
 	view, err := h.store.GetNumber(r.Context(), number, scopeOf(r))
 	if err != nil {
-		h.numberError(w, "read number", err)
+		h.numberError(w, r, number, "read number", err)
 		return
 	}
 	writeJSON(w, http.StatusOK, view)
@@ -189,14 +189,14 @@ func (h *api) getNumber(w http.ResponseWriter, r *http.Request) {
 func (h *api) deleteNumber(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	if err := queryParams(q, "force"); err != nil {
-		writeError(w, http.StatusBadRequest, message(err))
+		writeBadRequest(w, message(err))
 		return
 	}
 	force := false
 	if raw := q.Get("force"); raw != "" {
 		var err error
 		if force, err = strconv.ParseBool(raw); err != nil {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("force: %q: want true or false", raw))
+			writeBadRequest(w, fmt.Sprintf("force: %q: want true or false", raw))
 			return
 		}
 	}
@@ -213,32 +213,32 @@ func (h *api) deleteNumber(w http.ResponseWriter, r *http.Request) {
 		})
 	}
 	if err != nil {
-		h.numberError(w, "remove number", err)
+		h.numberError(w, r, number, "remove number", err)
 		return
 	}
 	h.audit(r, wire.AuditNumberDelete, numberChange(&n, nil))
-	h.s.cfg.Logger.Debug("number removed", "number", wire.Masked(n.Number), "sub_account", n.SubAccountID, "sessions_closed", len(closed))
+	h.s.requestLog(r).Debug("number removed", "number", wire.Masked(n.Number), "sub_account", n.SubAccountID, "sessions_closed", len(closed))
 	w.WriteHeader(http.StatusNoContent)
 }
 
 func (h *api) listNumbers(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	if err := queryParams(q, "subAccountId", "status", "limit", "cursor"); err != nil {
-		writeError(w, http.StatusBadRequest, message(err))
+		writeBadRequest(w, message(err))
 		return
 	}
 	p, err := page(q)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, message(err))
+		writeBadRequest(w, message(err))
 		return
 	}
 	f := session.NumberFilter{Scope: scopeOf(r), SubAccountID: q.Get("subAccountId"), Status: q.Get("status")}
 	list, next, err := h.store.ListNumbers(f, p, time.Now())
 	switch {
 	case errors.Is(err, session.ErrInvalid):
-		writeError(w, http.StatusBadRequest, invalidMessage(err))
+		writeBadRequest(w, invalidMessage(err))
 	case err != nil:
-		h.unavailable(w, "list numbers", err)
+		h.unavailable(w, r, "list numbers", err)
 	default:
 		if list == nil {
 			list = []session.NumberView{}
@@ -285,18 +285,18 @@ func (h *api) putSubAccount(w http.ResponseWriter, r *http.Request) {
 	c, err := h.store.UpdateSubAccount(r.Context(), r.PathValue("id"), req, scopeOf(r))
 	switch {
 	case errors.Is(err, session.ErrInvalid):
-		writeError(w, http.StatusBadRequest, invalidMessage(err))
+		writeBadRequest(w, invalidMessage(err))
 	case errors.Is(err, session.ErrNotFound):
-		writeError(w, http.StatusNotFound, "sub-account not found")
+		writeError(w, http.StatusNotFound, CodeNotFound, "sub-account not found")
 	case err != nil:
-		h.unavailable(w, "put sub-account", err)
+		h.unavailable(w, r, "put sub-account", err)
 	default:
 		status := http.StatusOK
 		if c.Before == nil {
 			status = http.StatusCreated
 		}
 		h.audit(r, wire.AuditSubAccountPut, subAccountChange(c))
-		h.s.cfg.Logger.Debug("sub-account settings put", "sub_account", c.After.SubAccountID, "policy", c.After.OutOfSession != nil, "default_flow", c.After.DefaultFlow)
+		h.s.requestLog(r).Debug("sub-account settings put", "sub_account", c.After.SubAccountID, "policy", c.After.OutOfSession != nil, "default_flow", c.After.DefaultFlow)
 		writeJSON(w, status, subAccountOf(c.After))
 	}
 }
@@ -305,9 +305,9 @@ func (h *api) getSubAccount(w http.ResponseWriter, r *http.Request) {
 	a, err := h.store.GetSubAccount(r.Context(), r.PathValue("id"), scopeOf(r))
 	switch {
 	case errors.Is(err, session.ErrNotFound):
-		writeError(w, http.StatusNotFound, "sub-account not found")
+		writeError(w, http.StatusNotFound, CodeNotFound, "sub-account not found")
 	case err != nil:
-		h.unavailable(w, "read sub-account", err)
+		h.unavailable(w, r, "read sub-account", err)
 	default:
 		writeJSON(w, http.StatusOK, subAccountOf(a))
 	}

@@ -89,9 +89,9 @@ func matches(pattern, path string) bool {
 func notAllowed(w http.ResponseWriter, r *http.Request) {
 	methods := allowed(r.URL.Path)
 	if methods == nil {
-		writeError(w, http.StatusNotFound, "not found: "+r.Method+" "+r.URL.Path)
+		writeError(w, http.StatusNotFound, CodeNotFound, "not found: "+r.Method+" "+r.URL.Path)
 		return
 	}
 	w.Header().Set("Allow", strings.Join(methods, ", "))
-	writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed on "+r.URL.Path+"; allowed: "+strings.Join(methods, ", "))
+	writeError(w, http.StatusMethodNotAllowed, CodeMethodNotAllowed, "method "+r.Method+" not allowed on "+r.URL.Path+"; allowed: "+strings.Join(methods, ", "))
 }

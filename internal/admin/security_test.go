@@ -170,6 +170,8 @@ func (r reply) String() string { return fmt.Sprintf("%d %s", r.status, r.body) }
 type call struct {
 	method, path, auth, from string
 	body                     []byte
+	// header holds more headers to send.
+	header http.Header
 }
 
 func (e *adminEnv) send(c call) reply {
@@ -200,6 +202,9 @@ func secSend(t *testing.T, tr *http.Transport, base string, c call) reply {
 		}
 		req.Header.Set("User-Agent", secUA)
 		req.Header.Set("Content-Type", "application/json")
+		for k, vs := range c.header {
+			req.Header[k] = vs
+		}
 		resp, err = (&http.Client{Transport: tr, Timeout: 15 * time.Second}).Do(req)
 		if err == nil {
 			break
@@ -216,7 +221,9 @@ func secSend(t *testing.T, tr *http.Transport, base string, c call) reply {
 	return reply{status: resp.StatusCode, header: resp.Header, body: b}
 }
 
-// wantJSONError checks status and a JSON {"error": "..."} body.
+// wantJSONError checks status and a JSON error body: {"error": "...",
+// "code": "...", "requestId": "..."}, the request id also sent as
+// X-Request-Id, and nothing but strings in it.
 func wantJSONError(t *testing.T, r reply, status int) {
 	t.Helper()
 	if r.status != status {
@@ -226,8 +233,11 @@ func wantJSONError(t *testing.T, r reply, status int) {
 		t.Errorf("Content-Type = %q, want application/json", ct)
 	}
 	var body map[string]string
-	if err := json.Unmarshal(r.body, &body); err != nil || body["error"] == "" || len(body) != 1 {
-		t.Errorf("body %q is not {\"error\": ...}: %v", r.body, err)
+	if err := json.Unmarshal(r.body, &body); err != nil || body["error"] == "" || body["code"] == "" {
+		t.Errorf("body %q is not {\"error\": ..., \"code\": ...}: %v", r.body, err)
+	}
+	if id := r.header.Get("X-Request-Id"); id == "" || body["requestId"] != id {
+		t.Errorf("requestId %q, X-Request-Id %q: want the same, not empty", body["requestId"], id)
 	}
 }
 

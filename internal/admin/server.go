@@ -41,6 +41,10 @@ type Config struct {
 	// bursts of 40; negative: no limit.
 	RateLimit float64
 	RateBurst int
+	// IdempotencyWait is how long a create with an Idempotency-Key waits
+	// for the first request with that key, in flight in this process or
+	// another, before answering 409 (zero: 5s).
+	IdempotencyWait time.Duration
 	// TLS, when set, serves the listener over TLS (see package certs).
 	TLS *certs.Reloader
 	// Instance names this process in audit records.
@@ -51,6 +55,11 @@ type Config struct {
 	// unregistered.
 	Registerer prometheus.Registerer
 }
+
+// DefaultIdempotencyWait is Config.IdempotencyWait's default: a create
+// takes milliseconds; a first request slower than this is answered 409
+// for the client to retry, well within the listener's write timeout.
+const DefaultIdempotencyWait = 5 * time.Second
 
 // Reasons a /v1/ request is refused (label of callflow_admin_refused_total).
 const (
@@ -109,6 +118,9 @@ func (c *Config) Validate() error {
 	if _, err := parseTokens(c.Tokens); err != nil {
 		return err
 	}
+	if c.IdempotencyWait < 0 {
+		return fmt.Errorf("%w: idempotency wait must be >= 0, got %s", ErrInvalidConfig, c.IdempotencyWait)
+	}
 	if c.RateLimit > 0 && c.RateBurst < 1 {
 		return fmt.Errorf("%w: rate burst must be >= 1 with a rate limit", ErrInvalidConfig)
 	}
@@ -159,6 +171,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.IdempotencyWait == 0 {
+		cfg.IdempotencyWait = DefaultIdempotencyWait
+	}
 	if cfg.RateLimit == 0 {
 		cfg.RateLimit, cfg.RateBurst = 20, max(cfg.RateBurst, 40)
 	}
@@ -179,10 +194,10 @@ func New(cfg Config) (*Server, error) {
 	})
 	s.mux.HandleFunc("GET /readyz", s.ready)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "not found: "+r.URL.Path)
+		writeError(w, http.StatusNotFound, CodeNotFound, "not found: "+r.URL.Path)
 	})
 	s.srv = &http.Server{
-		Handler:           s.mux,
+		Handler:           s.withRequestID(s.mux),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      10 * time.Second,
@@ -221,7 +236,7 @@ func (s *Server) Protect(h http.Handler) http.Handler {
 		if !ok || i < 0 {
 			s.metrics.refused.WithLabelValues(RefusedUnauthorized).Inc()
 			w.Header().Set("WWW-Authenticate", `Bearer realm="callflow"`)
-			writeError(w, http.StatusUnauthorized, "a valid bearer token is required")
+			writeError(w, http.StatusUnauthorized, CodeUnauthorized, "a valid bearer token is required")
 			return
 		}
 		h.ServeHTTP(w, withScope(r, s.tokens[i].scope))
@@ -274,12 +289,16 @@ func (s *Server) Listen() (net.Listener, error) {
 // Shutdown stops the listener, letting requests in flight finish within ctx.
 func (s *Server) Shutdown(ctx context.Context) error { return s.srv.Shutdown(ctx) }
 
+// writeRawJSON answers body, a JSON encoding, as writeJSON would.
+func writeRawJSON(w http.ResponseWriter, status int, body []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+	_, _ = w.Write([]byte("\n"))
+}
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
-}
-
-func writeError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, map[string]string{"error": msg})
 }

@@ -1,6 +1,9 @@
 package admin
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -87,11 +90,31 @@ func ParseSessionRequest(body io.Reader) (session.Request, error) {
 	return req, nil
 }
 
+// idempotencyHeader names the header that makes a create safe to retry.
+const idempotencyHeader = "Idempotency-Key"
+
+// keyedCreateTimeout bounds a create with an Idempotency-Key, which goes
+// on when its client goes away (the client's retry gets its result); it
+// is well below the claim's grace (session.Idempotent), after which a
+// retry would take the key over.
+const keyedCreateTimeout = 15 * time.Second
+
 func (h *api) create(w http.ResponseWriter, r *http.Request) {
 	req, err := ParseSessionRequest(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
 		bodyError(w, err)
 		return
+	}
+	keys := r.Header.Values(idempotencyHeader)
+	switch {
+	case len(keys) > 1:
+		writeBadRequest(w, fmt.Sprintf("%s: given %d times", idempotencyHeader, len(keys)))
+		return
+	case len(keys) == 1:
+		if err := session.ValidIdempotencyKey(keys[0]); err != nil {
+			writeBadRequest(w, invalidMessage(err))
+			return
+		}
 	}
 	scope := scopeOf(r)
 	if req.SubAccountID == "" && len(scope) == 1 {
@@ -100,15 +123,100 @@ func (h *api) create(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case scope == nil:
 	case req.SubAccountID == "":
-		writeError(w, http.StatusBadRequest, "subAccountId: required: this token covers the sub-accounts "+strings.Join(scope, ", "))
+		writeBadRequest(w, "subAccountId: required: this token covers the sub-accounts "+strings.Join(scope, ", "))
 		return
 	case !scope.Allows(req.SubAccountID):
-		writeError(w, http.StatusNotFound, fmt.Sprintf("subAccountId: no sub-account %q", req.SubAccountID))
+		writeError(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("subAccountId: no sub-account %q", req.SubAccountID))
 		return
 	}
 	req.CountryCode = strings.ToUpper(req.CountryCode)
+	if len(keys) == 0 {
+		h.answerCreate(w, r, nil, h.createSession(r.Context(), r, req, scope))
+		return
+	}
+	h.createOnce(w, r, keys[0], req, scope)
+}
+
+// createOnce serves a create with an Idempotency-Key: the first request
+// with the key (within the token's scope, for 24 hours, in any admin
+// process) creates the session; a retry with the same request gets the
+// first one's answer again; one with another request, 422. A create that
+// changes nothing (a refusal) keeps no result: its retry is served anew.
+func (h *api) createOnce(w http.ResponseWriter, r *http.Request, key string, req session.Request, scope session.Scope) {
+	// Not cancelled with the request: a client that gave up retries,
+	// and then gets this create's result.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), keyedCreateTimeout)
+	defer cancel()
+	claim, first, err := h.store.Idempotent(ctx, scope, key, fingerprintOf(req), h.s.cfg.IdempotencyWait)
+	switch {
+	case errors.Is(err, session.ErrIdempotencyMismatch):
+		writeError(w, http.StatusUnprocessableEntity, CodeIdempotencyMismatch,
+			idempotencyHeader+": already used with another request body within 24 hours; send this request with a new key")
+		return
+	case errors.Is(err, session.ErrIdempotencyInFlight):
+		writeError(w, http.StatusConflict, CodeIdempotencyInFlight,
+			idempotencyHeader+": the first request with this key is still in flight; retry later")
+		return
+	case err != nil:
+		h.unavailable(w, r, "claim idempotency key", err)
+		return
+	case first != nil:
+		h.s.requestLog(r).Debug("session create answered again", "id", first.SessionID, "status", first.Status)
+		w.Header().Set("Idempotent-Replayed", "true")
+		w.Header().Set("Location", "/v1/sessions/"+first.SessionID)
+		writeRawJSON(w, first.Status, first.Body)
+		return
+	}
+	h.answerCreate(w, r, claim, h.createSession(ctx, r, req, scope))
+}
+
+// createAnswer is the outcome of a create: the session (status 201) and
+// its encoding, or an error answer.
+type createAnswer struct {
+	status int
+	sess   session.Session
+	body   []byte
+	err    errorBody
+}
+
+// answerCreate writes a's answer; with a claim, it first keeps the result
+// of a create for the key's retries, or releases the key of a refusal.
+func (h *api) answerCreate(w http.ResponseWriter, r *http.Request, claim *session.IdempotencyClaim, a createAnswer) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
+	defer cancel()
+	if a.status != http.StatusCreated {
+		if claim != nil {
+			if err := claim.Release(ctx); err != nil {
+				h.s.requestLog(r).Warn("idempotency key not released; a retry waits for it to be taken over", "error", err)
+			}
+		}
+		writeErrorBody(w, a.status, a.err)
+		return
+	}
+	if claim != nil {
+		res := session.IdempotentResult{Status: a.status, SessionID: a.sess.ID, Body: a.body}
+		if err := claim.Complete(ctx, res); err != nil {
+			h.s.requestLog(r).Error("session created, but its result is not kept for retries of its Idempotency-Key", "id", a.sess.ID, "error", err)
+		}
+	}
+	w.Header().Set("Location", "/v1/sessions/"+a.sess.ID)
+	writeRawJSON(w, a.status, a.body)
+}
+
+// fingerprintOf identifies a create request, as parsed and completed
+// (the token's sub-account), so that the same request sent again with
+// other spacing or field order is the same request.
+func fingerprintOf(req session.Request) string {
+	b, _ := json.Marshal(req) // a Request always encodes
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// createSession creates the session req describes and answers what the
+// client is to be told.
+func (h *api) createSession(ctx context.Context, r *http.Request, req session.Request, scope session.Scope) createAnswer {
 	allocating := req.VirtualNumber == ""
-	sess, err := h.store.Create(r.Context(), req)
+	sess, err := h.store.Create(ctx, req)
 	if allocating && !errors.Is(err, session.ErrInvalid) {
 		result := AllocationAllocated
 		switch {
@@ -119,35 +227,72 @@ func (h *api) create(w http.ResponseWriter, r *http.Request) {
 		}
 		h.s.metrics.allocations.WithLabelValues(result).Inc()
 	}
+	refused := func(status int, b errorBody) createAnswer { return createAnswer{status: status, err: b} }
+	conflict := func(code, msg string) createAnswer {
+		return refused(http.StatusConflict, errorBody{Code: code, Error: msg})
+	}
 	switch {
 	case errors.Is(err, session.ErrInvalid):
-		writeError(w, http.StatusBadRequest, invalidMessage(err))
+		return refused(http.StatusBadRequest, errorBody{Code: CodeInvalidField, Error: invalidMessage(err)})
 	case errors.Is(err, session.ErrPoolExhausted):
-		writeError(w, http.StatusConflict, err.Error()+"; close sessions of these participants, or add numbers to the pool")
-	case errors.Is(err, session.ErrNumberUnavailable) && scope != nil:
-		// Whose the number is, is not this token's business.
-		writeError(w, http.StatusConflict, "virtualNumber: "+req.VirtualNumber+" is not available for new sessions of sub-account "+req.SubAccountID)
+		a := conflict(CodePoolExhausted, err.Error()+"; close sessions of these participants, or add numbers to the pool")
+		a.err.SubAccountID = req.SubAccountID
+		return a
 	case errors.Is(err, session.ErrNumberUnavailable):
-		writeError(w, http.StatusConflict, "virtualNumber: "+err.Error())
+		msg := "virtualNumber: " + err.Error()
+		if scope != nil {
+			// Whose the number is, is not this token's business.
+			msg = "virtualNumber: " + req.VirtualNumber + " is not available for new sessions of sub-account " + req.SubAccountID
+		}
+		a := conflict(CodeNumberUnavailable, msg)
+		a.err.VirtualNumber, _ = wire.CleanNumber(req.VirtualNumber)
+		return a
 	case errors.Is(err, session.ErrPINConflict):
-		writeError(w, http.StatusConflict, "pin: "+session.ErrPINConflict.Error())
-	case errors.Is(err, session.ErrConflict) && scope != nil:
-		writeError(w, http.StatusConflict, "participants: "+session.ErrConflict.Error())
+		a := conflict(CodeConflict, "pin: "+session.ErrPINConflict.Error())
+		a.err.SessionID = h.visibleHolder(ctx, err, scope)
+		return a
 	case errors.Is(err, session.ErrConflict):
-		writeError(w, http.StatusConflict, "participants: "+err.Error())
+		msg := "participants: " + err.Error()
+		if scope != nil {
+			msg = "participants: " + session.ErrConflict.Error()
+		}
+		a := conflict(CodeConflict, msg)
+		a.err.SessionID = h.visibleHolder(ctx, err, scope)
+		return a
 	case err != nil:
-		h.unavailable(w, "create session", err)
-	default:
-		// Debug, not info: a call centre creates sessions at the rate of
-		// its orders; at the default level the log stays one line per
-		// notable event.
-		h.s.cfg.Logger.Debug("session created", "id", sess.ID, "sub_account", sess.SubAccountID, "virtual_number", wire.Masked(sess.VirtualNumber),
-			"participants", []string{wire.MaskNumber(sess.Participants[0]), wire.MaskNumber(sess.Participants[1])},
-			"ttl_seconds", sess.TTLSeconds, "allocated", allocating)
-		h.audit(r, wire.AuditCreate, sessionChange(nil, &sess))
-		w.Header().Set("Location", "/v1/sessions/"+sess.ID)
-		writeJSON(w, http.StatusCreated, sess)
+		h.s.requestLog(r).Error("create session failed", "error", err)
+		return refused(http.StatusServiceUnavailable, errorBody{Code: CodeUnavailable, Error: "session store unavailable"})
 	}
+	body, err := json.Marshal(sess)
+	if err != nil {
+		h.s.requestLog(r).Error("encode session failed", "id", sess.ID, "error", err)
+		return refused(http.StatusInternalServerError, errorBody{Code: CodeInternal, Error: "cannot encode the session"})
+	}
+	h.s.requestLog(r).Info("session created", "id", sess.ID, "sub_account", sess.SubAccountID, "virtual_number", wire.Masked(sess.VirtualNumber),
+		"participants", maskedParticipants(sess), "ttl_seconds", sess.TTLSeconds, "allocated", allocating)
+	h.audit(r, wire.AuditCreate, sessionChange(nil, &sess))
+	return createAnswer{status: http.StatusCreated, sess: sess, body: body}
+}
+
+// visibleHolder is the id of the session a create conflicts with (err
+// holds it), when the token may see that session; "" otherwise.
+func (h *api) visibleHolder(ctx context.Context, err error, scope session.Scope) string {
+	var held *session.HeldError
+	if !errors.As(err, &held) {
+		return ""
+	}
+	if scope == nil {
+		return held.SessionID
+	}
+	if s, err := h.store.Get(ctx, held.SessionID); err == nil && scope.Allows(s.SubAccountID) {
+		return held.SessionID
+	}
+	return ""
+}
+
+// maskedParticipants are a session's participants for a log line.
+func maskedParticipants(s session.Session) []string {
+	return []string{wire.MaskNumber(s.Participants[0]), wire.MaskNumber(s.Participants[1])}
 }
 
 // invalidMessage is the message of a session.ErrInvalid error: the field
@@ -157,9 +302,9 @@ func invalidMessage(err error) string {
 }
 
 // unavailable answers a store failure: 503, logged.
-func (h *api) unavailable(w http.ResponseWriter, what string, err error) {
-	h.s.cfg.Logger.Error(what+" failed", "error", err)
-	writeError(w, http.StatusServiceUnavailable, "session store unavailable")
+func (h *api) unavailable(w http.ResponseWriter, r *http.Request, what string, err error) {
+	h.s.requestLog(r).Error(what+" failed", "error", err)
+	writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "session store unavailable")
 }
 
 // session reads the session named by the path within the request's scope;
@@ -169,12 +314,12 @@ func (h *api) session(w http.ResponseWriter, r *http.Request) (session.Session, 
 	switch {
 	case errors.Is(err, session.ErrNotFound):
 	case err != nil:
-		h.unavailable(w, "read session", err)
+		h.unavailable(w, r, "read session", err)
 		return sess, false
 	case scopeOf(r).Allows(sess.SubAccountID):
 		return sess, true
 	}
-	writeError(w, http.StatusNotFound, "session not found")
+	writeError(w, http.StatusNotFound, CodeNotFound, "session not found")
 	return sess, false
 }
 
@@ -191,12 +336,13 @@ func (h *api) delete(w http.ResponseWriter, r *http.Request) {
 	sess, err := h.store.Delete(r.Context(), r.PathValue("id"))
 	switch {
 	case errors.Is(err, session.ErrNotFound):
-		writeError(w, http.StatusNotFound, "session not found")
+		writeError(w, http.StatusNotFound, CodeNotFound, "session not found")
 	case err != nil:
-		h.unavailable(w, "delete session", err)
+		h.unavailable(w, r, "delete session", err)
 	default:
 		h.audit(r, wire.AuditDelete, sessionChange(&sess, nil))
-		h.s.cfg.Logger.Debug("session deleted", "id", sess.ID, "virtual_number", wire.Masked(sess.VirtualNumber))
+		h.s.requestLog(r).Info("session deleted", "id", sess.ID, "sub_account", sess.SubAccountID, "virtual_number", wire.Masked(sess.VirtualNumber),
+			"participants", maskedParticipants(sess))
 		w.WriteHeader(http.StatusNoContent)
 	}
 }
@@ -288,20 +434,21 @@ func (h *api) patch(w http.ResponseWriter, r *http.Request) {
 	after, err := h.store.Update(r.Context(), before.ID, p)
 	switch {
 	case errors.Is(err, session.ErrInvalid):
-		writeError(w, http.StatusBadRequest, invalidMessage(err))
+		writeBadRequest(w, invalidMessage(err))
 	case errors.Is(err, session.ErrClosed):
-		writeError(w, http.StatusConflict, err.Error()+"; a closed session never reopens")
+		writeErrorBody(w, http.StatusConflict, errorBody{Code: CodeSessionClosed, Error: err.Error() + "; a closed session never reopens", SessionID: before.ID})
 	case errors.Is(err, session.ErrNotFound):
-		writeError(w, http.StatusNotFound, "session not found")
+		writeError(w, http.StatusNotFound, CodeNotFound, "session not found")
 	case err != nil:
-		h.unavailable(w, "update session", err)
+		h.unavailable(w, r, "update session", err)
 	default:
 		op := wire.AuditUpdate
 		if after.Status == session.StatusClosed {
 			op = wire.AuditClose
 		}
 		h.audit(r, op, sessionChange(&before, &after))
-		h.s.cfg.Logger.Debug("session changed", "id", after.ID, "operation", op, "status", after.Status)
+		h.s.requestLog(r).Info("session changed", "id", after.ID, "operation", op, "status", after.Status, "sub_account", after.SubAccountID,
+			"virtual_number", wire.Masked(after.VirtualNumber), "participants", maskedParticipants(after))
 		writeJSON(w, http.StatusOK, after)
 	}
 }
@@ -363,30 +510,30 @@ func listAnswer(name string, items any, next string) map[string]any {
 func (h *api) list(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	if err := queryParams(q, "subAccountId", "virtualNumber", "participant", "ref", "pin", "status", "limit", "cursor"); err != nil {
-		writeError(w, http.StatusBadRequest, message(err))
+		writeBadRequest(w, message(err))
 		return
 	}
 	f := session.SessionFilter{Scope: scopeOf(r), SubAccountID: q.Get("subAccountId"), Ref: q.Get("ref"), PIN: q.Get("pin"), Status: q.Get("status")}
 	var err error
 	if f.VirtualNumber, err = numberParam(q, "virtualNumber"); err != nil {
-		writeError(w, http.StatusBadRequest, message(err))
+		writeBadRequest(w, message(err))
 		return
 	}
 	if f.Participant, err = numberParam(q, "participant"); err != nil {
-		writeError(w, http.StatusBadRequest, message(err))
+		writeBadRequest(w, message(err))
 		return
 	}
 	p, err := page(q)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, message(err))
+		writeBadRequest(w, message(err))
 		return
 	}
 	list, next, err := h.store.ListSessions(f, p, time.Now())
 	switch {
 	case errors.Is(err, session.ErrInvalid):
-		writeError(w, http.StatusBadRequest, invalidMessage(err))
+		writeBadRequest(w, invalidMessage(err))
 	case err != nil:
-		h.unavailable(w, "list sessions", err)
+		h.unavailable(w, r, "list sessions", err)
 	default:
 		if list == nil {
 			list = []session.Session{}

@@ -182,13 +182,13 @@ func (s *Store) claim(ctx context.Context, key, id string, ttl time.Duration, co
 		sess, _, err := s.readSession(ctx, holder)
 		switch {
 		case err == nil && sess.Open(time.Now()):
-			return fmt.Errorf("%w (session %s)", conflict, holder)
+			return &HeldError{Err: conflict, SessionID: holder}
 		case err == nil:
 			// Closed or expired: its route is free.
 		case !errors.Is(err, ErrNotFound):
 			return err
 		case time.Since(e.Created()) < claimGrace:
-			return fmt.Errorf("%w (session %s is being created)", conflict, holder)
+			return &HeldError{Err: conflict, SessionID: holder, Creating: true}
 		}
 		s.log.Debug("taking over the route key of a session that is not open", "key", key, "holder", holder)
 		if _, err := s.write(ctx, key, []byte(id), e.Revision(), ttl); err == nil {

@@ -24,6 +24,10 @@
 //	                                          tombstone of a deleted one)
 //	fv.<flow id>.<version>                    an earlier version of a flow,
 //	                                          kept for FlowRetention
+//	i.<sha256 of scope and key>               an Idempotency-Key of the
+//	                                          session API: the request's
+//	                                          fingerprint and, once served,
+//	                                          its result, for IdempotencyTTL
 //
 // The p. keys are created with the KV Create operation, which fails when the
 // key exists: that is what makes "one open session per participant and

@@ -1,6 +1,9 @@
 package session
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 var (
 	// ErrNotFound: no session (open or remembered) has that id.
@@ -35,6 +38,36 @@ var (
 	// ErrFlowChanged: the flow is not at the version the change was
 	// based on; read it again.
 	ErrFlowChanged = errors.New("flow changed meanwhile")
+	// ErrIdempotencyMismatch: the Idempotency-Key was used with another
+	// request within IdempotencyTTL.
+	ErrIdempotencyMismatch = errors.New("idempotency key already used with another request")
+	// ErrIdempotencyInFlight: the first request with the Idempotency-Key
+	// is still being served.
+	ErrIdempotencyInFlight = errors.New("a request with this idempotency key is still in flight")
 	// ErrInvalidConfig: the store configuration is not usable.
 	ErrInvalidConfig = errors.New("invalid session store config")
 )
+
+// HeldError is a create's conflict with the session that holds a
+// participant's route or the pin on the number: errors.Is matches its
+// conflict (ErrConflict or ErrPINConflict), and SessionID names the
+// holder, for the API's answer.
+type HeldError struct {
+	// Err is ErrConflict or ErrPINConflict.
+	Err error
+	// SessionID is the open session holding the key, or the one being
+	// created with it.
+	SessionID string
+	// Creating says the holder is still being created.
+	Creating bool
+}
+
+func (e *HeldError) Error() string {
+	if e.Creating {
+		return fmt.Sprintf("%v (session %s is being created)", e.Err, e.SessionID)
+	}
+	return fmt.Sprintf("%v (session %s)", e.Err, e.SessionID)
+}
+
+// Unwrap returns the conflict.
+func (e *HeldError) Unwrap() error { return e.Err }
