@@ -79,7 +79,7 @@ func newRecorder(nc *nats.Conn, js jetstream.JetStream, cfg *Config, log *slog.L
 	sp, err := spool.Open(spool.Config{
 		Dir:      filepath.Join(cfg.DataDir, "spool"),
 		MaxBytes: cfg.SpoolMaxBytes,
-		Logger:   log.With("component", "spool"),
+		Logger:   log.With("subsystem", "spool"), // log already says component=ingest
 	})
 	if err != nil {
 		return nil, err

@@ -335,7 +335,10 @@ func (n *Node) connect() error {
 	conn.Logger = n.log.With("component", "nats")
 	if n.cfg.Roles.Embedded {
 		ecfg := n.cfg.Embedded
-		ecfg.Logger = n.log.With("component", "nats-server")
+		ecfg.Logger = n.log // its lines carry component=nats-server already
+		if err := canListen(ecfg.Listen); err != nil {
+			return fmt.Errorf("embedded NATS server: %w", err)
+		}
 		var err error
 		if n.ns, err = broker.StartEmbedded(ecfg); err != nil {
 			return err
@@ -346,6 +349,19 @@ func (n *Node) connect() error {
 	var err error
 	n.nc, err = broker.Connect(conn)
 	return err
+}
+
+// canListen reports why addr cannot be listened on, if it cannot: the
+// embedded server only logs that and would be waited for in vain.
+func canListen(addr string) error {
+	if _, port, err := net.SplitHostPort(addr); err != nil || port == "0" {
+		return nil // StartEmbedded reports a malformed address; port 0 is always free
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	return ln.Close()
 }
 
 // startDeciders opens the sessions bucket and starts the deciders.
