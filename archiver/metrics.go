@@ -2,6 +2,7 @@ package archiver
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"time"
 
@@ -68,7 +69,13 @@ var (
 )
 
 // lagCollector asks JetStream for the durable consumer's state once per
-// scrape; while NATS is disconnected it reports nothing at once.
+// scrape; while NATS is disconnected it reports nothing at once. Before
+// this archiver has made its consumer (ClickHouse not reached yet), it
+// reads the durable another archiver, or an earlier run, made; when there
+// is none yet, every record of the stream waits to be archived (the
+// durable will deliver them all), so the lag is the stream's count. The
+// lag thus exists from the start, and its alert can fire for an archive
+// that never reached ClickHouse.
 type lagCollector struct{ a *Archiver }
 
 func (c *lagCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -77,18 +84,40 @@ func (c *lagCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
-	cons := c.a.consumer.Load()
-	if cons == nil || !c.a.js.Conn().IsConnected() {
-		return // nothing to ask yet, or a scrape would wait out the timeout
+	a := c.a
+	if !a.js.Conn().IsConnected() {
+		return // a scrape would wait out the timeout
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	info, err := (*cons).Info(ctx)
-	if err != nil {
-		return
+	var pending, ackPending uint64
+	if cons := a.consumer.Load(); cons != nil {
+		info, err := (*cons).Info(ctx)
+		if err != nil {
+			return
+		}
+		pending, ackPending = info.NumPending, uint64(info.NumAckPending)
+	} else {
+		cons, err := a.js.Consumer(ctx, a.cfg.Stream, a.cfg.Durable)
+		switch {
+		case err == nil:
+			info, err := cons.Info(ctx)
+			if err != nil {
+				return
+			}
+			pending, ackPending = info.NumPending, uint64(info.NumAckPending)
+		case errors.Is(err, jetstream.ErrConsumerNotFound):
+			stream, err := a.js.Stream(ctx, a.cfg.Stream)
+			if err != nil {
+				return
+			}
+			pending = stream.CachedInfo().State.Msgs
+		default:
+			return
+		}
 	}
-	ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(info.NumPending))
-	ch <- prometheus.MustNewConstMetric(ackPendingDesc, prometheus.GaugeValue, float64(info.NumAckPending))
+	ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(pending))
+	ch <- prometheus.MustNewConstMetric(ackPendingDesc, prometheus.GaugeValue, float64(ackPending))
 }
 
 // consumerRef holds the durable consumer once Run has created it.

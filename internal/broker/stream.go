@@ -153,7 +153,7 @@ var (
 	streamMessagesDesc  = prometheus.NewDesc("callflow_stream_messages", "Records the stream holds.", []string{"stream"}, nil)
 	streamMaxBytesDesc  = prometheus.NewDesc("callflow_stream_max_bytes", "The records stream's byte bound (past it the oldest records are dropped); -1: none.", []string{"stream"}, nil)
 	streamMaxAgeDesc    = prometheus.NewDesc("callflow_stream_max_age_seconds", "How long the records stream keeps a record.", []string{"stream"}, nil)
-	streamOldestAgeDesc = prometheus.NewDesc("callflow_stream_oldest_age_seconds", "Age of the oldest record the stream holds.", []string{"stream"}, nil)
+	streamOldestAgeDesc = prometheus.NewDesc("callflow_stream_oldest_age_seconds", "Age of the oldest record the stream holds; 0 when it holds none.", []string{"stream"}, nil)
 )
 
 type streamCollector struct {
@@ -188,7 +188,9 @@ func (c streamCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(streamMessagesDesc, float64(info.State.Msgs))
 	gauge(streamMaxBytesDesc, float64(info.Config.MaxBytes))
 	gauge(streamMaxAgeDesc, info.Config.MaxAge.Seconds())
+	oldest := 0.0 // an empty stream holds nothing old
 	if info.State.Msgs > 0 && !info.State.FirstTime.IsZero() {
-		gauge(streamOldestAgeDesc, time.Since(info.State.FirstTime).Seconds())
+		oldest = time.Since(info.State.FirstTime).Seconds()
 	}
+	gauge(streamOldestAgeDesc, oldest)
 }
