@@ -65,11 +65,25 @@ func Connect(cfg ClickHouseConfig) (driver.Conn, error) {
 		MaxIdleConns:    2,
 		ConnMaxLifetime: time.Hour,
 		Compression:     compression,
+		DialStrategy:    dialWith(cfg.PasswordFunc),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse: %w", err)
 	}
 	return conn, nil
+}
+
+// dialWith is the pool's dial strategy: the default one, with the password
+// password returns at the time of the dial; nil without one.
+func dialWith(password func() string) func(context.Context, int, *clickhouse.Options, clickhouse.Dial) (clickhouse.DialResult, error) {
+	if password == nil {
+		return nil
+	}
+	return func(ctx context.Context, id int, opts *clickhouse.Options, dial clickhouse.Dial) (clickhouse.DialResult, error) {
+		o := *opts
+		o.Auth.Password = password()
+		return clickhouse.DefaultDialStrategy(ctx, id, &o, dial)
+	}
 }
 
 // Close closes the ClickHouse connections.
@@ -94,6 +108,12 @@ func (a *Archiver) Run(ctx context.Context, drain time.Duration) error {
 		return applySchema(ctx, a.conn, a.cfg.ClickHouse.Database, a.log)
 	}); err != nil {
 		return nil // stopped before ClickHouse was ever reachable
+	}
+	if a.cfg.RetentionMonths > 0 {
+		rctx, stop := context.WithCancel(ctx)
+		retained := make(chan struct{})
+		go func() { defer close(retained); a.retain(rctx) }()
+		defer func() { stop(); <-retained }()
 	}
 	it, err := a.pull(ctx)
 	if err != nil {

@@ -21,6 +21,10 @@ type ClickHouseConfig struct {
 	// Username and Password authenticate (default user, no password when
 	// empty).
 	Username, Password string
+	// PasswordFunc, when set, is asked for the password each time the
+	// pool opens a connection, instead of Password: a rotated password
+	// then applies without a restart (connections already open stay).
+	PasswordFunc func() string
 	// TLS, when set, connects over TLS (ClickHouse's tcp_port_secure).
 	TLS *tls.Config
 	// DialTimeout bounds connecting; QueryTimeout bounds one statement.
@@ -51,6 +55,11 @@ type Config struct {
 	Durable string
 	// AckWait is how long JetStream waits for an ack before redelivering.
 	AckWait time.Duration
+	// RetentionMonths, when > 0, is how many calendar months of history
+	// the archive keeps (the current one included): every retentionEvery
+	// the archiver drops the monthly partitions older than that. 0 keeps
+	// everything.
+	RetentionMonths int
 	// RetryMin and RetryMax bound the backoff while ClickHouse is down.
 	RetryMin, RetryMax time.Duration
 	// Logger receives notable events; never one line per record.
@@ -154,6 +163,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: retry backoff must satisfy 0 < min <= max", ErrInvalidConfig)
 	case c.Durable == "" || c.Stream == "":
 		return fmt.Errorf("%w: stream and durable names are required", ErrInvalidConfig)
+	case c.RetentionMonths < 0 || c.RetentionMonths > 1200:
+		return fmt.Errorf("%w: retention months must be 0 (keep everything) to 1200, got %d", ErrInvalidConfig, c.RetentionMonths)
 	}
 	return nil
 }
