@@ -25,16 +25,30 @@ func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: callflow %s\n\n", synopsis)
-		fmt.Fprintln(stderr, "Flags (each also read from its environment variable; a flag given on the command line wins):")
-		fs.VisitAll(func(f *flag.Flag) {
-			def := ""
-			if f.DefValue != "" {
-				def = " (default " + f.DefValue + ")"
-			}
-			fmt.Fprintf(stderr, "  --%s  [%s]%s\n      %s\n", f.Name, envName(f.Name), def, f.Usage)
-		})
+		printFlags(stderr, fs, func(string) bool { return true })
+		fmt.Fprintf(stderr, "\n%s\n", exitCodes)
 	}
 	return fs
+}
+
+// printFlags lists the flags of fs that show selects, each with its
+// environment variable, default and short spelling.
+func printFlags(w io.Writer, fs *flag.FlagSet, show func(name string) bool) {
+	fmt.Fprintln(w, "Flags (each also read from its environment variable; a flag given on the command line wins):")
+	short := map[string]string{}
+	for s, long := range shortFlags {
+		short[long] = "-" + s + ", "
+	}
+	fs.VisitAll(func(f *flag.Flag) {
+		if !show(f.Name) {
+			return
+		}
+		def := ""
+		if f.DefValue != "" {
+			def = " (default " + f.DefValue + ")"
+		}
+		fmt.Fprintf(w, "  %s--%s  [%s]%s\n      %s\n", short[f.Name], f.Name, envName(f.Name), def, f.Usage)
+	})
 }
 
 // parseFlags parses args, then the CALLFLOW_* environment for flags not

@@ -24,42 +24,41 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-const flowsSynopsis = `flows <apply|get|list|delete|simulate> [flags] [id]
-
-  apply -f FILE|DIR [-f FILE|DIR ...]
-  get ID
-  list [--sub-account S] [--limit N] [--cursor C | --all]
-  delete ID [--force]
-  simulate --number N --from F [--sub-account S] [--digits D,D,...]
-           [--nats-url URL] [--subject S] [--max-steps N]
-
-apply stores every flow of the files given (JSON or YAML, several flows per
+// flowsCommand is `callflow flows`: its actions, their flags and
+// arguments.
+var flowsCommand = verbCommand{name: "flows", verbs: []verb{
+	{name: "apply", synopsis: "-f FILE|DIR [-f FILE|DIR ...]", flags: []string{"f", "file"}},
+	{name: "get", synopsis: "ID [-o FORMAT]", arg: "ID", output: true},
+	{name: "list", synopsis: "[--sub-account S] [--limit N] [--cursor C | --all] [-o FORMAT]",
+		flags: []string{"sub-account", "limit", "cursor", "all"}, output: true},
+	{name: "delete", synopsis: "ID [--force]", flags: []string{"force"}, arg: "ID"},
+	{name: "simulate", synopsis: `--number N --from F [--sub-account S] [--digits D,D,...]
+           [--nats-url URL] [--subject S] [--max-steps N]`,
+		flags: []string{"number", "from", "sub-account", "digits", "subject", "max-steps",
+			"nats-url", "nats-user", "nats-password", "nats-password-file", "nats-token", "nats-token-file",
+			"nats-nkey", "nats-creds", "nats-tls-ca", "nats-tls-cert", "nats-tls-key"}},
+}, about: `apply stores every flow of the files given (JSON or YAML, several flows per
 file as a list, YAML documents or JSON values one after the other; a
 directory: its *.json, *.yaml and *.yml files) with PUT /v1/flows/{id}, each
 flow naming its "id". Every file is read before anything is stored. A flow's
 "version", when given, must be its current one (a change made meanwhile is
 not overwritten). In YAML, quote phone numbers ("+6560000001": unquoted, it
-is a number, which the API refuses). Errors are the admin API's, and exit 1.
+is a number, which the API refuses). Errors are the admin API's, and exit 1;
+apply's name the flow's file and the field in it.
+
+get and list print json (the default), a table or ids (--output, -o).
 
 simulate walks a call through a running decider over NATS, as 8x8 would: a
 CALL_RECEIVED from --from to --number, then an ACTION_COMPLETED with the
 answer's clientActionId and the next --digits (an empty entry: the caller
 pressed nothing), printing each answer, until the call ends (hangup,
-makeCall), the digits run out or --max-steps answers.`
+makeCall), the digits run out or --max-steps answers.`}
 
-// flowVerbs lists each verb's flags besides clientFlags, and whether it
-// takes a flow id.
-var flowVerbs = map[string]struct {
-	flags []string
-	id    bool
-}{
-	"apply":  {[]string{"f", "file"}, false},
-	"get":    {nil, true},
-	"list":   {[]string{"sub-account", "limit", "cursor", "all"}, false},
-	"delete": {[]string{"force"}, true},
-	"simulate": {[]string{"number", "from", "sub-account", "digits", "subject", "max-steps",
-		"nats-url", "nats-user", "nats-password", "nats-password-file", "nats-token", "nats-token-file",
-		"nats-nkey", "nats-creds", "nats-tls-ca", "nats-tls-cert", "nats-tls-key"}, false},
+// flowFlags names the flag or argument behind the fields of the flows
+// API's paths and queries, for its errors (apply's errors are about the
+// file, and keep the API's field names).
+var flowFlags = map[string]string{
+	"id": "ID", "subAccountId": "--sub-account", "force": "--force", "limit": "--limit", "cursor": "--cursor",
 }
 
 // fileList is a flag given once per file or directory.
@@ -71,7 +70,7 @@ func (l *fileList) Set(v string) error { *l = append(*l, v); return nil }
 // runFlows is a client of the admin API's /v1/flows, and of the deciders
 // (simulate).
 func runFlows(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("flows", flowsSynopsis, stderr)
+	fs := newFlagSet("flows", "flows", stderr)
 	client := clientFlagSet(fs)
 	var files fileList
 	fs.Var(&files, "f", "apply: a flow file (JSON or YAML) or a directory of them; repeat for more")
@@ -94,27 +93,20 @@ func runFlows(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&o.natsTLSCert, "nats-tls-cert", "", "simulate: client certificate file (PEM) presented to NATS")
 	fs.StringVar(&o.natsTLSKey, "nats-tls-key", "", "simulate: private key file (PEM) of --nats-tls-cert")
 	pages := pageFlags(fs)
-	if len(args) == 0 {
-		fs.Usage()
-		return errUsage
-	}
-	verb := args[0]
-	spec, ok := flowVerbs[verb]
-	if !ok {
-		fmt.Fprintf(stderr, "callflow flows: unknown action %q\n", verb)
-		fs.Usage()
-		return errUsage
-	}
-	given, err := parseVerb(fs, "flows", verb, args[1:], spec.flags, spec.id, stderr)
+	output := registerOutput(fs)
+	v, given, err := flowsCommand.parse(fs, args, stderr)
 	if err != nil {
 		return err
 	}
 	c := client()
+	if v.name != "apply" {
+		c.flags = flowFlags
+	}
 	id := ""
-	if spec.id {
+	if v.arg != "" {
 		id = url.PathEscape(fs.Arg(0))
 	}
-	switch verb {
+	switch v.name {
 	case "apply":
 		if len(files) == 0 {
 			fmt.Fprintln(stderr, "callflow flows apply: give the flows with -f FILE (or a directory)")
@@ -122,19 +114,19 @@ func runFlows(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		return applyFlows(ctx, c, files, stdout, stderr)
 	case "get":
-		return c.print(ctx, http.MethodGet, "/v1/flows/"+id, nil, stdout)
+		return c.print(ctx, http.MethodGet, "/v1/flows/"+id, nil, flowResource, *output, stdout)
 	case "list":
 		q := url.Values{}
 		if given["sub-account"] {
 			q.Set("subAccountId", *subAccount)
 		}
-		return c.list(ctx, "/v1/flows", "flows", q, pages, stdout)
+		return c.list(ctx, "/v1/flows", flowResource, q, pages, *output, stdout, stderr)
 	case "delete":
 		path := "/v1/flows/" + id
 		if given["force"] && *force {
 			path += "?force=true"
 		}
-		return c.print(ctx, http.MethodDelete, path, nil, stdout)
+		return c.print(ctx, http.MethodDelete, path, nil, flowResource, outputJSON, stdout)
 	default: // simulate
 		sim := simulation{number: *number, from: *from, subAccount: *subAccount, subject: *subject, maxSteps: *maxSteps, timeout: c.http.Timeout}
 		switch {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -183,6 +184,17 @@ func TestFlowsCLI(t *testing.T) {
 		t.Errorf("flows list --sub-account globex: %+v %v", list, err)
 	}
 
+	// --output on list and get.
+	ids := strings.Fields(run(acme, "flows", "list", "-o", "ids"))
+	if len(ids) != len(files) || !slices.Contains(ids, "main-menu") {
+		t.Errorf("flows list -o ids: %q", ids)
+	}
+	table := strings.Split(strings.TrimSpace(run(acme, "flows", "get", "main-menu", "-o", "table")), "\n")
+	if len(table) != 2 || !strings.HasPrefix(table[0], "ID ") || !strings.Contains(table[0], "VERSION") ||
+		!strings.HasPrefix(table[1], "main-menu  2 ") || !strings.Contains(table[1], " acme ") {
+		t.Errorf("flows get -o table:\n%s", strings.Join(table, "\n"))
+	}
+
 	// Attached to a number, a flow is not deleted without --force.
 	adminDo(t, adminURL, root, http.MethodPut, "/v1/numbers/+6568340001", `{"subAccountId": "acme", "flow": "deliveries"}`, http.StatusCreated)
 
@@ -230,6 +242,7 @@ func TestFlowsCLI(t *testing.T) {
 		{"missing file", root, []string{"flows", "apply", "-f", filepath.Join(dir, "nope.yaml")}, 1, "no such file"},
 		{"apply without -f", root, []string{"flows", "apply"}, 2, "give the flows with -f"},
 		{"get unknown", root, []string{"flows", "get", "nope"}, 1, "404 Not Found"},
+		{"bad limit", root, []string{"flows", "list", "--limit", "5000"}, 1, "400 Bad Request: --limit: "},
 		{"delete attached", root, []string{"flows", "delete", "deliveries"}, 1, "409 Conflict"},
 		{"get without id", root, []string{"flows", "get"}, 2, "exactly one argument"},
 		{"a flag of another verb", root, []string{"flows", "get", "--force", "x"}, 2, "does not take --force"},

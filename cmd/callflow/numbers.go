@@ -8,34 +8,42 @@ import (
 	"net/url"
 )
 
-const numbersSynopsis = `numbers <add|get|list|remove> [flags] [number]
-
-  add NUMBER [--sub-account S] [--country CC] [--status Active|Unhealthy|Expiring|Inactive]
+// numbersCommand is `callflow numbers`: its actions, their flags and
+// arguments.
+var numbersCommand = verbCommand{name: "numbers", verbs: []verb{
+	{name: "add", synopsis: `NUMBER [--sub-account S] [--country CC] [--status Active|Unhealthy|Expiring|Inactive]
              [--out-of-session-action hangup|forward [--out-of-session-destination N]
               [--out-of-session-text T] [--out-of-session-voice V] [--out-of-session-language L]
-             | --no-out-of-session] [--flow ID | --no-flow]
-  get NUMBER
-  list [--sub-account S] [--status S] [--limit N] [--cursor C | --all]
-  remove NUMBER [--force]
-
-add registers a number in the pool (--sub-account required then) or
+             | --no-out-of-session] [--flow ID | --no-flow] [-o FORMAT]`,
+		flags: []string{"sub-account", "country", "status", "out-of-session-action", "out-of-session-destination",
+			"out-of-session-text", "out-of-session-voice", "out-of-session-language", "no-out-of-session", "flow", "no-flow"},
+		arg: "NUMBER", output: true},
+	{name: "get", synopsis: "NUMBER [-o FORMAT]", arg: "NUMBER", output: true},
+	{name: "list", synopsis: "[--sub-account S] [--status S] [--limit N] [--cursor C | --all] [-o FORMAT]",
+		flags: []string{"sub-account", "status", "limit", "cursor", "all"}, output: true},
+	{name: "remove", synopsis: "NUMBER [--force]", flags: []string{"force"}, arg: "NUMBER"},
+}, about: `add registers a number in the pool (--sub-account required then) or
 updates it, sending only the flags given; 8x8's number-health webhooks keep
 its status current. remove refuses while sessions are open on the number,
-unless --force, which closes them. Errors are the admin API's, and exit 1.`
+unless --force, which closes them. --output (-o) prints json (the default),
+a table, or ids (the numbers, one a line). Errors are the admin API's, naming
+the flag that set the field it refuses, and exit 1.`}
 
-// numberVerbs lists each verb's flags besides clientFlags.
-var numberVerbs = map[string][]string{
-	"add": {"sub-account", "country", "status", "out-of-session-action", "out-of-session-destination",
-		"out-of-session-text", "out-of-session-voice", "out-of-session-language", "no-out-of-session", "flow", "no-flow"},
-	"get":    nil,
-	"list":   {"sub-account", "status", "limit", "cursor", "all"},
-	"remove": {"force"},
+// numberFlags names the flag or argument behind each field of the
+// numbers API, for its errors.
+var numberFlags = map[string]string{
+	"number": "NUMBER", "subAccountId": "--sub-account", "countryCode": "--country", "status": "--status",
+	"outOfSession": "--out-of-session-action", "outOfSession.action": "--out-of-session-action",
+	"outOfSession.destination": "--out-of-session-destination", "outOfSession.say": "--out-of-session-text",
+	"outOfSession.say.text": "--out-of-session-text", "outOfSession.say.voiceProfile": "--out-of-session-voice",
+	"outOfSession.say.language": "--out-of-session-language", "flow": "--flow", "force": "--force",
+	"limit": "--limit", "cursor": "--cursor",
 }
 
 // runNumbers is a client of the admin API's /v1/numbers: the virtual
 // numbers of the pool that sessions are allocated from.
 func runNumbers(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("numbers", numbersSynopsis, stderr)
+	fs := newFlagSet("numbers", "numbers", stderr)
 	client := clientFlagSet(fs)
 	subAccount := fs.String("sub-account", "", "add, list: the 8x8 sub-account the number belongs to (subAccountId)")
 	country := fs.String("country", "", "add: the number's country (ISO 3166 alpha-2, e.g. SG)")
@@ -50,27 +58,18 @@ func runNumbers(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	flow := fs.String("flow", "", "add: attach this IVR flow to the number (calls to it start the flow)")
 	noFlow := fs.Bool("no-flow", false, "add: detach the number's flow")
 	pages := pageFlags(fs)
-	if len(args) == 0 {
-		fs.Usage()
-		return errUsage
-	}
-	verb := args[0]
-	flags, ok := numberVerbs[verb]
-	if !ok {
-		fmt.Fprintf(stderr, "callflow numbers: unknown action %q\n", verb)
-		fs.Usage()
-		return errUsage
-	}
-	given, err := parseVerb(fs, "numbers", verb, args[1:], flags, verb != "list", stderr)
+	output := registerOutput(fs)
+	v, given, err := numbersCommand.parse(fs, args, stderr)
 	if err != nil {
 		return err
 	}
 	c := client()
+	c.flags = numberFlags
 	number := ""
-	if verb != "list" {
+	if v.arg != "" {
 		number = url.PathEscape(fs.Arg(0))
 	}
-	switch verb {
+	switch v.name {
 	case "add":
 		body := map[string]any{}
 		for name, v := range map[string]string{"sub-account": *subAccount, "country": *country, "status": *status} {
@@ -112,9 +111,9 @@ func runNumbers(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		case given["no-flow"] && *noFlow:
 			body["flow"] = nil
 		}
-		return c.print(ctx, http.MethodPut, "/v1/numbers/"+number, body, stdout)
+		return c.print(ctx, http.MethodPut, "/v1/numbers/"+number, body, numberResource, *output, stdout)
 	case "get":
-		return c.print(ctx, http.MethodGet, "/v1/numbers/"+number, nil, stdout)
+		return c.print(ctx, http.MethodGet, "/v1/numbers/"+number, nil, numberResource, *output, stdout)
 	case "list":
 		q := url.Values{}
 		for name, v := range map[string]string{"sub-account": *subAccount, "status": *status} {
@@ -122,12 +121,12 @@ func runNumbers(ctx context.Context, args []string, stdout, stderr io.Writer) er
 				q.Set(flagField[name], v)
 			}
 		}
-		return c.list(ctx, "/v1/numbers", "numbers", q, pages, stdout)
+		return c.list(ctx, "/v1/numbers", numberResource, q, pages, *output, stdout, stderr)
 	default: // remove
 		path := "/v1/numbers/" + number
 		if given["force"] && *force {
 			path += "?force=true"
 		}
-		return c.print(ctx, http.MethodDelete, path, nil, stdout)
+		return c.print(ctx, http.MethodDelete, path, nil, numberResource, outputJSON, stdout)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -136,6 +137,35 @@ func TestSessionsAndNumbersCLI(t *testing.T) {
 		t.Errorf("sessions list with the acme token: %d sessions, want acme's 2", len(list.Sessions))
 	}
 
+	// --output: ids (one a line, every page with --all) and a table.
+	ids := strings.Fields(run(nil, root, "sessions", "list", "--all", "--limit", "1", "-o", "ids"))
+	slices.Sort(ids)
+	wantIDs := []string{s.ID, s2.ID, other.ID}
+	slices.Sort(wantIDs)
+	if !slices.Equal(ids, wantIDs) {
+		t.Errorf("sessions list --all -o ids: %q, want %q", ids, wantIDs)
+	}
+	table := strings.Split(strings.TrimSpace(run(nil, acme, "sessions", "get", s.ID, "--output", "table")), "\n")
+	if len(table) != 2 || !strings.HasPrefix(table[0], "ID ") || !strings.Contains(table[0], "  VIRTUAL NUMBER  ") ||
+		strings.Fields(table[1])[0] != s.ID || !strings.Contains(table[1], "+6560000001") || !strings.Contains(table[1], "idle 30m0s") ||
+		!strings.Contains(table[1], "0/3") || !strings.Contains(table[1], "order-1") {
+		t.Errorf("sessions get -o table:\n%s", strings.Join(table, "\n"))
+	}
+	table = strings.Split(strings.TrimSpace(run(nil, root, "sessions", "list", "-o", "table", "--sub-account", "acme")), "\n")
+	if len(table) != 3 || strings.Index(table[1], "+658") != strings.Index(table[0], "PARTICIPANTS") {
+		t.Errorf("sessions list -o table: columns not aligned:\n%s", strings.Join(table, "\n"))
+	}
+	if got := run(nil, acme, "numbers", "list", "-o", "ids"); got != "+6560000001\n+6560000002\n" {
+		t.Errorf("numbers list -o ids: %q", got)
+	}
+	if got := run(nil, acme, "numbers", "add", "+6560000002", "--status", "Unhealthy", "-o", "ids"); got != "+6560000002\n" {
+		t.Errorf("numbers add -o ids: %q", got)
+	}
+	table = strings.Split(strings.TrimSpace(run(nil, acme, "numbers", "get", "+6560000001", "-o", "table")), "\n")
+	if len(table) != 2 || !strings.HasPrefix(table[0], "NUMBER ") || !strings.HasPrefix(table[1], "+6560000001  acme ") || !strings.Contains(table[1], " SG ") {
+		t.Errorf("numbers get -o table:\n%s", strings.Join(table, "\n"))
+	}
+
 	// update, flags after the id as well as before.
 	var u sess
 	run(&u, acme, "sessions", "update", s.ID, "--ttl", "2h", "--ref", "order-2")
@@ -169,9 +199,18 @@ func TestSessionsAndNumbersCLI(t *testing.T) {
 	}{
 		{"closed never reopens", acme, []string{"sessions", "update", s2.ID, "--ttl", "1h"}, 1, "409 Conflict: session is closed"},
 		{"close twice", acme, []string{"sessions", "close", s2.ID}, 1, "409 Conflict"},
-		{"bad participant", root, []string{"sessions", "create", "--virtual-number", "+6590000002", "--participants", "+6581000001,12ab"}, 1, "400 Bad Request: participants[1]"},
-		{"bad expires-at", root, []string{"sessions", "create", "--virtual-number", "+6590000002", "--participants", "+6581000001,+6582000001", "--expires-at", "tomorrow"}, 1, "expiresAt"},
-		{"ttl and expires-at", root, []string{"sessions", "create", "--virtual-number", "+6590000002", "--participants", "+6581000001,+6582000001", "--ttl", "1h", "--expires-at", at.Format(time.RFC3339)}, 1, "expiresAt"},
+		{"bad participant", root, []string{"sessions", "create", "--virtual-number", "+6590000002", "--participants", "+6581000001,12ab"}, 1, "400 Bad Request: --participants (item 2): "},
+		{"one participant", root, []string{"sessions", "create", "--virtual-number", "+6590000002", "--participants", "+6581000001"}, 1, "400 Bad Request: --participants: "},
+		{"bad virtual number", root, []string{"sessions", "create", "--virtual-number", "12", "--participants", "+6581000001,+6582000001"}, 1, "400 Bad Request: --virtual-number: "},
+		{"bad ttl mode", root, []string{"sessions", "create", "--virtual-number", "+6590000002", "--participants", "+6581000001,+6582000001", "--ttl-mode", "sometimes"}, 1, `400 Bad Request: --ttl-mode: "sometimes"`},
+		{"ttl too long", root, []string{"sessions", "create", "--virtual-number", "+6590000002", "--participants", "+6581000001,+6582000001", "--ttl", "100000h"}, 1, "400 Bad Request: --ttl: must be from 0"},
+		{"negative max calls", root, []string{"sessions", "update", s.ID, "--max-calls", "-1"}, 1, "400 Bad Request: --max-calls: "},
+		{"bad pin", root, []string{"sessions", "create", "--virtual-number", "+6590000002", "--participants", "+6581000001,+6582000001", "--pin", "12"}, 1, "400 Bad Request: --pin: "},
+		{"bad country", root, []string{"numbers", "add", "+6560000009", "--sub-account", "acme", "--country", "Singapore"}, 1, "400 Bad Request: --country: "},
+		{"bad policy", root, []string{"numbers", "add", "+6560000009", "--sub-account", "acme", "--out-of-session-action", "sing"}, 1, "400 Bad Request: --out-of-session-action: "},
+		{"bad number", root, []string{"numbers", "add", "12ab", "--sub-account", "acme"}, 1, `400 Bad Request: NUMBER: "12ab"`},
+		{"bad expires-at", root, []string{"sessions", "create", "--virtual-number", "+6590000002", "--participants", "+6581000001,+6582000001", "--expires-at", "tomorrow"}, 1, `400 Bad Request: --expires-at: "tomorrow" is not an RFC 3339 time`},
+		{"ttl and expires-at", root, []string{"sessions", "create", "--virtual-number", "+6590000002", "--participants", "+6581000001,+6582000001", "--ttl", "1h", "--expires-at", at.Format(time.RFC3339)}, 1, "400 Bad Request: --expires-at: give ttlSeconds or expiresAt, not both"},
 		{"pool exhausted", acme, []string{"sessions", "create", "--participants", "+6581000001,+6582000099"}, 1, "exhausted"},
 		{"another tenant's session", acme, []string{"sessions", "get", other.ID}, 1, "404 Not Found: session not found"},
 		{"another tenant's number", acme, []string{"numbers", "get", "+6560000003"}, 1, "404 Not Found"},
@@ -179,14 +218,16 @@ func TestSessionsAndNumbersCLI(t *testing.T) {
 		{"wrong token", "nope", []string{"sessions", "list"}, 1, "401 Unauthorized"},
 		{"interactions without ClickHouse", root, []string{"sessions", "interactions", s.ID}, 1, "interactions need ClickHouse (--clickhouse-addr)"},
 		{"remove with open sessions", root, []string{"numbers", "remove", "+6560000001"}, 1, "409 Conflict: number has open sessions"},
-		{"bad status filter", root, []string{"numbers", "list", "--status", "good"}, 1, "400 Bad Request: status"},
-		{"bad limit", root, []string{"sessions", "list", "--limit", "5000"}, 1, "limit"},
+		{"bad status filter", root, []string{"numbers", "list", "--status", "good"}, 1, "400 Bad Request: --status: "},
+		{"bad session status filter", root, []string{"sessions", "list", "--status", "good"}, 1, "400 Bad Request: --status: "},
+		{"bad limit", root, []string{"sessions", "list", "--limit", "5000"}, 1, `400 Bad Request: --limit: "5000"`},
+		{"bad cursor", root, []string{"numbers", "list", "--cursor", "nonsense"}, 1, "400 Bad Request: --cursor: "},
 		{"update with nothing", root, []string{"sessions", "update", s.ID}, 2, "nothing to change"},
 		{"get without id", root, []string{"sessions", "get"}, 2, "exactly one argument"},
 		{"a flag of another verb", root, []string{"sessions", "get", "--ref", "x", s.ID}, 2, "does not take --ref"},
 		{"unknown verb", root, []string{"sessions", "extend", s.ID}, 2, "unknown action"},
 		{"numbers unknown verb", root, []string{"numbers", "delete", "+6560000001"}, 2, "unknown action"},
-		{"fractional ttl", root, []string{"sessions", "create", "--virtual-number", "+6590000002", "--participants", "+6581000001,+6582000001", "--ttl", "1.5s"}, 1, "whole seconds"},
+		{"fractional ttl", root, []string{"sessions", "create", "--virtual-number", "+6590000002", "--participants", "+6581000001,+6582000001", "--ttl", "1.5s"}, 2, "--ttl 1.5s: give whole seconds"},
 	}
 	for _, tt := range errs {
 		t.Run(tt.name, func(t *testing.T) {
@@ -205,6 +246,18 @@ func TestSessionsAndNumbersCLI(t *testing.T) {
 	run(&u, acme, "sessions", "get", s.ID)
 	if u.Status != "closed" {
 		t.Errorf("session on a removed number: %+v, want closed", u)
+	}
+	// sessions list -o ids | xargs -n1 callflow sessions close
+	id := strings.TrimSpace(run(nil, root, "sessions", "create", "--virtual-number", "+6590000003", "--participants", "+6581000004,+6582000004", "-o", "ids"))
+	open := strings.Fields(run(nil, root, "sessions", "list", "-o", "ids"))
+	if !slices.Contains(open, id) {
+		t.Errorf("sessions list -o ids: %q lacks %s, created with -o ids", open, id)
+	}
+	for _, id := range open {
+		run(nil, root, "sessions", "close", id)
+	}
+	if out := run(nil, root, "sessions", "list", "-o", "ids"); out != "" {
+		t.Errorf("open sessions after closing every id listed: %q", out)
 	}
 	if out := run(nil, root, "sessions", "delete", other.ID); !strings.Contains(out, "204") {
 		t.Errorf("sessions delete printed %q", out)
