@@ -327,8 +327,8 @@ func (o *options) registerAdmin(fs *flag.FlagSet, addr string, api bool) {
 	fs.StringVar(&o.adminAddr, "admin-addr", addr, usage)
 	if api {
 		o.secretVar(fs, &o.adminToken, "admin-token", "bearer tokens for /v1/, comma-separated (several to rotate); each is TOKEN, for every sub-account, or TOKEN@SUB1/SUB2, for only those sub-accounts (others' sessions, numbers and settings are 404 to it; a token cannot itself hold @); required unless --admin-addr is loopback")
-		fs.Float64Var(&o.adminRateLimit, "admin-rate-limit", 20, "requests per second one client address may make to /v1/ (past it, 429); negative: no limit")
-		fs.IntVar(&o.adminRateBurst, "admin-rate-burst", 40, "burst of requests one client address may make to /v1/ above --admin-rate-limit")
+		fs.Float64Var(&o.adminRateLimit, "admin-rate-limit", admin.DefaultRateLimit, "requests per second one client address may make to /v1/ (past it, 429); negative: no limit")
+		fs.IntVar(&o.adminRateBurst, "admin-rate-burst", admin.DefaultRateBurst, "burst of requests one client address may make to /v1/ above --admin-rate-limit")
 	}
 	fs.StringVar(&o.adminTLSCert, "admin-tls-cert", "", "certificate file (PEM) to serve the admin listener over TLS; reloaded on SIGHUP")
 	fs.StringVar(&o.adminTLSKey, "admin-tls-key", "", "private key file (PEM) of --admin-tls-cert")

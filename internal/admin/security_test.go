@@ -69,7 +69,7 @@ func (failingRecorder) Record(string, string, []byte) error {
 // listener, over a session store and a records stream on a real NATS
 // server.
 type adminEnv struct {
-	t     *testing.T
+	t     testing.TB
 	ns    *server.Server
 	js    jetstream.JetStream
 	store *session.Store
@@ -88,7 +88,7 @@ type adminOptions struct {
 	nats *server.Server
 }
 
-func newAdminEnv(t *testing.T, o adminOptions) *adminEnv {
+func newAdminEnv(t testing.TB, o adminOptions) *adminEnv {
 	t.Helper()
 	ns := o.nats
 	if ns == nil {
@@ -179,7 +179,7 @@ func (e *adminEnv) send(c call) reply {
 	return secSend(e.t, &http.Transport{}, e.url, c)
 }
 
-func secSend(t *testing.T, tr *http.Transport, base string, c call) reply {
+func secSend(t testing.TB, tr *http.Transport, base string, c call) reply {
 	t.Helper()
 	if c.from != "" {
 		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(c.from)}, Timeout: 5 * time.Second}
@@ -474,6 +474,26 @@ func TestAdminRateLimit(t *testing.T) {
 	}
 	if got := e.refused(RefusedRateLimited); got != float64(limited) {
 		t.Errorf("probes were counted as rate limited: %v, want %d", got, limited)
+	}
+}
+
+// TestAdminRateLimitDefault: the default per-client limit lets a CRM's
+// burst of 120 creates through at once (at 20/s with bursts of 40, 81 of
+// them were refused); TestAdminRateLimit shows a client refused past its
+// burst.
+func TestAdminRateLimitDefault(t *testing.T) {
+	e := newAdminEnv(t, adminOptions{cfg: func(c *Config) { c.RateLimit, c.RateBurst = 0, 0 }})
+	if e.srv.cfg.RateLimit != DefaultRateLimit || e.srv.cfg.RateBurst != DefaultRateBurst {
+		t.Fatalf("defaults %v/s, burst %d, want %v/s, burst %d", e.srv.cfg.RateLimit, e.srv.cfg.RateBurst, DefaultRateLimit, DefaultRateBurst)
+	}
+	for i := range 120 {
+		body := sessionBody("+6590000001", fmt.Sprintf("+6581%06d", i), fmt.Sprintf("+6582%06d", i))
+		if r := e.send(call{method: http.MethodPost, path: "/v1/sessions", auth: "Bearer " + secTokenNew, body: []byte(body)}); r.status != http.StatusCreated {
+			t.Fatalf("create %d of the burst: %s", i+1, r)
+		}
+	}
+	if got := e.refused(RefusedRateLimited); got != 0 {
+		t.Errorf("%v requests of the burst refused, want none", got)
 	}
 }
 
