@@ -105,7 +105,9 @@ func (s *Store) Idempotent(ctx context.Context, scope Scope, key, fingerprint st
 	wctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	for attempt := 0; ; attempt++ {
-		if err := pause(wctx, attempt); err != nil && ctx.Err() != nil {
+		// pause doubles up to its ceiling by the 7th attempt; a larger
+		// attempt would overflow its shift.
+		if err := pause(wctx, min(attempt, 8)); err != nil && ctx.Err() != nil {
 			return nil, nil, ctx.Err()
 		}
 		rec := idempotencyRecord{Fingerprint: fingerprint, ClaimedAt: time.Now().UTC()}
