@@ -21,7 +21,8 @@ import (
 // MountSessions serves the masking API on s under /v1/, writing an audit
 // record of every change through rec (nil: none). Sessions:
 //
-//	POST   /v1/sessions                     create (201, 400, 404, 409)
+//	POST   /v1/sessions                     create (201, 400, 404, 409; 422 for an
+//	                                        Idempotency-Key used with another body)
 //	GET    /v1/sessions?subAccountId=&virtualNumber=&participant=&ref=&pin=&status=&limit=&cursor=
 //	                                        list, a page at a time
 //	GET    /v1/sessions/{id}                read, open or closed (200, 404)
