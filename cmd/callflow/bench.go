@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -18,7 +19,7 @@ const benchSynopsis = `bench [flags]
   request's scheduled send time), or closed loop with --rate 0
   (--connections requests in flight, each sent when the previous answer
   came back). Creates --sessions masking sessions through the admin API
-  first. --baseline measures a bare fasthttp responder with the same load
+  first, and removes them when it ends (done, failed or interrupted). --baseline measures a bare fasthttp responder with the same load
   first; --audit checks afterwards that every answered event is stored
   exactly once; --soak is a long open-loop run with progress lines and the
   audit.
@@ -40,7 +41,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&c.Warmup, "warmup", 0, "run the same load this long before measuring, on each target, and discard its figures")
 	fs.DurationVar(&c.Drain, "drain", 5*time.Second, "after --duration, how long requests still queued or in flight are waited for")
 	fs.IntVar(&c.Sessions, "sessions", bench.DefaultSessions, "masking sessions to create through the admin API first (0: none, every call is out of session)")
-	fs.DurationVar(&c.SessionTTL, "session-ttl", time.Hour, "lifetime of the sessions created, raised to outlast the run (0: no expiry)")
+	fs.DurationVar(&c.SessionTTL, "session-ttl", time.Hour, "lifetime of the sessions created, whole seconds, raised to outlast the run (0: no expiry); bench removes them when it ends, the TTL covers a removal that fails")
 	fs.StringVar(&c.AdminURL, "admin-url", bench.DefaultAdminURL, "base URL of the admin API, for the sessions; loopback unless --allow-remote")
 	fs.StringVar(&c.AdminToken, "admin-token", "", "bearer token for the admin API")
 	fs.Float64Var(&c.Mix.InSession, "mix-in-session", bench.DefaultMix.InSession, "weight of CALL_ACTIONs from session participants to their virtual number")
@@ -60,7 +61,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.BoolVar(&c.Soak, "soak", false, "soak: an open-loop run of --duration with progress lines, the audit and --pids memory")
 	fs.DurationVar(&c.ReportEvery, "report-every", 10*time.Second, "interval of progress lines on stderr (runs longer than it, and soaks; 0: none)")
 	pids := fs.String("pids", "", "comma-separated process ids whose peak memory (VmHWM) and RSS are reported")
-	fs.BoolVar(&c.AllowRemote, "allow-remote", false, "allow a --url or --admin-url host that is not loopback; load on other addresses is forbidden in this workplace, do not set this there")
+	fs.BoolVar(&c.AllowRemote, "allow-remote", false, "allow a --url or --admin-url host that is not loopback. Without it bench refuses any other address, so that load (and the sessions it creates) is never aimed at a production system by mistake; set it only to load a test system on another machine")
 	fs.StringVar(&c.RunID, "run-id", "", "run id in event ids bench-<run-id>-<n> and session numbers (default: the start time in Unix milliseconds)")
 	if err := parseFlags(fs, args, false); err != nil {
 		return err
@@ -71,10 +72,15 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		pid, err := strconv.Atoi(p)
 		if err != nil {
-			return fmt.Errorf("--pids: %q is not a process id", p)
+			fmt.Fprintf(stderr, "callflow bench: --pids: %q is not a process id\n", p)
+			return errUsage
 		}
 		c.PIDs = append(c.PIDs, pid)
 	}
 	_, err := bench.Run(ctx, c, stdout, stderr)
+	if errors.Is(err, bench.ErrConfig) {
+		fmt.Fprintf(stderr, "callflow bench: %v\n", err)
+		return errUsage
+	}
 	return err
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/callflow/callflow/internal/bench"
 	"github.com/callflow/callflow/internal/chtest"
+	"github.com/callflow/callflow/internal/natstest"
 )
 
 // TestBenchAgainstServe runs `callflow bench` as a user would against a
@@ -91,6 +94,13 @@ func TestBenchAgainstServe(t *testing.T) {
 	if len(rep.Processes) != 1 || rep.Processes[0].PeakRSS == 0 {
 		t.Errorf("processes %+v", rep.Processes)
 	}
+	// The sessions it created are gone.
+	if rep.Sessions != nil && (rep.Sessions.Removed != 20 || rep.Sessions.RemoveError != "") {
+		t.Errorf("sessions removed: %+v", rep.Sessions)
+	}
+	if n := benchSessions(t, adminAddr); n != 0 {
+		t.Errorf("%d sessions left after the bench, want none", n)
+	}
 
 	// A second run finds only its own events: ids do not collide.
 	stdout.Reset()
@@ -104,9 +114,58 @@ func TestBenchAgainstServe(t *testing.T) {
 			t.Errorf("second run's report lacks %q:\n%s", want, stdout.String())
 		}
 	}
+	if n := benchSessions(t, adminAddr); n != 0 {
+		t.Errorf("%d sessions left after the second bench, want none", n)
+	}
+
+	// Interrupted once its sessions exist, it still removes them.
+	ictx, interrupt := context.WithCancel(ctx)
+	defer interrupt()
+	done := make(chan int, 1)
+	var istdout, istderr bytes.Buffer
+	go func() {
+		done <- run(ictx, []string{"bench", "--url", "http://" + httpAddr + "/vca", "--admin-url", "http://" + adminAddr,
+			"--rate", "50", "--duration", "60s", "--sessions", "5"}, &istdout, &istderr)
+	}()
+	natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+		if n := benchSessions(t, adminAddr); n < 5 {
+			return fmt.Errorf("%d sessions so far", n)
+		}
+		return nil
+	})
+	interrupt()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("interrupted bench did not end:\n%s", istderr.String())
+	}
+	if n := benchSessions(t, adminAddr); n != 0 {
+		t.Errorf("%d sessions left after an interrupted bench, want none:\n%s", n, istderr.String())
+	}
+	if !strings.Contains(istdout.String(), "5 removed afterwards") {
+		t.Errorf("the interrupted run's report does not say its sessions were removed:\n%s", istdout.String())
+	}
 	if err := p.stop(t); err != nil {
 		t.Errorf("serve exit: %v", err)
 	}
+}
+
+// benchSessions is how many sessions the admin API at adminAddr holds,
+// open or closed.
+func benchSessions(t *testing.T, adminAddr string) int {
+	t.Helper()
+	resp, err := http.Get("http://" + adminAddr + "/v1/sessions?status=all&limit=1000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var list struct {
+		Sessions []json.RawMessage `json:"sessions"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /v1/sessions: %s %v", resp.Status, err)
+	}
+	return len(list.Sessions)
 }
 
 func TestBenchCommandLine(t *testing.T) {
@@ -117,11 +176,13 @@ func TestBenchCommandLine(t *testing.T) {
 		wantErr  string
 	}{
 		{"help", []string{"bench", "--help"}, 0, "CALLFLOW_RATE"},
-		{"remote url", []string{"bench", "--url", "http://192.0.2.1:8080/vca"}, 1, "not loopback"},
-		{"remote admin", []string{"bench", "--admin-url", "http://192.0.2.1:8081"}, 1, "--admin-url"},
-		{"negative rate", []string{"bench", "--rate", "-5"}, 1, "--rate"},
-		{"soak needs a rate", []string{"bench", "--soak", "--rate", "0"}, 1, "--soak"},
-		{"bad pid", []string{"bench", "--pids", "12,x"}, 1, "--pids"},
+		{"remote url", []string{"bench", "--url", "http://192.0.2.1:8080/vca"}, 2, "not loopback"},
+		{"remote admin", []string{"bench", "--admin-url", "http://192.0.2.1:8081"}, 2, "--admin-url"},
+		{"negative rate", []string{"bench", "--rate", "-5"}, 2, "--rate"},
+		{"soak needs a rate", []string{"bench", "--soak", "--rate", "0"}, 2, "--soak"},
+		{"bad pid", []string{"bench", "--pids", "12,x"}, 2, "--pids"},
+		{"fractional session ttl", []string{"bench", "--session-ttl", "90.5s"}, 2, "--session-ttl 1m30.5s: give whole seconds"},
+		{"help says why remote is guarded", []string{"bench", "--help"}, 0, "never aimed at a production system by mistake"},
 		// The report is printed, and the exit code says the run failed.
 		{"nothing listening", []string{"bench", "--url", "http://127.0.0.1:1/vca", "--sessions", "0", "--rate", "20", "--duration", "100ms", "--timeout", "200ms"}, 1, "connection 2"},
 	}

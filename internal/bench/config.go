@@ -124,6 +124,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--sessions must be from 0 to %d, got %d", MaxSessions, c.Sessions)
 	case c.SessionTTL < 0:
 		return fmt.Errorf("--session-ttl must be >= 0, got %v", c.SessionTTL)
+	case c.SessionTTL%time.Second != 0:
+		return fmt.Errorf("--session-ttl %v: give whole seconds (the admin API keeps seconds; it would be cut to %v)", c.SessionTTL, c.SessionTTL.Truncate(time.Second))
 	case c.ReportEvery < 0:
 		return fmt.Errorf("--report-every must be >= 0, got %v", c.ReportEvery)
 	case c.AuditWait < 0:
@@ -215,7 +217,17 @@ func validIdent(s string) bool {
 
 // ErrRemote is returned for a URL whose host is not loopback when remote
 // load is not allowed.
-var ErrRemote = errors.New("host is not loopback; load on other addresses is forbidden here unless --allow-remote is given")
+var ErrRemote = errors.New("host is not loopback; bench loads only loopback addresses unless --allow-remote is given, so that it is never aimed at a production system by mistake")
+
+// ErrConfig is matched (errors.Is) by the errors of a configuration Run
+// refuses before doing anything.
+var ErrConfig = errors.New("invalid bench configuration")
+
+// configError is an error of Validate: its text, matching ErrConfig.
+type configError struct{ err error }
+
+func (e configError) Error() string   { return e.err.Error() }
+func (e configError) Unwrap() []error { return []error{e.err, ErrConfig} }
 
 // CheckURL checks that raw is an http(s) URL with a host, and, unless
 // allowRemote, that the host is a loopback address: an IP in 127.0.0.0/8

@@ -74,6 +74,8 @@ func TestConfigValidate(t *testing.T) {
 		{"no connections", func(c *Config) { c.Connections = 0 }, "--connections"},
 		{"no timeout", func(c *Config) { c.Timeout = 0 }, "--timeout"},
 		{"too many sessions", func(c *Config) { c.Sessions = MaxSessions + 1 }, "--sessions"},
+		{"session ttl not whole seconds", func(c *Config) { c.SessionTTL = 1500 * time.Millisecond }, "--session-ttl 1.5s: give whole seconds"},
+		{"session ttl of whole seconds", func(c *Config) { c.SessionTTL = 90 * time.Second }, ""},
 		{"rate too low for the duration", func(c *Config) { c.Rate = 0.5 }, "schedules no request"},
 		{"negative mix", func(c *Config) { c.Mix.Status = -1 }, "--mix-status"},
 		{"empty mix", func(c *Config) { c.Mix = Mix{} }, "add up to 0"},
@@ -99,5 +101,23 @@ func TestConfigValidate(t *testing.T) {
 	c.Soak = true
 	if err := c.Validate(); err != nil || !c.Audit || c.NATSURL != DefaultNATSURL || c.Stream != DefaultStream {
 		t.Errorf("soak: %v, audit %v, nats %q, stream %q", err, c.Audit, c.NATSURL, c.Stream)
+	}
+}
+
+// TestSessionTTLWholeSeconds: the lifetime sent for the sessions is whole
+// seconds, raised (rounded up) to outlast the run, never cut.
+func TestSessionTTLWholeSeconds(t *testing.T) {
+	tests := []struct {
+		cfg  Config
+		want time.Duration
+	}{
+		{Config{SessionTTL: time.Hour, Duration: time.Second}, time.Hour},
+		{Config{SessionTTL: 0, Duration: time.Hour}, 0},
+		{Config{SessionTTL: time.Second, Duration: 1500 * time.Millisecond, Drain: 250 * time.Millisecond}, 10*time.Minute + 4*time.Second},
+	}
+	for _, tt := range tests {
+		if got := sessionTTL(tt.cfg); got != tt.want || got%time.Second != 0 {
+			t.Errorf("sessionTTL(ttl %v, duration %v, drain %v) = %v, want %v", tt.cfg.SessionTTL, tt.cfg.Duration, tt.cfg.Drain, got, tt.want)
+		}
 	}
 }

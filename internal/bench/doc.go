@@ -10,12 +10,15 @@
 // tool creates first through the admin API: calls from their participants
 // to their virtual numbers, strangers calling those numbers, call-status
 // events and session summaries, each body a prebuilt template with a
-// run-unique event id.
+// run-unique event id. The sessions are deleted when the run ends,
+// however it ends (bounded in time; what a failed removal leaves expires
+// with the sessions' TTL).
 //
 // --baseline measures a bare fasthttp responder in the same process with
 // the same load first, so that the real figures come with the machine's
 // ceiling beside them; --audit checks afterwards that every answered event
 // is in the JetStream stream, and in ClickHouse through FINAL, exactly once.
 //
-// Load only ever goes to loopback addresses unless AllowRemote is set.
+// Load only ever goes to loopback addresses unless AllowRemote is set, so
+// that a benchmark is never aimed at a production system by mistake.
 package bench

@@ -123,6 +123,10 @@ type SessionsResult struct {
 	Seconds float64 `json:"seconds"`
 	// Visible says the deciders connected a probe call before the load.
 	Visible bool `json:"visible"`
+	// Removed is how many were deleted after the run; RemoveError the
+	// first failure to delete one (those left expire with their TTL).
+	Removed     int    `json:"removed"`
+	RemoveError string `json:"remove_error,omitempty"`
 }
 
 // Report is everything one invocation found.
@@ -293,7 +297,7 @@ func (rep *Report) WriteText(w io.Writer) {
 		if !s.Visible {
 			vis = "WARNING: no probe call was connected before the load"
 		}
-		fmt.Fprintf(w, "sessions    %d created in %.2fs; %s\n", s.Created, s.Seconds, vis)
+		fmt.Fprintf(w, "sessions    %d created in %.2fs; %s; %d removed afterwards%s\n", s.Created, s.Seconds, vis, s.Removed, errSuffix(s.RemoveError))
 	}
 	if rep.Baseline != nil {
 		rep.Baseline.writeText(w)

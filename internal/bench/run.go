@@ -28,7 +28,7 @@ const auditMargin = 10 * time.Second
 // under test failed: that is in the report.
 func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) (*Report, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, err
+		return nil, configError{err}
 	}
 	started := time.Now()
 	runID := cfg.RunID
@@ -52,6 +52,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) (*Report, er
 	procs := newProcWatch(procfs.DefaultMountPoint, cfg.PIDs)
 	fmt.Fprintf(stderr, "callflow bench: run %s, event ids bench-%s-<n>\n", runID, runID)
 
+	cleanup := func() {}
 	sessions := MakeSessions(runID, cfg.Sessions)
 	traffic, err := NewTraffic(runID, started, sessions, cfg.Mix)
 	if err != nil {
@@ -60,10 +61,14 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) (*Report, er
 	if len(sessions) > 0 {
 		t0 := time.Now()
 		created, err := CreateSessions(ctx, cfg.AdminURL, cfg.AdminToken, sessions, sessionTTL(cfg), cfg.Timeout)
+		rep.Sessions = &SessionsResult{Created: len(created), Seconds: time.Since(t0).Round(time.Millisecond).Seconds()}
+		// The sessions go when the run ends, however it ends: before the
+		// report on success, on the way out otherwise.
+		cleanup = func() { removeSessions(ctx, cfg, created, rep.Sessions, stderr) }
+		defer func() { cleanup() }()
 		if err != nil {
-			return nil, fmt.Errorf("%d of %d sessions created: %w", created, len(sessions), err)
+			return nil, fmt.Errorf("%d of %d sessions created: %w", len(created), len(sessions), err)
 		}
-		rep.Sessions = &SessionsResult{Created: created, Seconds: time.Since(t0).Round(time.Millisecond).Seconds()}
 		rep.Sessions.Visible = probeSessions(ctx, cfg.URL, traffic, sessions, cfg.Timeout, probeWait)
 		if !rep.Sessions.Visible {
 			fmt.Fprintf(stderr, "callflow bench: WARNING: no probe call to a new session was connected within %s; in-session calls may be answered out of session\n", probeWait)
@@ -143,6 +148,8 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) (*Report, er
 		}
 		rep.Audit = a
 	}
+	cleanup()
+	cleanup = func() {}
 	procs.sample(false)
 	if len(cfg.PIDs) > 0 {
 		rep.Processes = procs.snapshot()
@@ -159,13 +166,28 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) (*Report, er
 
 // sessionTTL is the sessions' lifetime: as asked, but never shorter than
 // the run, or in-session calls of a long soak would turn out of session
-// halfway.
+// halfway; whole seconds, rounded up.
 func sessionTTL(cfg Config) time.Duration {
 	if cfg.SessionTTL <= 0 {
 		return 0
 	}
 	need := 2*(cfg.Warmup+cfg.Duration+cfg.Drain) + 10*time.Minute
-	return max(cfg.SessionTTL, need)
+	return max(cfg.SessionTTL, need.Truncate(time.Second)+time.Second)
+}
+
+// removeSessions deletes the sessions a run created, bounded in time; a
+// failure is reported in res and on stderr, not fatal: what is left
+// expires with its TTL.
+func removeSessions(ctx context.Context, cfg Config, ids []string, res *SessionsResult, stderr io.Writer) {
+	if len(ids) == 0 {
+		return
+	}
+	removed, err := RemoveSessions(ctx, cfg.AdminURL, cfg.AdminToken, ids, cfg.Timeout)
+	res.Removed = removed
+	if err != nil {
+		res.RemoveError = err.Error()
+		fmt.Fprintf(stderr, "callflow bench: WARNING: %d of the %d sessions created were not removed (they expire with --session-ttl): %v\n", len(ids)-removed, len(ids), err)
+	}
 }
 
 // warmup runs spec for cfg.Warmup with traffic of its own run id (so its

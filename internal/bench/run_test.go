@@ -105,7 +105,13 @@ func TestRunSessions(t *testing.T) {
 	var mu sync.Mutex
 	var created []map[string]any
 	refuse := false
+	var deleted atomic.Int64
 	admin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodDelete && r.URL.Path == "/v1/sessions/x" && r.Header.Get("Authorization") == "Bearer tok" {
+			deleted.Add(1)
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
 		if r.Method != http.MethodPost || r.URL.Path != "/v1/sessions" || r.Header.Get("Authorization") != "Bearer tok" {
 			http.Error(w, `{"error":"no"}`, http.StatusUnauthorized)
 			return
@@ -139,6 +145,10 @@ func TestRunSessions(t *testing.T) {
 	}
 	if rep.Sessions == nil || rep.Sessions.Created != 20 || !rep.Sessions.Visible || len(created) != 20 {
 		t.Fatalf("sessions %+v, %d created", rep.Sessions, len(created))
+	}
+	// Removed when the run ended (the fake API names every session x).
+	if rep.Sessions.Removed != 20 || deleted.Load() != 20 {
+		t.Errorf("sessions %+v, %d deleted; want the 20 removed", rep.Sessions, deleted.Load())
 	}
 	want := MakeSessions("sess1", 20)
 	seen := map[string]bool{}

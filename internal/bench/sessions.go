@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -18,15 +21,35 @@ const sessionCreators = 8
 
 // CreateSessions creates sessions through the admin API (POST
 // /v1/sessions) with the given lifetime, a few at a time, and stops at the
-// first failure, whose error carries the API's answer.
-func CreateSessions(ctx context.Context, adminURL, token string, sessions []Session, ttl, timeout time.Duration) (int, error) {
+// first failure, whose error carries the API's answer. It returns the ids
+// of the sessions created, on failure too, so that they can be removed.
+func CreateSessions(ctx context.Context, adminURL, token string, sessions []Session, ttl, timeout time.Duration) ([]string, error) {
 	client := &http.Client{Timeout: timeout}
 	endpoint := strings.TrimRight(adminURL, "/") + "/v1/sessions"
+	var (
+		mu      sync.Mutex
+		created []string
+	)
+	err := eachSession(ctx, len(sessions), func(ctx context.Context, i int) error {
+		id, err := createSession(ctx, client, endpoint, token, sessions[i], ttl)
+		if id != "" {
+			mu.Lock()
+			created = append(created, id)
+			mu.Unlock()
+		}
+		return err
+	})
+	return created, err
+}
+
+// eachSession calls do for 0 to n-1, sessionCreators at a time, and stops
+// at the first error, which it returns (or ctx's, when it ends first).
+func eachSession(ctx context.Context, n int, do func(ctx context.Context, i int) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
 		mu       sync.Mutex
-		created  int
+		done     int
 		firstErr error
 		wg       sync.WaitGroup
 	)
@@ -36,10 +59,10 @@ func CreateSessions(ctx context.Context, adminURL, token string, sessions []Sess
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				err := createSession(ctx, client, endpoint, token, sessions[i], ttl)
+				err := do(ctx, i)
 				mu.Lock()
 				if err == nil {
-					created++
+					done++
 				} else if firstErr == nil {
 					firstErr = err
 					cancel()
@@ -49,7 +72,7 @@ func CreateSessions(ctx context.Context, adminURL, token string, sessions []Sess
 		}()
 	}
 feed:
-	for i := range sessions {
+	for i := range n {
 		select {
 		case next <- i:
 		case <-ctx.Done():
@@ -58,47 +81,95 @@ feed:
 	}
 	close(next)
 	wg.Wait()
-	if firstErr == nil && ctx.Err() != nil && created < len(sessions) {
+	if firstErr == nil && ctx.Err() != nil && done < n {
 		firstErr = ctx.Err()
 	}
-	return created, firstErr
+	return firstErr
 }
 
 // createSession creates s, waiting and trying again while the admin API
-// answers 429 (its per-client rate limit), as its Retry-After says.
-func createSession(ctx context.Context, client *http.Client, endpoint, token string, s Session, ttl time.Duration) error {
+// answers 429 (its per-client rate limit), as its Retry-After says, and
+// returns its id.
+func createSession(ctx context.Context, client *http.Client, endpoint, token string, s Session, ttl time.Duration) (string, error) {
+	body, _ := json.Marshal(map[string]any{
+		"virtualNumber": s.VirtualNumber,
+		"participants":  s.Participants,
+		"ttlSeconds":    int64(ttl / time.Second),
+	})
 	for {
-		wait, err := postSession(ctx, client, endpoint, token, s, ttl)
-		if wait == 0 {
-			return err
+		answer, wait, err := adminRequest(ctx, client, http.MethodPost, endpoint, token, body, http.StatusCreated)
+		if err != nil {
+			return "", fmt.Errorf("create session: %w", err)
 		}
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			return fmt.Errorf("create session: %w", ctx.Err())
+		if wait == 0 {
+			var created struct {
+				ID string `json:"id"`
+			}
+			if err := json.Unmarshal(answer, &created); err != nil || created.ID == "" {
+				return "", fmt.Errorf("create session: POST %s answered without a session id: %s", endpoint, bytes.TrimSpace(answer))
+			}
+			return created.ID, nil
+		}
+		if err := sleep(ctx, wait); err != nil {
+			return "", fmt.Errorf("create session: %w", err)
 		}
 	}
 }
 
-// postSession makes one attempt; a positive wait means "rate limited: try
-// again after it".
-func postSession(ctx context.Context, client *http.Client, endpoint, token string, s Session, ttl time.Duration) (time.Duration, error) {
-	body, _ := json.Marshal(map[string]any{
-		"virtualNumber": s.VirtualNumber,
-		"participants":  s.Participants,
-		"ttlSeconds":    int64(ttl.Seconds()),
+// cleanupTimeout bounds how long removing the sessions of a run may take:
+// what is left then expires with its TTL.
+const cleanupTimeout = time.Minute
+
+// RemoveSessions deletes sessions through the admin API (DELETE
+// /v1/sessions/{id}), a few at a time, waiting out its rate limit; a
+// session already gone counts as removed. It runs on after ctx ends (an
+// interrupted run still cleans up), for cleanupTimeout at most, and
+// returns how many were removed and the first failure.
+func RemoveSessions(ctx context.Context, adminURL, token string, ids []string, timeout time.Duration) (int, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	client := &http.Client{Timeout: timeout}
+	base := strings.TrimRight(adminURL, "/") + "/v1/sessions/"
+	var removed atomic.Int64
+	err := eachSession(ctx, len(ids), func(ctx context.Context, i int) error {
+		for {
+			_, wait, err := adminRequest(ctx, client, http.MethodDelete, base+url.PathEscape(ids[i]), token, nil, http.StatusNoContent, http.StatusNotFound)
+			if err != nil {
+				return fmt.Errorf("remove session %s: %w", ids[i], err)
+			}
+			if wait == 0 {
+				removed.Add(1)
+				return nil
+			}
+			if err := sleep(ctx, wait); err != nil {
+				return fmt.Errorf("remove session %s: %w", ids[i], err)
+			}
+		}
 	})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(body))
-	if err != nil {
-		return 0, err
+	return int(removed.Load()), err
+}
+
+// adminRequest makes one request of the admin API and returns the answer's
+// body when its status is one of ok; a positive wait means "rate limited:
+// try again after it"; another status is an error carrying the answer.
+func adminRequest(ctx context.Context, client *http.Client, method, endpoint, token string, body []byte, ok ...int) ([]byte, time.Duration, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
 	}
-	req.Header.Set("Content-Type", "application/json")
+	req, err := http.NewRequestWithContext(ctx, method, endpoint, rd)
+	if err != nil {
+		return nil, 0, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("create session: %w", err)
+		return nil, 0, err
 	}
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
@@ -107,9 +178,9 @@ func postSession(ctx context.Context, client *http.Client, endpoint, token strin
 		if err != nil || secs < 1 {
 			secs = 1
 		}
-		return time.Duration(secs) * time.Second, nil
+		return nil, time.Duration(secs) * time.Second, nil
 	}
-	if resp.StatusCode != http.StatusCreated {
+	if !slices.Contains(ok, resp.StatusCode) {
 		hint := ""
 		switch resp.StatusCode {
 		case http.StatusUnauthorized, http.StatusForbidden:
@@ -117,9 +188,21 @@ func postSession(ctx context.Context, client *http.Client, endpoint, token strin
 		case http.StatusConflict:
 			hint = " (a session of an earlier run with the same --run-id is still open)"
 		}
-		return 0, fmt.Errorf("create session: POST %s answered %s%s: %s", endpoint, resp.Status, hint, bytes.TrimSpace(msg))
+		return nil, 0, fmt.Errorf("%s %s answered %s%s: %s", method, endpoint, resp.Status, hint, bytes.TrimSpace(msg))
 	}
-	return 0, nil
+	return msg, 0, nil
+}
+
+// sleep waits d, or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // probeSessions posts CALL_ACTIONs from participants of a few of the
