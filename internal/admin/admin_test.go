@@ -62,17 +62,29 @@ func TestLogsMaskNumbers(t *testing.T) {
 	if code, _ := do(t, hs, "DELETE", "/v1/sessions/"+id, "", ""); code != http.StatusNoContent {
 		t.Fatalf("delete: %d", code)
 	}
+	// A session closed by removing its number from the pool with force.
+	if code, answer := do(t, hs, "PUT", "/v1/numbers/+65987654321", "", `{"subAccountId":"acme"}`); code != http.StatusCreated {
+		t.Fatalf("put number: %d %v", code, answer)
+	}
+	code, pooled := do(t, hs, "POST", "/v1/sessions", "", validSession)
+	if code != http.StatusCreated {
+		t.Fatalf("create on the pool number: %d %v", code, pooled)
+	}
+	if code, answer := do(t, hs, "DELETE", "/v1/numbers/+65987654321?force=true", "", ""); code != http.StatusNoContent {
+		t.Fatalf("remove the number: %d %v", code, answer)
+	}
 	out := logs.String()
-	tests := []struct{ msg, operation string }{
-		{"session created", ""},
-		{"session changed", "update"},
-		{"session changed", "close"},
-		{"session deleted", ""},
+	tests := []struct{ id, msg, operation string }{
+		{id, "session created", ""},
+		{id, "session changed", "update"},
+		{id, "session changed", "close"},
+		{id, "session deleted", ""},
+		{pooled["id"].(string), "session changed", "close"},
 	}
 	for _, tt := range tests {
 		n := countLogLines(t, out, func(l map[string]any) bool {
 			ps, _ := l["participants"].([]any)
-			return l["msg"] == tt.msg && l["level"] == "INFO" && l["id"] == id && (tt.operation == "" || l["operation"] == tt.operation) &&
+			return l["msg"] == tt.msg && l["level"] == "INFO" && l["id"] == tt.id && (tt.operation == "" || l["operation"] == tt.operation) &&
 				l["virtual_number"] == "+65*******21" && len(ps) == 2 && ps[0] == "+65*******89" && ps[1] == "+65******21"
 		})
 		if n != 1 {

@@ -205,3 +205,20 @@ func countLogLines(t *testing.T, out string, match func(map[string]any) bool) in
 	}
 	return n
 }
+
+// TestMaskedPath: a request's path is logged with its phone numbers
+// masked.
+func TestMaskedPath(t *testing.T) {
+	tests := []struct{ path, want string }{
+		{"/v1/numbers/+65987654321", "/v1/numbers/+65*******21"},
+		{"/v1/numbers/6598-7654-321", "/v1/numbers/659********21"},
+		{"/v1/sessions/0123456789abcdef0123456789abcdef", "/v1/sessions/0123456789abcdef0123456789abcdef"},
+		{"/v1/numbers/12ab", "/v1/numbers/12ab"},
+		{"/healthz", "/healthz"},
+	}
+	for _, tt := range tests {
+		if got := maskedPath(tt.path); got != tt.want {
+			t.Errorf("maskedPath(%q) = %q, want %q", tt.path, got, tt.want)
+		}
+	}
+}

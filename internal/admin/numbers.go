@@ -211,6 +211,7 @@ func (h *api) deleteNumber(w http.ResponseWriter, r *http.Request) {
 			subAccount: closed[i].SubAccountID, sessionID: closed[i].ID, virtualNumber: closed[i].VirtualNumber,
 			participants: closed[i].Participants[:], ttlSeconds: closed[i].TTLSeconds, after: &closed[i],
 		})
+		h.logChange(r, wire.AuditClose, closed[i])
 	}
 	if err != nil {
 		h.numberError(w, r, number, "remove number", err)

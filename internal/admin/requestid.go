@@ -4,7 +4,10 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
+
+	"github.com/callflow/callflow/wire"
 )
 
 // requestIDHeader carries a request's id: taken from the request when
@@ -66,7 +69,7 @@ func (s *Server) withRequestID(h http.Handler) http.Handler {
 		sw := &statusWriter{ResponseWriter: w}
 		start := time.Now()
 		h.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
-		s.cfg.Logger.Debug("admin request", "request_id", id, "method", r.Method, "path", r.URL.Path,
+		s.cfg.Logger.Debug("admin request", "request_id", id, "method", r.Method, "path", maskedPath(r.URL.Path),
 			"status", sw.status, "duration_ms", float64(time.Since(start).Microseconds())/1000)
 	})
 }
@@ -80,4 +83,16 @@ func requestID(r *http.Request) string {
 // requestLog is the logger of r's log lines: they carry its request id.
 func (s *Server) requestLog(r *http.Request) *slog.Logger {
 	return s.cfg.Logger.With("request_id", requestID(r))
+}
+
+// maskedPath is path for a log line: a segment that is a phone number
+// (/v1/numbers/{number}) masked, as every number in the logs.
+func maskedPath(path string) string {
+	segs := strings.Split(path, "/")
+	for i, seg := range segs {
+		if _, err := wire.CleanNumber(seg); err == nil {
+			segs[i] = wire.MaskNumber(seg)
+		}
+	}
+	return strings.Join(segs, "/")
 }

@@ -291,6 +291,13 @@ func (h *api) visibleHolder(ctx context.Context, err error, scope session.Scope)
 	return ""
 }
 
+// logChange logs a change (op, a wire.Audit operation) of session s at
+// info level: session changes are notable events. Its numbers are masked.
+func (h *api) logChange(r *http.Request, op string, s session.Session) {
+	h.s.requestLog(r).Info("session changed", "id", s.ID, "operation", op, "status", s.Status, "sub_account", s.SubAccountID,
+		"virtual_number", wire.Masked(s.VirtualNumber), "participants", maskedParticipants(s))
+}
+
 // maskedParticipants are a session's participants for a log line.
 func maskedParticipants(s session.Session) []string {
 	return []string{wire.MaskNumber(s.Participants[0]), wire.MaskNumber(s.Participants[1])}
@@ -448,8 +455,7 @@ func (h *api) patch(w http.ResponseWriter, r *http.Request) {
 			op = wire.AuditClose
 		}
 		h.audit(r, op, sessionChange(&before, &after))
-		h.s.requestLog(r).Info("session changed", "id", after.ID, "operation", op, "status", after.Status, "sub_account", after.SubAccountID,
-			"virtual_number", wire.Masked(after.VirtualNumber), "participants", maskedParticipants(after))
+		h.logChange(r, op, after)
 		writeJSON(w, http.StatusOK, after)
 	}
 }
