@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/callflow/callflow/ingest/spool"
@@ -201,10 +200,8 @@ func (c *Config) Validate() error {
 	case c.SpoolMaxBytes < 1<<20:
 		return fmt.Errorf("%w: spool max bytes must be at least 1 MiB, got %d", ErrInvalidConfig, c.SpoolMaxBytes)
 	}
-	for _, a := range c.Auth {
-		if strings.TrimSpace(a) == "" || strings.ContainsAny(a, "\r\n") {
-			return fmt.Errorf("%w: an accepted Authorization value is empty or holds a line break", ErrInvalidConfig)
-		}
+	if err := validAuth(c.Auth); err != nil {
+		return err
 	}
 	if err := c.Fallback.Validate(); err != nil {
 		return fmt.Errorf("%w: fallback say: %v", ErrInvalidConfig, err)

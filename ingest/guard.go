@@ -2,7 +2,10 @@ package ingest
 
 import (
 	"bytes"
+	"fmt"
 	"net/netip"
+	"strings"
+	"sync/atomic"
 
 	"github.com/callflow/callflow/internal/secret"
 	"github.com/valyala/fasthttp"
@@ -22,19 +25,52 @@ const (
 // guard decides who may call the webhook: the source network, then the
 // Authorization header 8x8 sends (the webhook's static httpAuthHeader).
 type guard struct {
-	auth    secret.Set
+	// auth holds the accepted Authorization values (Config.Auth, or the
+	// last SetAuth).
+	auth    atomic.Pointer[secret.Set]
 	allow   []netip.Prefix
 	trusted []netip.Prefix
 }
 
 func newGuard(cfg *Config) *guard {
-	return &guard{auth: secret.NewSet(cfg.Auth), allow: cfg.AllowCIDRs, trusted: cfg.TrustedProxies}
+	g := &guard{allow: cfg.AllowCIDRs, trusted: cfg.TrustedProxies}
+	auth := secret.NewSet(cfg.Auth)
+	g.auth.Store(&auth)
+	return g
 }
 
 // authorized reports whether the request's Authorization value is one of
 // the accepted ones (any value when none is configured).
 func (g *guard) authorized(value []byte) bool {
-	return g.auth.Len() == 0 || g.auth.Match(value)
+	auth := g.auth.Load()
+	return auth.Len() == 0 || auth.Match(value)
+}
+
+// SetAuth replaces the accepted Authorization values of webhooks (written
+// as Config.Auth) for the requests that arrive from then on, so that the
+// secret is rotated without a restart. On error the values in use stay:
+// none at all (that would accept any request), or one that is empty or
+// holds a line break.
+func (s *Server) SetAuth(values []string) error {
+	if len(values) == 0 {
+		return fmt.Errorf("%w: no webhook Authorization values given; the ones in use stay", ErrInvalidConfig)
+	}
+	if err := validAuth(values); err != nil {
+		return err
+	}
+	auth := secret.NewSet(values)
+	s.guard.auth.Store(&auth)
+	return nil
+}
+
+// validAuth checks accepted Authorization values.
+func validAuth(values []string) error {
+	for _, a := range values {
+		if strings.TrimSpace(a) == "" || strings.ContainsAny(a, "\r\n") {
+			return fmt.Errorf("%w: an accepted Authorization value is empty or holds a line break", ErrInvalidConfig)
+		}
+	}
+	return nil
 }
 
 // allowed reports whether the client may call the webhook at all.

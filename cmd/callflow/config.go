@@ -185,8 +185,8 @@ func placeholder(v string) bool {
 	return strings.EqualFold(v, "redacted") || (v != "" && strings.Trim(v, "*") == "")
 }
 
-// secret reports whether a flag holds a secret that output must redact.
-func secret(name string) bool {
+// isSecret reports whether a flag holds a secret that output must redact.
+func isSecret(name string) bool {
 	if strings.HasSuffix(name, "-file") {
 		return false // a path, not the secret
 	}
@@ -230,7 +230,7 @@ func runConfig(_ context.Context, args []string, stdout, stderr io.Writer) error
 				return
 			}
 			v := f.Value.String()
-			if secret(f.Name) && v != "" {
+			if isSecret(f.Name) && v != "" {
 				// A comment, so that a config file made from this
 				// output never sets a placeholder as the secret.
 				fmt.Fprintf(stdout, "# %s: (set, not shown; give it with --%s-file or %s)\n", f.Name, f.Name, envName(f.Name))

@@ -12,8 +12,8 @@ import (
 )
 
 // runNode builds the node the options describe and runs it until ctx ends,
-// holding its data directory (lockDataDir) and reloading the listeners'
-// certificates on SIGHUP.
+// holding its data directory (lockDataDir). SIGHUP reloads the listeners'
+// certificates and the secrets given as files (reloadSecrets).
 func runNode(ctx context.Context, o *options, r node.Roles, stderr io.Writer) error {
 	if err := o.validate(r); err != nil {
 		return err
@@ -52,7 +52,13 @@ func runNode(ctx context.Context, o *options, r node.Roles, stderr io.Writer) er
 			case <-done:
 				return
 			case <-hup:
-				_ = n.ReloadCerts() // each failure is logged by the node
+				select { // the listeners the secrets go to exist once ready
+				case <-n.Ready():
+				case <-done:
+					return
+				}
+				_ = n.ReloadCerts()         // each failure is logged by the node
+				_ = o.reloadSecrets(n, log) // and each of these here
 			}
 		}
 	}()
@@ -94,5 +100,6 @@ func (o *options) nodeConfig(r node.Roles) (node.Config, error) {
 		}
 		cfg.History = &ch
 	}
+	o.liveSecrets(&cfg)
 	return cfg, nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/callflow/callflow/internal/broker"
 	"github.com/callflow/callflow/internal/certs"
 	"github.com/callflow/callflow/internal/node"
+	"github.com/callflow/callflow/internal/secret"
 	"github.com/callflow/callflow/internal/session"
 )
 
@@ -189,6 +190,9 @@ type secretSetting struct {
 	name  string
 	value *string
 	file  string
+	// live is the value for what reads it at each connection (NATS,
+	// ClickHouse), replaced when SIGHUP reads the file again.
+	live secret.Value
 }
 
 // readSecrets loads the secrets given as files, and refuses a secret that
@@ -198,10 +202,20 @@ func (o *options) readSecrets() error {
 		if err := s.read(); err != nil {
 			return err
 		}
-		for _, v := range strings.Split(*s.value, ",") {
-			if placeholder(v) {
-				return fmt.Errorf("--%s holds the placeholder %q, not a secret: set the real value (or leave it empty)", s.name, strings.TrimSpace(v))
-			}
+		if err := s.check(*s.value); err != nil {
+			return err
+		}
+		s.live.Store(*s.value)
+	}
+	return nil
+}
+
+// check refuses a value (comma-separated) that holds a redaction
+// placeholder.
+func (s *secretSetting) check(value string) error {
+	for _, v := range strings.Split(value, ",") {
+		if placeholder(v) {
+			return fmt.Errorf("--%s holds the placeholder %q, not a secret: set the real value (or leave it empty)", s.name, strings.TrimSpace(v))
 		}
 	}
 	return nil
@@ -215,9 +229,20 @@ func (s *secretSetting) read() error {
 	if *s.value != "" {
 		return fmt.Errorf("--%s and --%s-file are both set; give one", s.name, s.name)
 	}
+	v, err := s.readFile()
+	if err != nil {
+		return err
+	}
+	*s.value = v
+	return nil
+}
+
+// readFile reads the secret's file: one value per line, returned
+// comma-separated.
+func (s *secretSetting) readFile() (string, error) {
 	b, err := os.ReadFile(s.file)
 	if err != nil {
-		return fmt.Errorf("--%s-file: %w", s.name, err)
+		return "", fmt.Errorf("--%s-file: %w", s.name, err)
 	}
 	var values []string
 	for _, line := range strings.Split(string(b), "\n") {
@@ -226,9 +251,19 @@ func (s *secretSetting) read() error {
 		}
 	}
 	if len(values) == 0 {
-		return fmt.Errorf("--%s-file %s holds no value", s.name, s.file)
+		return "", fmt.Errorf("--%s-file %s holds no value", s.name, s.file)
 	}
-	*s.value = strings.Join(values, ",")
+	return strings.Join(values, ","), nil
+}
+
+// secret returns the secret setting called name, or nil when the role has
+// none.
+func (o *options) secret(name string) *secretSetting {
+	for _, s := range o.secrets {
+		if s.name == name {
+			return s
+		}
+	}
 	return nil
 }
 

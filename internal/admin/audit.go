@@ -124,7 +124,7 @@ func rawJSON(v any) json.RawMessage {
 // the first 12 hex digits of its SHA-256.
 func (s *Server) fingerprint(r *http.Request) string {
 	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || len(s.tokens) == 0 {
+	if !ok || s.auth.Load() == nil {
 		return ""
 	}
 	sum := sha256.Sum256([]byte(tok))

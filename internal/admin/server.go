@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/callflow/callflow/internal/certs"
-	"github.com/callflow/callflow/internal/secret"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -161,10 +160,9 @@ type Server struct {
 	checks  []namedCheck
 	limits  *clientLimits
 	metrics *metrics
-	// tokens are the parsed Config.Tokens, in their order; digests the
-	// same values, compared in constant time.
-	tokens  []token
-	digests secret.Set
+	// auth holds the accepted bearer tokens (Config.Tokens, or the last
+	// SetTokens); nil without tokens.
+	auth atomic.Pointer[tokenSet]
 	// history reads interactions from the archive; nil without one.
 	history atomic.Pointer[InteractionReader]
 }
@@ -189,15 +187,14 @@ func New(cfg Config) (*Server, error) {
 	if cfg.RateLimit == 0 {
 		cfg.RateLimit, cfg.RateBurst = DefaultRateLimit, max(cfg.RateBurst, DefaultRateBurst)
 	}
-	tokens, err := parseTokens(cfg.Tokens)
+	tokens, err := newTokenSet(cfg.Tokens)
 	if err != nil {
 		return nil, err
 	}
-	values := make([]string, len(tokens))
-	for i, t := range tokens {
-		values[i] = t.value
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), metrics: newMetrics(cfg.Registerer)}
+	if len(tokens.tokens) > 0 {
+		s.auth.Store(tokens)
 	}
-	s := &Server{cfg: cfg, mux: http.NewServeMux(), metrics: newMetrics(cfg.Registerer), tokens: tokens, digests: secret.NewSet(values)}
 	if cfg.RateLimit > 0 {
 		s.limits = newClientLimits(cfg.RateLimit, cfg.RateBurst)
 	}
@@ -239,19 +236,20 @@ func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, 
 // without one, for every sub-account: New has made sure that only happens
 // on loopback.
 func (s *Server) Protect(h http.Handler) http.Handler {
-	if len(s.tokens) == 0 {
+	if s.auth.Load() == nil {
 		return s.limit(h)
 	}
 	return s.limit(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		i := s.digests.Index([]byte(got))
+		tokens := s.auth.Load()
+		i := tokens.digests.Index([]byte(got))
 		if !ok || i < 0 {
 			s.metrics.refused.WithLabelValues(RefusedUnauthorized).Inc()
 			w.Header().Set("WWW-Authenticate", `Bearer realm="callflow"`)
 			writeError(w, http.StatusUnauthorized, CodeUnauthorized, "a valid bearer token is required")
 			return
 		}
-		h.ServeHTTP(w, withScope(r, s.tokens[i].scope))
+		h.ServeHTTP(w, withScope(r, tokens.tokens[i].scope))
 	}))
 }
 

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/callflow/callflow/internal/secret"
 	"github.com/callflow/callflow/internal/session"
 )
 
@@ -58,6 +59,48 @@ func parseTokens(values []string) ([]token, error) {
 		out = append(out, token{value: value, scope: scope})
 	}
 	return out, nil
+}
+
+// tokenSet is the accepted bearer tokens and their digests, replaced
+// whole by SetTokens.
+type tokenSet struct {
+	// tokens are the parsed tokens, in their order; digests the same
+	// values, compared in constant time.
+	tokens  []token
+	digests secret.Set
+}
+
+// newTokenSet parses the configured tokens.
+func newTokenSet(values []string) (*tokenSet, error) {
+	tokens, err := parseTokens(values)
+	if err != nil {
+		return nil, err
+	}
+	plain := make([]string, len(tokens))
+	for i, t := range tokens {
+		plain[i] = t.value
+	}
+	return &tokenSet{tokens: tokens, digests: secret.NewSet(plain)}, nil
+}
+
+// SetTokens replaces the bearer tokens /v1/ accepts (written as
+// Config.Tokens) for the requests that arrive from then on, so that a
+// token is rotated without a restart. On error the tokens in use stay:
+// values that do not parse, none at all (that would open /v1/), or a
+// server started without tokens (its /v1/ was mounted open, on loopback).
+func (s *Server) SetTokens(values []string) error {
+	if len(values) == 0 {
+		return fmt.Errorf("%w: no admin tokens given; the ones in use stay", ErrInvalidConfig)
+	}
+	if s.auth.Load() == nil {
+		return fmt.Errorf("%w: the admin listener started without tokens; restart it to require them", ErrInvalidConfig)
+	}
+	tokens, err := newTokenSet(values)
+	if err != nil {
+		return err
+	}
+	s.auth.Store(tokens)
+	return nil
 }
 
 type scopeKey struct{}

@@ -28,6 +28,12 @@ type ConnConfig struct {
 	// (a file holding an NKey seed), or CredsFile (a .creds file with a
 	// user JWT and its seed, as nsc writes it).
 	User, Password, Token, NKeyFile, CredsFile string
+	// PasswordFunc and TokenFunc, when set, are asked for the password
+	// (of User) and the token at each connect and reconnect, instead of
+	// Password and Token (which still say which kind is configured): a
+	// rotated secret then applies without a restart. A .creds file is
+	// read again at each connect anyway.
+	PasswordFunc, TokenFunc func() string
 	// TLS: CAFile verifies the servers (instead of the system roots);
 	// CertFile and KeyFile present a client certificate. Any of them, or
 	// a tls:// URL, makes the connection require TLS.
@@ -58,8 +64,13 @@ func (c *ConnConfig) Validate() error {
 func (c *ConnConfig) authOptions() ([]nats.Option, error) {
 	var opts []nats.Option
 	switch {
+	case c.User != "" && c.PasswordFunc != nil:
+		user, password := c.User, c.PasswordFunc
+		opts = append(opts, nats.UserInfoHandler(func() (string, string) { return user, password() }))
 	case c.User != "":
 		opts = append(opts, nats.UserInfo(c.User, c.Password))
+	case c.Token != "" && c.TokenFunc != nil:
+		opts = append(opts, nats.TokenHandler(c.TokenFunc))
 	case c.Token != "":
 		opts = append(opts, nats.Token(c.Token))
 	case c.NKeyFile != "":

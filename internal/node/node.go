@@ -21,6 +21,7 @@ import (
 	"net"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/callflow/callflow/archiver"
@@ -115,7 +116,8 @@ func (c *Config) Validate() error {
 }
 
 // Node is one running process. Its methods are not safe for concurrent use,
-// except ReloadCerts, Ready and the address getters.
+// except ReloadCerts, SetAdminTokens, SetWebhookAuth, Ready and the address
+// getters.
 type Node struct {
 	cfg Config
 	log *slog.Logger
@@ -134,6 +136,11 @@ type Node struct {
 	feed     *poolfeed.Feed
 	feedStop context.CancelFunc
 	feedDone chan struct{}
+
+	// liveAdmin and liveIngest are admin and ingest for SetAdminTokens
+	// and SetWebhookAuth, which may run beside Start and Shutdown.
+	liveAdmin  atomic.Pointer[admin.Server]
+	liveIngest atomic.Pointer[ingest.Server]
 
 	adminTLS, webhookTLS *certs.Reloader
 	adminLn, webhookLn   net.Listener
@@ -217,6 +224,32 @@ func (n *Node) ReloadCerts() error {
 	return errors.Join(errs...)
 }
 
+// ErrNotRunning is returned by SetAdminTokens and SetWebhookAuth before
+// Start has made the listener they change.
+var ErrNotRunning = errors.New("node not running")
+
+// SetAdminTokens replaces the bearer tokens the session API accepts, for
+// the requests from then on (admin.Server.SetTokens); on error the tokens
+// in use stay.
+func (n *Node) SetAdminTokens(values []string) error {
+	a := n.liveAdmin.Load()
+	if a == nil {
+		return fmt.Errorf("%w: no admin listener yet", ErrNotRunning)
+	}
+	return a.SetTokens(values)
+}
+
+// SetWebhookAuth replaces the Authorization values the webhook accepts,
+// for the requests from then on (ingest.Server.SetAuth); on error the
+// values in use stay.
+func (n *Node) SetWebhookAuth(values []string) error {
+	in := n.liveIngest.Load()
+	if in == nil {
+		return fmt.Errorf("%w: no webhook listener", ErrNotRunning)
+	}
+	return in.SetAuth(values)
+}
+
 // Run starts the node, serves until ctx ends or a listener fails, then
 // stops it gracefully within Config.ShutdownTimeout.
 func (n *Node) Run(ctx context.Context) error {
@@ -259,6 +292,7 @@ func (n *Node) Start(ctx context.Context) error {
 	if n.admin, err = admin.New(acfg); err != nil {
 		return err
 	}
+	n.liveAdmin.Store(n.admin)
 	n.admin.Handle("GET /metrics", promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{Registry: n.reg}))
 	// An ingestor answers calls without NATS (the fallback, records
 	// spooled): its readiness reports NATS without failing on it, or every
@@ -420,6 +454,7 @@ func (n *Node) startIngest() error {
 	if n.ingest, err = ingest.New(n.nc, icfg); err != nil {
 		return err
 	}
+	n.liveIngest.Store(n.ingest)
 	n.admin.MountSessions(n.store, n.ingest)
 	if n.cfg.History != nil {
 		// Connects when first asked: a ClickHouse down at start only

@@ -1,5 +1,6 @@
 // Package secret compares a presented credential (the webhook's
-// Authorization value, an admin bearer token) with the configured ones.
+// Authorization value, an admin bearer token) with the configured ones,
+// and holds secrets that are replaced while the process runs (Value).
 package secret
 
 import (

@@ -23,3 +23,29 @@ func TestSetIndex(t *testing.T) {
 		t.Errorf("empty set: Index = %d, want -1", got)
 	}
 }
+
+// A Value reads "" until stored, then the last value stored, while
+// goroutines store and load it at once (go test -race).
+func TestValue(t *testing.T) {
+	var v Value
+	if got := v.Load(); got != "" {
+		t.Fatalf("zero Value holds %q", got)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 100 {
+			v.Store("rotating")
+		}
+	}()
+	for range 100 {
+		if got := v.Load(); got != "" && got != "rotating" {
+			t.Fatalf("Load() = %q while storing", got)
+		}
+	}
+	<-done
+	v.Store("new")
+	if got := v.Load(); got != "new" {
+		t.Errorf("Load() = %q, want new", got)
+	}
+}
