@@ -26,8 +26,9 @@ var ErrNothingToReplay = errors.New("no records to replay")
 
 // Replay archives the records of the stream from a time or a sequence up to
 // the last record present when it started, with an ordered consumer of its
-// own (the durable consumer is untouched). The table is idempotent, so a
-// replay never doubles what analysts read through FINAL.
+// own (the durable consumer is untouched), which it deletes when done. The
+// table is idempotent, so a replay never doubles what analysts read
+// through FINAL.
 func (a *Archiver) Replay(ctx context.Context, rc ReplayConfig) (uint64, error) {
 	if err := applySchema(ctx, a.conn, a.cfg.ClickHouse.Database, a.log); err != nil {
 		return 0, err
@@ -41,7 +42,7 @@ func (a *Archiver) Replay(ctx context.Context, rc ReplayConfig) (uint64, error) 
 		return 0, fmt.Errorf("stream %s: %w", a.cfg.Stream, err)
 	}
 	last := info.State.LastSeq
-	occ := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
+	occ := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy, InactiveThreshold: replayInactive}
 	first := info.State.FirstSeq
 	switch {
 	case !rc.Since.IsZero():
@@ -58,6 +59,7 @@ func (a *Archiver) Replay(ctx context.Context, rc ReplayConfig) (uint64, error) 
 	if err != nil {
 		return 0, fmt.Errorf("replay consumer: %w", err)
 	}
+	defer a.removeConsumer(cons)
 	it, err := cons.Messages(jetstream.PullMaxMessages(min(a.cfg.Batch.MaxRows, 5000)))
 	if err != nil {
 		return 0, fmt.Errorf("replay consume: %w", err)
@@ -107,5 +109,27 @@ func (a *Archiver) Replay(ctx context.Context, rc ReplayConfig) (uint64, error) 
 		if reached {
 			return done, nil
 		}
+	}
+}
+
+// replayInactive is how long the server keeps a replay's consumer that
+// nobody pulls from: a replay killed before deleting it leaves it that
+// long (Replay waits 5 s at most between pulls).
+const replayInactive = time.Minute
+
+// removeConsumer deletes the replay's consumer once its messages are
+// stopped: left to its inactivity threshold it would be listed meanwhile
+// with every record after the replayed range as pending. The consumers an
+// ordered consumer replaced are deleted by the client as it replaces them.
+func (a *Archiver) removeConsumer(cons jetstream.Consumer) {
+	info := cons.CachedInfo()
+	if info == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := a.js.DeleteConsumer(ctx, a.cfg.Stream, info.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		a.log.Warn("replay consumer not deleted; the server removes it after its inactivity threshold",
+			"consumer", info.Name, "inactive_threshold", replayInactive, "error", err)
 	}
 }

@@ -40,7 +40,11 @@ func runSchema(args []string, stdout, stderr io.Writer) error {
 // runReplay archives a range of the stream again, showing progress.
 func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var o options
-	fs := newFlagSet("archiver replay", "archiver replay --since TIME | --start-seq N [flags]", stderr)
+	fs := newFlagSet("archiver replay", `archiver replay --since TIME | --start-seq N [flags]
+
+  Archives the records of the stream from a time or a sequence up to the
+  last one present when it starts, with a consumer of its own that it
+  deletes when done (the archivers' durable consumer is untouched).`, stderr)
 	o.registerNATS(fs, false)
 	o.registerStream(fs)
 	o.registerArchiver(fs, false)
@@ -51,19 +55,23 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	var rc archiver.ReplayConfig
+	usage := func(msg string) error {
+		fmt.Fprintf(stderr, "callflow archiver replay: %s\n", msg)
+		return errUsage
+	}
 	switch {
 	case *since != "" && *startSeq != 0:
-		return errors.New("give --since or --start-seq, not both")
+		return usage("give --since or --start-seq, not both")
 	case *since != "":
 		t, err := parseSince(*since, time.Now())
 		if err != nil {
-			return err
+			return usage(err.Error())
 		}
 		rc.Since = t
 	case *startSeq != 0:
 		rc.StartSeq = *startSeq
 	default:
-		return errors.New("give --since TIME or --start-seq N")
+		return usage("give --since TIME or --start-seq N")
 	}
 	log, err := o.logger(stderr)
 	if err != nil {

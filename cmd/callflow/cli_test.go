@@ -208,6 +208,9 @@ func TestExitCodes(t *testing.T) {
 		{"fractional ttl on update", append([]string{"sessions", "update", "x", "--ttl", "90500ms"}, down...), 2, "--ttl 1m30.5s: give whole seconds"},
 		{"the API not there", append([]string{"sessions", "get", "x"}, down...), 1, "refused"},
 		{"bad version flag", []string{"version", "--short"}, 2, "short"},
+		{"replay without a range", []string{"archiver", "replay"}, 2, "give --since TIME or --start-seq N"},
+		{"replay with a bad --since", []string{"archiver", "replay", "--since", "yesterday"}, 2, `--since "yesterday"`},
+		{"replay with both", []string{"archiver", "replay", "--since", "1h", "--start-seq", "5"}, 2, "not both"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
