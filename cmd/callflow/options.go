@@ -182,7 +182,7 @@ func (o *options) secretVar(fs *flag.FlagSet, p *string, name, usage string) {
 	s := &secretSetting{name: name, value: p}
 	o.secrets = append(o.secrets, s)
 	fs.StringVar(p, name, "", usage)
-	fs.StringVar(&s.file, name+"-file", "", "file holding --"+name+" (one value per line), so that it appears neither in process arguments nor in the environment")
+	fs.StringVar(&s.file, name+"-file", "", "file holding --"+name+" (one value per line), so that it appears neither in process arguments nor in the environment; read again on SIGHUP")
 }
 
 // secretSetting is a secret flag and the file it may be read from.
