@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -48,7 +49,8 @@ func (o *options) logIgnoredKeys(log *slog.Logger) {
 }
 
 // configParser reads a config file for ff into fs: a YAML mapping from
-// flag names to scalar values (a list sets a flag once per item). One file
+// flag names to scalar values (a list of scalars, for a comma-separated
+// setting, is joined with commas). One file
 // serves every role: a key of another role is skipped (and noted in
 // fs's configFile), a key no role knows is an error that names it and
 // the nearest known key, and a value of the wrong type is an error naming
@@ -86,27 +88,43 @@ func readConfig(fs *flag.FlagSet, cf *configFile, r io.Reader, set func(name, va
 			cf.ignored = append(cf.ignored, k)
 			continue
 		}
-		values, ok := m[k].([]any)
-		if !ok {
-			values = []any{m[k]}
+		v, err := configValue(m[k], f)
+		if err != nil {
+			return fmt.Errorf("key %q: %w", k, err)
 		}
-		for _, v := range values {
-			switch v.(type) {
-			case map[string]any:
-				return fmt.Errorf("key %q: want %s, got a mapping", k, wantOf(f))
-			case []any:
-				return fmt.Errorf("key %q: want %s, got a list of lists", k, wantOf(f))
-			}
-			s := ""
-			if v != nil {
-				s = fmt.Sprint(v)
-			}
-			if err := set(k, s); err != nil {
-				return fmt.Errorf("key %q: want %s, got %q", k, wantOf(f), s)
-			}
+		if err := set(k, v); err != nil {
+			return fmt.Errorf("key %q: want %s, got %q", k, wantOf(f), v)
 		}
 	}
 	return nil
+}
+
+// configValue is the flag value of a YAML value: a scalar as written, a
+// list of scalars comma-separated (for the settings that are lists).
+func configValue(v any, f *flag.Flag) (string, error) {
+	switch v := v.(type) {
+	case nil:
+		return "", nil
+	case map[string]any:
+		return "", fmt.Errorf("want %s, got a mapping", wantOf(f))
+	case []any:
+		if want := wantOf(f); want != "a string" {
+			return "", fmt.Errorf("want %s, got a list", want)
+		}
+		items := make([]string, len(v))
+		for i, item := range v {
+			switch item.(type) {
+			case map[string]any:
+				return "", errors.New("want a list of values, got a list holding a mapping")
+			case []any:
+				return "", errors.New("want a list of values, got a list of lists")
+			}
+			items[i] = fmt.Sprint(item)
+		}
+		return strings.Join(items, ","), nil
+	default:
+		return fmt.Sprint(v), nil
+	}
 }
 
 // knownKeys are the flag names of every role.

@@ -197,6 +197,7 @@ func TestConfigFileServesEveryRole(t *testing.T) {
 		file    string
 		wantErr string // empty: loads
 		ignored []string
+		value   map[string]string // flags the file sets
 	}
 	common := []check{
 		{name: "typo", file: "clickhouse-adr: 127.0.0.1:9000\n", wantErr: `unknown key "clickhouse-adr" (did you mean "clickhouse-addr"?)`},
@@ -217,6 +218,7 @@ func TestConfigFileServesEveryRole(t *testing.T) {
 			{name: "integer", file: "max-body: big\n", wantErr: `key "max-body": want an integer, got "big"`},
 			{name: "other roles' keys", file: "deciders: 4\nbatch-max-rows: 1000\nnats-listen: :4222\nhttp-addr: :8080\n", ignored: []string{"batch-max-rows", "deciders", "nats-listen"}},
 			{name: "other role's key of a wrong type", file: "batch-max-rows: lots\n", ignored: []string{"batch-max-rows"}},
+			{name: "list of a comma-separated setting", file: "webhook-allow-cidrs: [10.0.0.0/8, 192.168.1.1]\n", value: map[string]string{"webhook-allow-cidrs": "10.0.0.0/8,192.168.1.1"}},
 		},
 		"decider": {
 			{name: "integer", file: "deciders: many\n", wantErr: `key "deciders": want an integer, got "many"`},
@@ -224,7 +226,8 @@ func TestConfigFileServesEveryRole(t *testing.T) {
 		},
 		"archiver": {
 			{name: "integer", file: "batch-max-rows: lots\n", wantErr: `key "batch-max-rows": want an integer, got "lots"`},
-			{name: "list of lists", file: "batch-max-rows: [[1]]\n", wantErr: `key "batch-max-rows": want an integer, got a list of lists`},
+			{name: "list for a number", file: "batch-max-rows: [1, 2]\n", wantErr: `key "batch-max-rows": want an integer, got a list`},
+			{name: "list of lists", file: "nats-url: [[a]]\n", wantErr: `key "nats-url": want a list of values, got a list of lists`},
 			{name: "other roles' keys", file: "webhook-auth: Bearer x\ndeciders: 2\nbatch-max-rows: 10\n", ignored: []string{"deciders", "webhook-auth"}},
 		},
 	}
@@ -234,7 +237,8 @@ func TestConfigFileServesEveryRole(t *testing.T) {
 				var o options
 				var stderr bytes.Buffer
 				path := writeConfig(t, c.file)
-				err := parseFlags(r.flagSet(&o, &stderr), []string{"--config", path}, false)
+				fs := r.flagSet(&o, &stderr)
+				err := parseFlags(fs, []string{"--config", path}, false)
 				if c.wantErr != "" {
 					if err == nil || !strings.Contains(stderr.String(), "config file "+path+": "+c.wantErr) {
 						t.Fatalf("parse: %v, stderr %q, want %q", err, stderr.String(), c.wantErr)
@@ -243,6 +247,11 @@ func TestConfigFileServesEveryRole(t *testing.T) {
 				}
 				if err != nil {
 					t.Fatalf("parse: %v, stderr %q", err, stderr.String())
+				}
+				for name, want := range c.value {
+					if got := fs.Lookup(name).Value.String(); got != want {
+						t.Errorf("%s = %q, want %q", name, got, want)
+					}
 				}
 				if strings.Join(o.config.ignored, ",") != strings.Join(c.ignored, ",") {
 					t.Errorf("ignored %q, want %q", o.config.ignored, c.ignored)
