@@ -23,13 +23,6 @@ func runNode(ctx context.Context, o *options, r node.Roles, stderr io.Writer) er
 		return err
 	}
 	o.logIgnoredKeys(log)
-	if usesDataDir(r) {
-		release, err := lockDataDir(o.dataDir)
-		if err != nil {
-			return err
-		}
-		defer release()
-	}
 	cfg, err := o.nodeConfig(r)
 	if err != nil {
 		return err
@@ -38,6 +31,14 @@ func runNode(ctx context.Context, o *options, r node.Roles, stderr io.Writer) er
 	n, err := node.New(cfg)
 	if err != nil {
 		return err
+	}
+	// Once the configuration is known good, before anything is written.
+	if usesDataDir(r) {
+		release, err := lockDataDir(o.dataDir)
+		if err != nil {
+			return err
+		}
+		defer release()
 	}
 	if o.pprofAddr != "" {
 		servePprof(o.pprofAddr, log)
