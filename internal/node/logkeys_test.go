@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,53 +17,122 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callflow/callflow/archiver"
+	"github.com/callflow/callflow/internal/natstest"
 	"github.com/callflow/callflow/internal/node"
 	"github.com/callflow/callflow/internal/testlog"
 )
 
-// TestNoDuplicateLogKeys: no line serve logs, from its start through
+// TestNoDuplicateLogKeys: no line a node logs, from its start through
 // calls, admin requests (refused and served) and its stop, carries a key
-// twice (a logger With() an attribute that a call adds again).
+// twice (a logger With() an attribute that a call adds again); for serve
+// (with its spool setting a file aside, and with its archive's ClickHouse
+// down), ingest and decider.
 func TestNoDuplicateLogKeys(t *testing.T) {
-	var logs testlog.Buffer
-	cfg := baseConfig(t, node.Roles{Name: "serve", Embedded: true, Ingest: true, Deciders: 1})
-	cfg.Logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	cfg.Admin.Tokens = []string{"tok-1"}
-	cfg.Ingest.Auth = []string{"Bearer hook-1"}
-	// A file the spool sets aside, so that the spool logs too.
-	if err := os.MkdirAll(filepath.Join(cfg.Ingest.DataDir, "spool"), 0o750); err != nil {
-		t.Fatal(err)
+	ns := natstest.RunServer(t)
+	tests := []struct {
+		name  string
+		roles node.Roles
+		setup func(t *testing.T, cfg *node.Config)
+		// want is a message the run must have logged; during one it
+		// logs while running, waited for before the node is stopped.
+		want, during string
+	}{
+		{name: "serve", roles: node.Roles{Name: "serve", Embedded: true, Ingest: true, Deciders: 1}, want: "not a segment; renamed",
+			setup: func(t *testing.T, cfg *node.Config) {
+				// A file the spool sets aside, so that the spool logs too.
+				if err := os.MkdirAll(filepath.Join(cfg.Ingest.DataDir, "spool"), 0o750); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(cfg.Ingest.DataDir, "spool", "00000000000000000001.seg"), []byte("not a segment"), 0o640); err != nil {
+					t.Fatal(err)
+				}
+			}},
+		{name: "serve with the archive down", roles: node.Roles{Name: "serve", Embedded: true, Ingest: true, Deciders: 1, Archiver: true}, during: "clickhouse unavailable; records wait in JetStream",
+			setup: func(t *testing.T, cfg *node.Config) {
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				closed := ln.Addr().String()
+				ln.Close()
+				cfg.Archiver = archiver.Config{ClickHouse: archiver.ClickHouseConfig{Addrs: []string{closed}, DialTimeout: time.Second}}
+			}},
+		{name: "ingest", roles: node.Roles{Name: "ingest", Ingest: true}, want: "ingest drained",
+			setup: func(_ *testing.T, cfg *node.Config) { cfg.Conn.URLs = ns.ClientURL() }},
+		{name: "decider", roles: node.Roles{Name: "decider", Deciders: 2}, want: "decider started",
+			setup: func(_ *testing.T, cfg *node.Config) { cfg.Conn.URLs = ns.ClientURL() }},
 	}
-	if err := os.WriteFile(filepath.Join(cfg.Ingest.DataDir, "spool", "00000000000000000001.seg"), []byte("not a segment"), 0o640); err != nil {
-		t.Fatal(err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs testlog.Buffer
+			cfg := baseConfig(t, tt.roles)
+			cfg.Logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			if tt.roles.Ingest {
+				cfg.Admin.Tokens = []string{"tok-1"}
+				cfg.Ingest.Auth = []string{"Bearer hook-1"}
+			}
+			tt.setup(t, &cfg)
+			runLogged(t, cfg, func(n *node.Node) {
+				if tt.during != "" {
+					select {
+					case <-logs.Written(tt.during):
+					case <-time.After(30 * time.Second):
+						t.Errorf("no %q logged within 30s", tt.during)
+					}
+				}
+				if !tt.roles.Ingest {
+					ready(t, n)
+					return
+				}
+				for i, auth := range []string{"Bearer hook-1", "Bearer wrong", ""} {
+					req, _ := http.NewRequest(http.MethodPost, "http://"+n.WebhookAddr()+"/vca", bytes.NewReader(withEventID(t, seed(t), fmt.Sprintf("dup-%d", i), 0)))
+					req.Header.Set("Authorization", auth)
+					do(t, req)
+				}
+				for _, tok := range []string{"tok-1", "wrong"} {
+					req, _ := http.NewRequest(http.MethodGet, "http://"+n.AdminAddr()+"/v1/sessions", nil)
+					req.Header.Set("Authorization", "Bearer "+tok)
+					do(t, req)
+				}
+				ready(t, n)
+			})
+			lines := 0
+			sc := bufio.NewScanner(strings.NewReader(logs.String()))
+			sc.Buffer(nil, 1<<20)
+			for sc.Scan() {
+				lines++
+				if err := duplicateKey(sc.Bytes()); err != nil {
+					t.Errorf("%v in %s", err, sc.Text())
+				}
+			}
+			if lines < 5 || !strings.Contains(logs.String(), `"msg":"stopped"`) || !strings.Contains(logs.String(), tt.want+tt.during) {
+				t.Fatalf("captured %d lines, not the node's start to stop with %q:\n%s", lines, tt.want, logs.String())
+			}
+		})
 	}
+}
+
+// runLogged runs a node of cfg, calls exercise once it is ready, and stops
+// it.
+func runLogged(t *testing.T, cfg node.Config, exercise func(n *node.Node)) {
+	t.Helper()
 	n, err := node.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- n.Run(ctx) }()
 	select {
 	case <-n.Ready():
 	case err := <-done:
-		cancel()
 		t.Fatalf("Run: %v", err)
 	case <-time.After(30 * time.Second):
-		cancel()
 		t.Fatal("node not ready after 30s")
 	}
-	for i, auth := range []string{"Bearer hook-1", "Bearer wrong", ""} {
-		req, _ := http.NewRequest(http.MethodPost, "http://"+n.WebhookAddr()+"/vca", strings.NewReader(string(withEventID(t, seed(t), fmt.Sprintf("dup-%d", i), 0))))
-		req.Header.Set("Authorization", auth)
-		do(t, req)
-	}
-	for _, tok := range []string{"tok-1", "wrong"} {
-		req, _ := http.NewRequest(http.MethodGet, "http://"+n.AdminAddr()+"/v1/sessions", nil)
-		req.Header.Set("Authorization", "Bearer "+tok)
-		do(t, req)
-	}
-	ready(t, n)
+	exercise(n)
 	cancel()
 	select {
 	case err := <-done:
@@ -71,18 +141,6 @@ func TestNoDuplicateLogKeys(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("Run did not return after its context ended")
-	}
-	lines := 0
-	sc := bufio.NewScanner(strings.NewReader(logs.String()))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		lines++
-		if err := duplicateKey(sc.Bytes()); err != nil {
-			t.Errorf("%v in %s", err, sc.Text())
-		}
-	}
-	if lines < 10 || !strings.Contains(logs.String(), `"msg":"stopped"`) || !strings.Contains(logs.String(), "not a segment; renamed") {
-		t.Fatalf("captured %d lines, not serve's start to stop:\n%s", lines, logs.String())
 	}
 }
 
