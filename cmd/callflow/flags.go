@@ -63,7 +63,10 @@ func parseFlags(fs *flag.FlagSet, args []string, allowArgs bool) error {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
-		fmt.Fprintf(fs.Output(), "%v\n", err)
+		// The flag package spells flags with one dash; the usage, two.
+		msg := strings.TrimPrefix(err.Error(), "error parsing commandline arguments: ")
+		msg = strings.NewReplacer(" flag -", " flag --", "not defined: -", "not defined: --").Replace(msg)
+		fmt.Fprintf(fs.Output(), "%s: %s\n", fs.Name(), msg)
 		return errUsage
 	}
 	if !allowArgs && fs.NArg() > 0 {
