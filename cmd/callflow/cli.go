@@ -63,7 +63,7 @@ func (vc *verbCommand) usage(fs *flag.FlagSet, w io.Writer) {
 	for _, v := range vc.verbs {
 		fmt.Fprintf(w, "  %s %s\n", v.name, v.synopsis)
 	}
-	fmt.Fprintf(w, "\n%s\n\nRun 'callflow %s <action> --help' for an action's flags alone. Flags may come before\nor after the argument.\n\n", vc.about, vc.name)
+	fmt.Fprintf(w, "\n%s\n\nRun 'callflow %s <action> --help' for an action's flags alone. Flags may come before\nor after the action and its argument.\n\n", vc.about, vc.name)
 	printFlags(w, fs, func(string) bool { return true })
 	fmt.Fprintf(w, "\n%s\n", exitCodes)
 }
@@ -77,36 +77,36 @@ func (vc *verbCommand) verbUsage(fs *flag.FlagSet, v *verb, w io.Writer) {
 
 // parse parses `<verb> [flags] [arg]` for every command made of actions:
 // the verb must be one of vc's; --help (or -h) anywhere prints the verb's
-// usage and returns flag.ErrHelp (exit 0); flags may come before or after
-// the argument; only the verb's own flags may be given on the command
-// line; a verb with an argument needs exactly one, others none. It
-// returns the verb and the flags given on the command line. Usage errors
-// are printed and returned as errUsage.
+// usage (the command's, without a verb) and returns flag.ErrHelp (exit
+// 0); flags may come before or after the verb and the argument; only the
+// verb's own flags may be given on the command line; a verb with an
+// argument needs exactly one, others none. It returns the verb and the
+// flags given on the command line. Usage errors are printed and returned
+// as errUsage.
 func (vc *verbCommand) parse(fs *flag.FlagSet, args []string, stderr io.Writer) (*verb, map[string]bool, error) {
 	fs.Usage = func() { vc.usage(fs, stderr) }
-	if len(args) == 0 {
+	ordered, given := flagsFirst(fs, args)
+	end := slices.Index(ordered, "--")
+	flags, positional := ordered[:end+1], ordered[end+1:]
+	help := given["help"] || given["h"]
+	if len(positional) > 0 && isHelp(positional[0]) {
+		help, positional = true, positional[1:]
+	}
+	if len(positional) == 0 {
 		fs.Usage()
+		if help {
+			return nil, nil, flag.ErrHelp
+		}
 		return nil, nil, errUsage
 	}
-	if isHelp(args[0]) {
-		if len(args) > 1 {
-			if v, ok := vc.lookup(args[1]); ok {
-				vc.verbUsage(fs, v, stderr)
-				return nil, nil, flag.ErrHelp
-			}
-		}
-		fs.Usage()
-		return nil, nil, flag.ErrHelp
-	}
-	v, ok := vc.lookup(args[0])
+	v, ok := vc.lookup(positional[0])
 	if !ok {
-		fmt.Fprintf(stderr, "callflow %s: unknown action %q\n\n", vc.name, args[0])
+		fmt.Fprintf(stderr, "callflow %s: unknown action %q\n\n", vc.name, positional[0])
 		fs.Usage()
 		return nil, nil, errUsage
 	}
 	fs.Usage = func() { vc.verbUsage(fs, v, stderr) }
-	ordered, given := flagsFirst(fs, args[1:])
-	if given["help"] || given["h"] {
+	if help {
 		fs.Usage()
 		return nil, nil, flag.ErrHelp
 	}
@@ -116,7 +116,7 @@ func (vc *verbCommand) parse(fs *flag.FlagSet, args []string, stderr io.Writer) 
 			return nil, nil, errUsage
 		}
 	}
-	if err := parseFlags(fs, ordered, true); err != nil {
+	if err := parseFlags(fs, append(flags, positional[1:]...), true); err != nil {
 		return nil, nil, err
 	}
 	switch {
