@@ -43,6 +43,14 @@ func Open(js jetstream.JetStream, cfg Config) (*Archiver, error) {
 	return a, nil
 }
 
+// applySchema applies the schema for one server, or ON CLUSTER.
+func (a *Archiver) applySchema(ctx context.Context) error {
+	if c := a.cfg.ClickHouse.Cluster; c != "" {
+		return applyClusterSchema(ctx, a.conn, a.cfg.ClickHouse.Database, c, a.log)
+	}
+	return applySchema(ctx, a.conn, a.cfg.ClickHouse.Database, a.log)
+}
+
 // Connect opens a ClickHouse connection pool over the native protocol.
 // Nothing is dialled until the first query.
 func Connect(cfg ClickHouseConfig) (driver.Conn, error) {
@@ -66,6 +74,7 @@ func Connect(cfg ClickHouseConfig) (driver.Conn, error) {
 		ConnMaxLifetime: time.Hour,
 		Compression:     compression,
 		DialStrategy:    dialWith(cfg.PasswordFunc),
+		Settings:        clusterSettings(cfg.Cluster),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse: %w", err)
@@ -105,7 +114,7 @@ func (a *Archiver) Stats() Stats { return a.stats.snapshot() }
 // the records waiting in JetStream.
 func (a *Archiver) Run(ctx context.Context, drain time.Duration) error {
 	if err := a.retry(ctx, "apply schema", func(ctx context.Context) error {
-		return applySchema(ctx, a.conn, a.cfg.ClickHouse.Database, a.log)
+		return a.applySchema(ctx)
 	}); err != nil {
 		return nil // stopped before ClickHouse was ever reachable
 	}

@@ -29,6 +29,12 @@ type ClickHouseConfig struct {
 	TLS *tls.Config
 	// DialTimeout bounds connecting; QueryTimeout bounds one statement.
 	DialTimeout, QueryTimeout time.Duration
+	// Cluster, when set, is the ClickHouse cluster (a remote_servers
+	// entry of every server's configuration) the archive lives on: the
+	// schema is applied ON CLUSTER as replicated local tables behind
+	// Distributed tables (see ClusterSchema), and inserts wait until every
+	// shard has its rows (insert_distributed_sync). Empty: one server.
+	Cluster string
 	// Compression of inserted blocks: "lz4" (default; saves network
 	// bandwidth), "zstd", or "none" (fastest when ClickHouse is on the same
 	// machine or a fast LAN: compression costs the client CPU).
@@ -107,6 +113,8 @@ func (c *ClickHouseConfig) validate() error {
 	switch {
 	case !identifier.MatchString(c.Database):
 		return fmt.Errorf("%w: clickhouse database %q must be an identifier ([A-Za-z_][A-Za-z0-9_]*)", ErrInvalidConfig, c.Database)
+	case c.Cluster != "" && !identifier.MatchString(c.Cluster):
+		return fmt.Errorf("%w: clickhouse cluster %q must be an identifier ([A-Za-z_][A-Za-z0-9_]*)", ErrInvalidConfig, c.Cluster)
 	case c.Compression != "lz4" && c.Compression != "zstd" && c.Compression != "none":
 		return fmt.Errorf("%w: clickhouse compression %q: want lz4, zstd or none", ErrInvalidConfig, c.Compression)
 	}
@@ -163,6 +171,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: retry backoff must satisfy 0 < min <= max", ErrInvalidConfig)
 	case c.Durable == "" || c.Stream == "":
 		return fmt.Errorf("%w: stream and durable names are required", ErrInvalidConfig)
+	case c.RetentionMonths > 0 && c.ClickHouse.Cluster != "":
+		return fmt.Errorf("%w: the archive's retention drops partitions on one server; on a cluster drop them ON CLUSTER by hand (OPERATIONS.md)", ErrInvalidConfig)
 	case c.RetentionMonths < 0 || c.RetentionMonths > 1200:
 		return fmt.Errorf("%w: retention months must be 0 (keep everything) to 1200, got %d", ErrInvalidConfig, c.RetentionMonths)
 	}

@@ -110,7 +110,7 @@ type InteractionPage struct {
 // @masking_session, one row per 8x8 call session; deploy/clickhouse/queries.sql
 // holds the same query for analysts (a test keeps them equal).
 //
-// It runs on ClickHouse 18.16 (one ANY LEFT JOIN ... USING per SELECT, no
+// It runs on ClickHouse 18.16 (one GLOBAL ANY LEFT JOIN ... USING per SELECT, no
 // window functions) and on current releases, and gives the same answer
 // with any record archived more than once: the left side groups the call
 // actions by 8x8 session and takes the first (argMin by event time and id),
@@ -184,7 +184,7 @@ FROM
     WHERE masking_session_id = @masking_session
     GROUP BY session_id, masking_session_id
 )
-ANY LEFT JOIN
+GLOBAL ANY LEFT JOIN
 (
     SELECT
         session_id,
@@ -194,11 +194,11 @@ ANY LEFT JOIN
         argMaxIf(start_time, (event_time, event_id), event_type = 'SESSION_SUMMARY') AS summary_start,
         argMaxIf(end_time, (event_time, event_id), event_type = 'SESSION_SUMMARY') AS summary_end
     FROM {database}.call_events
-    WHERE (sub_account_id = '' OR sub_account_id IN (SELECT sub_account_id FROM {database}.interaction_calls WHERE masking_session_id = @masking_session))
+    WHERE (sub_account_id = '' OR sub_account_id GLOBAL IN (SELECT sub_account_id FROM {database}.interaction_calls WHERE masking_session_id = @masking_session))
         AND event_type IN ('CALL_STATUS', 'SESSION_SUMMARY')
         AND event_time >= (SELECT min(event_time) FROM {database}.interaction_calls WHERE masking_session_id = @masking_session) - 3600
         AND event_time <= (SELECT max(event_time) FROM {database}.interaction_calls WHERE masking_session_id = @masking_session) + 86400
-        AND session_id IN (SELECT session_id FROM {database}.interaction_calls WHERE masking_session_id = @masking_session)
+        AND session_id GLOBAL IN (SELECT session_id FROM {database}.interaction_calls WHERE masking_session_id = @masking_session)
     GROUP BY session_id
 ) USING (session_id)`
 

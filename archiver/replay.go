@@ -30,7 +30,7 @@ var ErrNothingToReplay = errors.New("no records to replay")
 // table is idempotent, so a replay never doubles what analysts read
 // through FINAL.
 func (a *Archiver) Replay(ctx context.Context, rc ReplayConfig) (uint64, error) {
-	if err := applySchema(ctx, a.conn, a.cfg.ClickHouse.Database, a.log); err != nil {
+	if err := a.applySchema(ctx); err != nil {
 		return 0, err
 	}
 	stream, err := a.js.Stream(ctx, a.cfg.Stream)

@@ -152,7 +152,11 @@ var eraseTargets = []struct {
 // records still in the stream (JetStream keeps them for --stream-max-age)
 // or replayed, carry the number again: erase it from the stream's
 // retention window too (OPERATIONS.md).
-func Erase(ctx context.Context, conn driver.Conn, database, number string, log *slog.Logger) (Erased, error) {
+//
+// On a cluster (cluster set), the deletion runs ON CLUSTER on the local
+// tables, and Erase waits until the Distributed tables show no row with
+// the number.
+func Erase(ctx context.Context, conn driver.Conn, database, cluster, number string, log *slog.Logger) (Erased, error) {
 	n, err := wire.NormalizeNumber(number)
 	if err != nil {
 		return nil, fmt.Errorf("erase %q: %w", number, err)
@@ -183,11 +187,20 @@ func Erase(ctx context.Context, conn driver.Conn, database, number string, log *
 			out[target.table] = 0
 			continue
 		}
-		if err := conn.Exec(ctx, "ALTER TABLE "+table+" DELETE WHERE "+where); err != nil {
-			return out, fmt.Errorf("erase %s from %s: %w", n, table, err)
-		}
-		if err := waitMutations(ctx, conn, database, target.table); err != nil {
-			return out, fmt.Errorf("erase %s from %s: %w", n, table, err)
+		if cluster == "" {
+			if err := conn.Exec(ctx, "ALTER TABLE "+table+" DELETE WHERE "+where); err != nil {
+				return out, fmt.Errorf("erase %s from %s: %w", n, table, err)
+			}
+			if err := waitMutations(ctx, conn, database, target.table); err != nil {
+				return out, fmt.Errorf("erase %s from %s: %w", n, table, err)
+			}
+		} else {
+			if err := conn.Exec(ctx, "ALTER TABLE "+table+localSuffix+" ON CLUSTER "+cluster+" DELETE WHERE "+where); err != nil {
+				return out, fmt.Errorf("erase %s from %s: %w", n, table, err)
+			}
+			if err := waitGone(ctx, conn, "SELECT count() FROM "+table+" WHERE "+where); err != nil {
+				return out, fmt.Errorf("erase %s from %s: %w", n, table, err)
+			}
 		}
 		var left uint64
 		if err := conn.QueryRow(ctx, "SELECT count() FROM "+table+" WHERE "+where).Scan(&left); err != nil {
@@ -202,6 +215,24 @@ func Erase(ctx context.Context, conn driver.Conn, database, number string, log *
 		}
 	}
 	return out, nil
+}
+
+// waitGone waits until count returns 0: every shard's mutation done.
+func waitGone(ctx context.Context, conn driver.Conn, count string) error {
+	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		var left uint64
+		if err := conn.QueryRow(ctx, count).Scan(&left); err != nil {
+			return err
+		}
+		if left == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the deletion is still running on the cluster (system.mutations of each shard): %w", ctx.Err())
+		case <-time.After(wait):
+		}
+	}
 }
 
 // waitMutations waits until ClickHouse has carried out every mutation of

@@ -127,7 +127,7 @@ func TestErase(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	erased, err := Erase(ctx, e.ch, e.db, "6590003333", nil)
+	erased, err := Erase(ctx, e.ch, e.db, "", "6590003333", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,13 +142,13 @@ func TestErase(t *testing.T) {
 			t.Errorf("row %s erased with the number", id)
 		}
 	}
-	if again, err := Erase(ctx, e.ch, e.db, caller, nil); err != nil || again["call_events"] != 0 {
+	if again, err := Erase(ctx, e.ch, e.db, "", caller, nil); err != nil || again["call_events"] != 0 {
 		t.Errorf("erasing again: %v, %v; want nothing", again, err)
 	}
-	if _, err := Erase(ctx, e.ch, e.db, "+6568330001", nil); !errors.Is(err, ErrVirtualNumber) {
+	if _, err := Erase(ctx, e.ch, e.db, "", "+6568330001", nil); !errors.Is(err, ErrVirtualNumber) {
 		t.Errorf("erasing a pool number: %v, want ErrVirtualNumber", err)
 	}
-	if _, err := Erase(ctx, e.ch, e.db, "12ab", nil); !errors.Is(err, wire.ErrInvalidNumber) {
+	if _, err := Erase(ctx, e.ch, e.db, "", "12ab", nil); !errors.Is(err, wire.ErrInvalidNumber) {
 		t.Errorf("erasing a malformed number: %v, want ErrInvalidNumber", err)
 	}
 }

@@ -64,6 +64,9 @@ func applySchema(ctx context.Context, conn driver.Conn, database string, log *sl
 type tableDef struct {
 	database, table string
 	columns         []columnDef
+	// cluster, when set, is the cluster its columns are added on (ALTER
+	// ... ON CLUSTER).
+	cluster string
 }
 
 // columnDef is one column of a CREATE TABLE: its name and the rest of its
@@ -181,7 +184,11 @@ func addMissingColumns(ctx context.Context, conn driver.Conn, t tableDef, log *s
 		}
 		// Names and types come from the embedded schema and the database
 		// name is a validated identifier: no value reaches this statement.
-		alter := "ALTER TABLE " + t.database + "." + t.table + " ADD COLUMN " + c.name + " " + c.def
+		on := ""
+		if t.cluster != "" {
+			on = " ON CLUSTER " + t.cluster
+		}
+		alter := "ALTER TABLE " + t.database + "." + t.table + on + " ADD COLUMN " + c.name + " " + c.def
 		if err := conn.Exec(ctx, alter); err != nil {
 			again, qerr := tableColumns(ctx, conn, t.database, t.table)
 			if _, ok := again[c.name]; qerr == nil && ok {

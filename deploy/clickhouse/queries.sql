@@ -6,6 +6,12 @@
 -- FINAL collapses records archived more than once (a redelivery, a replay,
 -- a webhook 8x8 sent twice), so counts are exact. On large ranges prefer
 -- uniq(event_id) without FINAL, or the calls_per_minute view.
+--
+-- On a cluster (--clickhouse-cluster) the same queries answer the same over
+-- the Distributed tables: every copy of an event is on one shard, so FINAL
+-- still collapses them, and the subqueries and joins say GLOBAL, so that
+-- they are read once across the shards (a session's calls are spread over
+-- them). GLOBAL changes nothing on one server.
 
 -- 1. Calls per hour per sub-account (call actions: calls that reached us).
 SELECT
@@ -155,7 +161,7 @@ FROM
     WHERE masking_session_id = '5f1d0c6a2b7e4c1d9a8b3e2f4d6c8a10'
     GROUP BY session_id, masking_session_id
 )
-ANY LEFT JOIN
+GLOBAL ANY LEFT JOIN
 (
     SELECT
         session_id,
@@ -165,11 +171,11 @@ ANY LEFT JOIN
         argMaxIf(start_time, (event_time, event_id), event_type = 'SESSION_SUMMARY') AS summary_start,
         argMaxIf(end_time, (event_time, event_id), event_type = 'SESSION_SUMMARY') AS summary_end
     FROM callflow.call_events
-    WHERE (sub_account_id = '' OR sub_account_id IN (SELECT sub_account_id FROM callflow.interaction_calls WHERE masking_session_id = '5f1d0c6a2b7e4c1d9a8b3e2f4d6c8a10'))
+    WHERE (sub_account_id = '' OR sub_account_id GLOBAL IN (SELECT sub_account_id FROM callflow.interaction_calls WHERE masking_session_id = '5f1d0c6a2b7e4c1d9a8b3e2f4d6c8a10'))
         AND event_type IN ('CALL_STATUS', 'SESSION_SUMMARY')
         AND event_time >= (SELECT min(event_time) FROM callflow.interaction_calls WHERE masking_session_id = '5f1d0c6a2b7e4c1d9a8b3e2f4d6c8a10') - 3600
         AND event_time <= (SELECT max(event_time) FROM callflow.interaction_calls WHERE masking_session_id = '5f1d0c6a2b7e4c1d9a8b3e2f4d6c8a10') + 86400
-        AND session_id IN (SELECT session_id FROM callflow.interaction_calls WHERE masking_session_id = '5f1d0c6a2b7e4c1d9a8b3e2f4d6c8a10')
+        AND session_id GLOBAL IN (SELECT session_id FROM callflow.interaction_calls WHERE masking_session_id = '5f1d0c6a2b7e4c1d9a8b3e2f4d6c8a10')
     GROUP BY session_id
 ) USING (session_id)
 ORDER BY started_at DESC, session_id DESC
@@ -211,7 +217,7 @@ FROM
         WHERE event_time >= today() - 30
         GROUP BY session_id
     )
-    ANY LEFT JOIN
+    GLOBAL ANY LEFT JOIN
     (
         SELECT
             session_id,
@@ -223,7 +229,7 @@ FROM
         FROM callflow.call_events
         WHERE event_type IN ('CALL_STATUS', 'SESSION_SUMMARY')
             AND event_time >= toDateTime(today() - 31)
-            AND session_id IN (SELECT session_id FROM callflow.interaction_calls WHERE event_time >= today() - 30)
+            AND session_id GLOBAL IN (SELECT session_id FROM callflow.interaction_calls WHERE event_time >= today() - 30)
         GROUP BY session_id
     ) USING (session_id)
 )
@@ -257,7 +263,7 @@ FROM
     WHERE event_type = 'CALL_ACTION' AND event_time >= today() - 30 AND virtual_number != ''
     GROUP BY virtual_number, day
 )
-ANY LEFT JOIN
+GLOBAL ANY LEFT JOIN
 (
     SELECT
         msisdn AS virtual_number,
@@ -375,7 +381,7 @@ FROM
     WHERE event_type = 'CALL_ACTION' AND flow_id != ''
     GROUP BY flow_id, flow_version, flow_step
 )
-ANY LEFT JOIN
+GLOBAL ANY LEFT JOIN
 (
     SELECT flow_id, flow_version, uniq(call_id) AS flow_calls
     FROM callflow.call_events FINAL
