@@ -21,6 +21,8 @@ func runArchiver(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			return runReplay(ctx, args[1:], stdout, stderr)
 		case "schema":
 			return runSchema(args[1:], stdout, stderr)
+		case "erase":
+			return runErase(ctx, args[1:], stdout, stderr)
 		}
 	}
 	return runRole("archiver")(ctx, args, stdout, stderr)

@@ -25,7 +25,7 @@ var commands = map[string]command{
 	"ingest":   {"run the webhook ingestor and session API against --nats-url", runRole("ingest")},
 	"decider":  {"run deciders against --nats-url; start more anywhere to scale out", runRole("decider")},
 	"config":   {"print the effective configuration of a role (secrets redacted), or the table of every setting", runConfigCommand},
-	"archiver": {"archive the records stream into ClickHouse; 'archiver replay' re-archives a range", runArchiver},
+	"archiver": {"archive the records stream into ClickHouse; 'archiver replay' re-archives a range, 'archiver erase' erases one phone number's history", runArchiver},
 	"sessions": {"create, get, list, update, close or delete number-masking sessions, or read their interactions, through the admin API", runSessions},
 	"numbers":  {"add, get, list or remove the virtual numbers of the pool through the admin API", runNumbers},
 	"flows":    {"apply, get, list or delete IVR flows through the admin API, or simulate a call through the deciders", runFlows},

@@ -81,6 +81,8 @@ type options struct {
 	// archiver
 	clickhouseAddr     string
 	clickhouseDatabase string
+	clickhouseCluster  string
+	archiveRetention   int
 	clickhouseUser     string
 	clickhousePassword string
 	clickhouseCompress string
@@ -298,6 +300,7 @@ func (o *options) registerArchiver(fs *flag.FlagSet, optional bool) {
 	fs.DurationVar(&o.batchMaxAge, "batch-max-age", archiver.DefaultMaxAge, "archiver: the longest a record waits in a batch")
 	fs.StringVar(&o.archiverDurable, "archiver-durable", archiver.DefaultDurable, "archiver: durable consumer shared by every archiver")
 	fs.DurationVar(&o.archiverAckWait, "archiver-ack-wait", archiver.DefaultAckWait, "archiver: how long before records a stopped archiver held are redelivered to another")
+	fs.IntVar(&o.archiveRetention, "archive-retention-months", 0, "archiver: calendar months of call history ClickHouse keeps, the current one included; older monthly partitions are dropped as the archiver starts and every 6 hours (one server only; OPERATIONS.md); 0 keeps everything")
 }
 
 // registerHistory registers the ClickHouse the ingest role reads
@@ -310,6 +313,7 @@ func (o *options) registerHistory(fs *flag.FlagSet) {
 func (o *options) registerClickHouse(fs *flag.FlagSet, addr, usage string) {
 	fs.StringVar(&o.clickhouseAddr, "clickhouse-addr", addr, usage)
 	fs.StringVar(&o.clickhouseDatabase, "clickhouse-database", archiver.DefaultDatabase, "ClickHouse database of the call tables (created when missing)")
+	fs.StringVar(&o.clickhouseCluster, "clickhouse-cluster", "", "ClickHouse cluster (a remote_servers name in every server's configuration) the archive lives on: the schema is applied ON CLUSTER as replicated <table>_local tables behind Distributed tables of the usual names; empty: one server")
 	fs.StringVar(&o.clickhouseUser, "clickhouse-user", "default", "ClickHouse user")
 	o.secretVar(fs, &o.clickhousePassword, "clickhouse-password", "ClickHouse password")
 	fs.BoolVar(&o.clickhouseTLS, "clickhouse-tls", false, "connect to ClickHouse over TLS (its secure native port, usually 9440)")
@@ -320,7 +324,7 @@ func (o *options) registerClickHouse(fs *flag.FlagSet, addr, usage string) {
 
 // clickhouseConfig is how to reach ClickHouse.
 func (o *options) clickhouseConfig() (archiver.ClickHouseConfig, error) {
-	ch := archiver.ClickHouseConfig{Addrs: list(o.clickhouseAddr), Database: o.clickhouseDatabase, Username: o.clickhouseUser, Password: o.clickhousePassword, Compression: o.clickhouseCompress}
+	ch := archiver.ClickHouseConfig{Addrs: list(o.clickhouseAddr), Database: o.clickhouseDatabase, Cluster: o.clickhouseCluster, Username: o.clickhouseUser, Password: o.clickhousePassword, Compression: o.clickhouseCompress}
 	if o.clickhouseTLS || o.clickhouseTLSCA != "" || o.clickhouseTLSCert != "" || o.clickhouseTLSKey != "" {
 		tc, err := certs.ClientConfig(o.clickhouseTLSCA, o.clickhouseTLSCert, o.clickhouseTLSKey)
 		if err != nil {
@@ -342,6 +346,8 @@ func (o *options) archiverConfig() (archiver.Config, error) {
 		Stream:     o.stream,
 		Durable:    o.archiverDurable,
 		AckWait:    o.archiverAckWait,
+
+		RetentionMonths: o.archiveRetention,
 	}, nil
 }
 

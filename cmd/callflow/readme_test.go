@@ -17,7 +17,7 @@ import (
 )
 
 // guides are the documents whose shell examples must run as written.
-var guides = []string{"README.md"}
+var guides = []string{"README.md", "OPERATIONS.md"}
 
 // example is one ```sh block of a guide.
 type example struct {
