@@ -93,16 +93,35 @@ func (s *Store) Create(ctx context.Context, req Request) (Session, error) {
 // allocate binds sess to a number of its sub-account's pool. Two creates
 // on different machines may pick the same number: the route (or pin)
 // keys' KV Create decides, and the loser tries the next number.
+//
+// A number refused because a create in progress holds one of its keys
+// may be free a moment later (that create may fail on its other key and
+// release it): when every number was refused and some only so, the
+// candidates are tried again, up to allocateRounds times, so that "pool
+// exhausted" means exhausted, not busy.
 func (s *Store) allocate(ctx context.Context, sess Session, country string, auto bool, now time.Time) (Session, error) {
 	pinned := auto || sess.PIN != ""
-	for _, number := range s.idx.candidates(sess.SubAccountID, country, sess.Participants, pinned, sess.PIN, now) {
-		sess.VirtualNumber = number
-		err := s.storeWithPIN(ctx, &sess, auto, now)
-		if err == nil {
-			return sess.At(now), nil
+	for round := 0; ; round++ {
+		busy := false
+		for _, number := range s.idx.candidates(sess.SubAccountID, country, sess.Participants, pinned, sess.PIN, now) {
+			sess.VirtualNumber = number
+			err := s.storeWithPIN(ctx, &sess, auto, now)
+			if err == nil {
+				return sess.At(now), nil
+			}
+			if !errors.Is(err, ErrConflict) && !errors.Is(err, ErrPINConflict) {
+				return Session{}, err
+			}
+			var held *HeldError
+			if errors.As(err, &held) && held.Creating {
+				busy = true
+			}
 		}
-		if !errors.Is(err, ErrConflict) && !errors.Is(err, ErrPINConflict) {
-			return Session{}, err
+		if !busy || round == allocateRounds-1 {
+			break
+		}
+		if err := pause(ctx, round+1); err != nil {
+			return Session{}, fmt.Errorf("allocate a number: %w", err)
 		}
 	}
 	where := "sub-account " + sess.SubAccountID
@@ -114,6 +133,10 @@ func (s *Store) allocate(ctx context.Context, sess Session, country string, auto
 	}
 	return Session{}, fmt.Errorf("%w: no Active number of %s is free for both participants", ErrPoolExhausted, where)
 }
+
+// allocateRounds bounds how often allocate tries the candidates again
+// when creates in progress held some of them.
+const allocateRounds = 5
 
 // storeWithPIN stores sess, first generating its pin when auto: a pin
 // the index knows free on the number, another when a session created
