@@ -257,3 +257,40 @@ func TestClusterErase(t *testing.T) {
 		t.Errorf("%d rows left, want the other caller's", n)
 	}
 }
+
+// TestClusterRetention: an archiver with a retention on the cluster drops
+// what aged out on every shard, and its replicas.
+func TestClusterRetention(t *testing.T) {
+	e, c := clusterEnv(t)
+	var pubs []pub
+	for i := range 20 { // spread over both shards
+		at := time.Now().AddDate(0, -4, 0)
+		if i%2 == 0 {
+			at = time.Now()
+		}
+		id := fmt.Sprintf("ret-%d", i)
+		pubs = append(pubs, callAction(id, "s-"+id, "c-"+id, at, "+6590005555", "+6568330001", connectDecision("m-"+id, "+6568330001", "+6591110000")))
+	}
+	e.publishAll(t, pubs)
+	_, stop := e.run(t, e.clusterConfig(t, c))
+	e.waitRows(t, "SELECT count() FROM DB.call_events", 20)
+	stop()
+	cfg := e.clusterConfig(t, c)
+	cfg.RetentionMonths = 2
+	e.run(t, cfg)
+	e.waitRows(t, "SELECT count() FROM DB.call_events", 10)
+	e.waitRows(t, "SELECT count() FROM DB.interaction_calls", 10)
+	for i, addr := range c.Addrs {
+		conn := chtest.Conn(t, addr)
+		natstest.CheckFor(t, 60*time.Second, 100*time.Millisecond, func() error {
+			var old uint64
+			if err := conn.QueryRow(context.Background(), "SELECT count() FROM "+e.db+".call_events_local WHERE event_time < now() - INTERVAL 2 MONTH").Scan(&old); err != nil {
+				return err
+			}
+			if old != 0 {
+				return fmt.Errorf("server %d still holds %d old rows", i+1, old)
+			}
+			return nil
+		})
+	}
+}

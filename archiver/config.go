@@ -171,8 +171,6 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: retry backoff must satisfy 0 < min <= max", ErrInvalidConfig)
 	case c.Durable == "" || c.Stream == "":
 		return fmt.Errorf("%w: stream and durable names are required", ErrInvalidConfig)
-	case c.RetentionMonths > 0 && c.ClickHouse.Cluster != "":
-		return fmt.Errorf("%w: the archive's retention drops partitions on one server; on a cluster drop them ON CLUSTER by hand (OPERATIONS.md)", ErrInvalidConfig)
 	case c.RetentionMonths < 0 || c.RetentionMonths > 1200:
 		return fmt.Errorf("%w: retention months must be 0 (keep everything) to 1200, got %d", ErrInvalidConfig, c.RetentionMonths)
 	}

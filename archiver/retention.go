@@ -44,9 +44,16 @@ func RetentionCutoff(now time.Time, months int) int {
 // DropPartitionsBefore drops every monthly partition of database's tables
 // older than month (YYYYMM), and returns what it dropped. Tables whose
 // partitions are not months are left alone. A partition another archiver
-// dropped meanwhile is not an error.
-func DropPartitionsBefore(ctx context.Context, conn driver.Conn, database string, month int) ([]Partition, error) {
-	rows, err := conn.Query(ctx, "SELECT DISTINCT table, partition_id FROM system.parts WHERE database = ? AND active", database)
+// dropped meanwhile is not an error. On a cluster (cluster set), the
+// partitions are those of every shard's local tables, and each is dropped
+// ON CLUSTER (a replicated table's drop reaches its replicas).
+func DropPartitionsBefore(ctx context.Context, conn driver.Conn, database, cluster string, month int) ([]Partition, error) {
+	parts, on := "system.parts", ""
+	if cluster != "" {
+		// One replica of every shard answers (another when one is down).
+		parts, on = "cluster('"+cluster+"', system.parts)", " ON CLUSTER "+cluster
+	}
+	rows, err := conn.Query(ctx, "SELECT DISTINCT table, partition_id FROM "+parts+" WHERE database = ? AND active", database)
 	if err != nil {
 		return nil, fmt.Errorf("list partitions of %s: %w", database, err)
 	}
@@ -67,7 +74,7 @@ func DropPartitionsBefore(ctx context.Context, conn driver.Conn, database string
 	}
 	var dropped []Partition
 	for _, p := range old {
-		q := fmt.Sprintf("ALTER TABLE %s.`%s` DROP PARTITION %d", database, strings.ReplaceAll(p.Table, "`", ""), p.Month)
+		q := fmt.Sprintf("ALTER TABLE %s.`%s`%s DROP PARTITION %d", database, strings.ReplaceAll(p.Table, "`", ""), on, p.Month)
 		if err := conn.Exec(ctx, q); err != nil {
 			return dropped, fmt.Errorf("drop partition %d of %s.%s: %w", p.Month, database, p.Table, err)
 		}
@@ -96,7 +103,7 @@ func (a *Archiver) retain(ctx context.Context) {
 	defer t.Stop()
 	for {
 		cutoff := RetentionCutoff(time.Now(), a.cfg.RetentionMonths)
-		dropped, err := DropPartitionsBefore(ctx, a.conn, a.cfg.ClickHouse.Database, cutoff)
+		dropped, err := DropPartitionsBefore(ctx, a.conn, a.cfg.ClickHouse.Database, a.cfg.ClickHouse.Cluster, cutoff)
 		if len(dropped) > 0 {
 			a.log.Info("dropped archive partitions past the retention", "months_kept", a.cfg.RetentionMonths,
 				"before", cutoff, "partitions", len(dropped), "first", dropped[0].Month, "tables", partitionTables(dropped))

@@ -59,7 +59,7 @@ func TestDropPartitionsBefore(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	dropped, err := DropPartitionsBefore(ctx, e.ch, e.db, 202610)
+	dropped, err := DropPartitionsBefore(ctx, e.ch, e.db, "", 202610)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +84,7 @@ func TestDropPartitionsBefore(t *testing.T) {
 	if n := e.count(t, "SELECT count() FROM DB.interaction_calls"); n != 3 {
 		t.Errorf("interaction_calls: %d rows kept, want 3", n)
 	}
-	if again, err := DropPartitionsBefore(ctx, e.ch, e.db, 202610); err != nil || len(again) != 0 {
+	if again, err := DropPartitionsBefore(ctx, e.ch, e.db, "", 202610); err != nil || len(again) != 0 {
 		t.Errorf("dropping again: %v, %v; want nothing", again, err)
 	}
 }

@@ -300,7 +300,7 @@ func (o *options) registerArchiver(fs *flag.FlagSet, optional bool) {
 	fs.DurationVar(&o.batchMaxAge, "batch-max-age", archiver.DefaultMaxAge, "archiver: the longest a record waits in a batch")
 	fs.StringVar(&o.archiverDurable, "archiver-durable", archiver.DefaultDurable, "archiver: durable consumer shared by every archiver")
 	fs.DurationVar(&o.archiverAckWait, "archiver-ack-wait", archiver.DefaultAckWait, "archiver: how long before records a stopped archiver held are redelivered to another")
-	fs.IntVar(&o.archiveRetention, "archive-retention-months", 0, "archiver: calendar months of call history ClickHouse keeps, the current one included; older monthly partitions are dropped as the archiver starts and every 6 hours (one server only; OPERATIONS.md); 0 keeps everything")
+	fs.IntVar(&o.archiveRetention, "archive-retention-months", 0, "archiver: calendar months of call history ClickHouse keeps, the current one included; older monthly partitions are dropped as the archiver starts and every 6 hours (on a cluster, on every shard); 0 keeps everything")
 }
 
 // registerHistory registers the ClickHouse the ingest role reads
