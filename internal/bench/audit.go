@@ -207,9 +207,22 @@ func auditStream(ctx context.Context, spec auditSpec, set *auditSet) *StoreAudit
 	}
 	ctx, cancel := context.WithTimeout(ctx, spec.wait+30*time.Second)
 	defer cancel()
-	stream, err := js.Stream(ctx, spec.stream)
-	if err != nil {
-		return fail(fmt.Errorf("stream %s: %w", spec.stream, err))
+	// A node restarted a moment ago may not answer JetStream requests
+	// yet (no responders): that is waited out, within the audit's wait.
+	var stream jetstream.Stream
+	for {
+		stream, err = js.Stream(ctx, spec.stream)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, nats.ErrNoResponders) && !errors.Is(err, nats.ErrTimeout) || time.Since(start) > spec.wait {
+			return fail(fmt.Errorf("stream %s: %w", spec.stream, err))
+		}
+		select {
+		case <-time.After(250 * time.Millisecond):
+		case <-ctx.Done():
+			return fail(fmt.Errorf("stream %s: %w", spec.stream, err))
+		}
 	}
 	since := spec.since
 	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
