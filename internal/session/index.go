@@ -159,15 +159,6 @@ func (x *index) session(id string) (*Session, uint64, bool) {
 	return e.v, e.rev, ok
 }
 
-// holds reports whether the index holds session id at rev or later: a
-// put of it at rev, delivered by the watch, has nothing new.
-func (x *index) holds(id string, rev uint64) bool {
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	e, ok := x.sessions[id]
-	return ok && rev != 0 && rev <= e.rev
-}
-
 // openOn returns the sessions open at now on a number, oldest first.
 func (x *index) openOn(virtual string, now time.Time) []*Session {
 	x.mu.RLock()

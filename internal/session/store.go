@@ -271,7 +271,7 @@ func (s *Store) apply(e jetstream.KeyValueEntry) {
 			s.idx.removeSession(id, rev)
 			return
 		}
-		if s.idx.holds(id, rev) {
+		if _, held, ok := s.idx.session(id); ok && rev != 0 && rev <= held {
 			return // this process wrote it, and the index already has it
 		}
 		var v Session
