@@ -198,14 +198,16 @@ func Erase(ctx context.Context, conn driver.Conn, database, cluster, number stri
 			if err := conn.Exec(ctx, "ALTER TABLE "+table+" DELETE WHERE "+where); err != nil {
 				return out, fmt.Errorf("erase %s from %s: %w", n, table, err)
 			}
-			if err := waitMutations(ctx, conn, database, target.table); err != nil {
+			if err := waitZero(ctx, conn, "the deletion is still running in ClickHouse (system.mutations)",
+				"SELECT count() FROM system.mutations WHERE database = ? AND table = ? AND is_done = 0", database, target.table); err != nil {
 				return out, fmt.Errorf("erase %s from %s: %w", n, table, err)
 			}
 		} else {
 			if err := conn.Exec(ctx, "ALTER TABLE "+table+localSuffix+" ON CLUSTER "+cluster+" DELETE WHERE "+where); err != nil {
 				return out, fmt.Errorf("erase %s from %s: %w", n, table, err)
 			}
-			if err := waitGone(ctx, conn, "SELECT count() FROM "+table+" WHERE "+where); err != nil {
+			if err := waitZero(ctx, conn, "the deletion is still running on the cluster (system.mutations of each shard)",
+				"SELECT count() FROM "+table+" WHERE "+where); err != nil {
 				return out, fmt.Errorf("erase %s from %s: %w", n, table, err)
 			}
 		}
@@ -224,11 +226,12 @@ func Erase(ctx context.Context, conn driver.Conn, database, cluster, number stri
 	return out, nil
 }
 
-// waitGone waits until count returns 0: every shard's mutation done.
-func waitGone(ctx context.Context, conn driver.Conn, count string) error {
+// waitZero polls count (a query answering one number, args bound) until
+// it answers 0, or ctx ends; running says what is still running then.
+func waitZero(ctx context.Context, conn driver.Conn, running, count string, args ...any) error {
 	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
 		var left uint64
-		if err := conn.QueryRow(ctx, count).Scan(&left); err != nil {
+		if err := conn.QueryRow(ctx, count, args...).Scan(&left); err != nil {
 			return err
 		}
 		if left == 0 {
@@ -236,26 +239,7 @@ func waitGone(ctx context.Context, conn driver.Conn, count string) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("the deletion is still running on the cluster (system.mutations of each shard): %w", ctx.Err())
-		case <-time.After(wait):
-		}
-	}
-}
-
-// waitMutations waits until ClickHouse has carried out every mutation of
-// database.table, or ctx ends.
-func waitMutations(ctx context.Context, conn driver.Conn, database, table string) error {
-	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
-		var running uint64
-		if err := conn.QueryRow(ctx, "SELECT count() FROM system.mutations WHERE database = ? AND table = ? AND is_done = 0", database, table).Scan(&running); err != nil {
-			return fmt.Errorf("mutations: %w", err)
-		}
-		if running == 0 {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("the deletion is still running in ClickHouse (system.mutations): %w", ctx.Err())
+			return fmt.Errorf("%s: %w", running, ctx.Err())
 		case <-time.After(wait):
 		}
 	}

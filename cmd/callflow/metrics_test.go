@@ -2,7 +2,6 @@ package main
 
 import (
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -64,26 +63,13 @@ func exportedMetrics(t *testing.T, addr string) map[string]string {
 	return out
 }
 
-// closedAddr returns a loopback address nothing listens on: a ClickHouse
-// that is never reached.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
-
 // TestMetricsTableMatchesServe: the README's metrics table names exactly
 // the callflow_* metrics serve exports, and every metric an alert rule
 // uses is exported from the start, before ClickHouse was ever reached
 // (an alert on a series that does not exist yet never fires).
 func TestMetricsTableMatchesServe(t *testing.T) {
 	p := start(t, nil, "serve", "--data-dir", t.TempDir(), "--http-addr", anyPort, "--admin-addr", anyPort,
-		"--nats-listen", anyPort, "--clickhouse-addr", closedAddr(t))
+		"--nats-listen", anyPort, "--clickhouse-addr", freeAddrs(t, 1)[0]) // nothing listens there
 	a := waitReady(t, p)
 	exported := exportedMetrics(t, a.Admin)
 	documented := readmeMetrics(t)

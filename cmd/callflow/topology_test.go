@@ -39,9 +39,10 @@ type natsNode struct {
 	done                  chan error
 }
 
-// freeAddrs returns n distinct loopback addresses free when asked
-// (nats-server needs its cluster's ports in its configuration before it
-// starts): all are held until all are picked, so none is picked twice.
+// freeAddrs returns n distinct loopback addresses nothing listens on
+// when asked (nats-server needs its cluster's ports in its configuration
+// before it starts; a ClickHouse never reached): all are held until all
+// are picked, so none is picked twice.
 func freeAddrs(t *testing.T, n int) []string {
 	t.Helper()
 	var out []string

@@ -141,22 +141,28 @@ func (s *Server) Start(t testing.TB) {
 	if err := s.cmd.Start(); err != nil {
 		t.Fatalf("start clickhouse: %v", err)
 	}
-	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{s.Addr}, DialTimeout: time.Second})
+	if err := awaitPing(t, s.Addr, 30*time.Second); err != nil {
+		log, _ := os.ReadFile(filepath.Join(s.dir, "log", "error.log"))
+		t.Fatalf("clickhouse on %s not answering after 30s: %v\n%s", s.Addr, err, log)
+	}
+}
+
+// awaitPing pings the server at addr until it answers, and returns the
+// last error when it has not within the bound.
+func awaitPing(t testing.TB, addr string, within time.Duration) error {
+	t.Helper()
+	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{addr}, DialTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(within)
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		err := conn.Ping(ctx)
 		cancel()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(s.dir, "log", "error.log"))
-			t.Fatalf("clickhouse on %s not answering after 30s: %v\n%s", s.Addr, err, log)
+		if err == nil || time.Now().After(deadline) {
+			return err
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -98,19 +98,8 @@ func (c Cluster) Start(t testing.TB, i int) {
 		t.Fatalf("start clickhouse server %s: %v", c.Addrs[i], err)
 	}
 	go func() { _ = cmd.Wait() }() // reaped when it exits (at the script's end)
-	deadline := time.Now().Add(60 * time.Second)
-	conn := Conn(t, c.Addrs[i])
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		err := conn.Ping(ctx)
-		cancel()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("clickhouse server %s did not answer within 60s of its start: %v", c.Addrs[i], err)
-		}
-		time.Sleep(200 * time.Millisecond)
+	if err := awaitPing(t, c.Addrs[i], 60*time.Second); err != nil {
+		t.Fatalf("clickhouse server %s did not answer within 60s of its start: %v", c.Addrs[i], err)
 	}
 }
 
