@@ -1,4 +1,4 @@
-package broker
+package broker_test
 
 import (
 	"context"
@@ -7,8 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callflow/callflow/internal/broker"
 	"github.com/callflow/callflow/internal/natstest"
 	"github.com/callflow/callflow/internal/session"
+	"github.com/callflow/callflow/internal/testlog"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -55,9 +57,9 @@ func TestClusterReplicas(t *testing.T) {
 	defer cancel()
 	log := slog.New(slog.DiscardHandler)
 
-	cfg := streamCfg()
+	cfg := broker.StreamConfig{Name: broker.DefaultStream, MaxAge: broker.DefaultMaxAge, Duplicates: broker.DefaultDuplicates, Replicas: 1}
 	cfg.Replicas = 3
-	if _, err := EnsureStream(ctx, js, cfg, log); err != nil {
+	if _, err := broker.EnsureStream(ctx, js, cfg, log); err != nil {
 		t.Fatalf("EnsureStream with 3 replicas: %v", err)
 	}
 	st, err := session.Open(ctx, js, session.Config{Replicas: 3, Logger: log})
@@ -66,7 +68,7 @@ func TestClusterReplicas(t *testing.T) {
 	}
 	defer st.Close()
 	bucketStream := "KV_" + session.DefaultBucket
-	for _, name := range []string{DefaultStream, bucketStream} {
+	for _, name := range []string{broker.DefaultStream, bucketStream} {
 		natstest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
 			return clusterReplicasCurrent(ctx, js, name, 3)
 		})
@@ -85,11 +87,11 @@ func TestClusterReplicas(t *testing.T) {
 
 	// The records stream's leader goes away: records and sessions are
 	// still written, on the two nodes left.
-	leader := c.StreamLeader(DefaultStream)
+	leader := c.StreamLeader(broker.DefaultStream)
 	if leader < 0 {
 		t.Fatal("no node leads the stream")
 	}
-	t.Logf("shutting down %s, the leader of %s", c.NodeName(leader), DefaultStream)
+	t.Logf("shutting down %s, the leader of %s", c.NodeName(leader), broker.DefaultStream)
 	c.Shutdown(leader)
 	natstest.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
 		// The same id on every attempt: an attempt that timed out but
@@ -116,12 +118,12 @@ func TestClusterReplicas(t *testing.T) {
 	// Back on the same ports and store: three current replicas again,
 	// with what was written while it was away.
 	c.Restart(leader)
-	for _, name := range []string{DefaultStream, bucketStream} {
+	for _, name := range []string{broker.DefaultStream, bucketStream} {
 		natstest.CheckFor(t, 60*time.Second, 100*time.Millisecond, func() error {
 			return clusterReplicasCurrent(ctx, js, name, 3)
 		})
 	}
-	s, err := js.Stream(ctx, DefaultStream)
+	s, err := js.Stream(ctx, broker.DefaultStream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,5 +136,58 @@ func TestClusterReplicas(t *testing.T) {
 	}
 	if _, err := st.Get(ctx, created.ID); err != nil {
 		t.Errorf("session created during the failover: %v", err)
+	}
+}
+
+// TestSetupWaitsForQuorum: a role started while its NATS cluster has no
+// JetStream quorum (two of three nodes still down, as when a deployment
+// starts every process at once) waits for it, and creates the records
+// stream and the sessions bucket, with three replicas, once the nodes are
+// up, instead of failing on the first request that went unanswered.
+func TestSetupWaitsForQuorum(t *testing.T) {
+	c := natstest.RunCluster(t)
+	_, js := c.Connect(t)
+	c.Shutdown(1)
+	c.Shutdown(2)
+	var logs testlog.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		cfg := broker.StreamConfig{Name: broker.DefaultStream, MaxAge: broker.DefaultMaxAge, Duplicates: broker.DefaultDuplicates, Replicas: 3}
+		if _, err := broker.EnsureStream(ctx, js, cfg, log); err != nil {
+			done <- fmt.Errorf("EnsureStream: %w", err)
+			return
+		}
+		st, err := session.Open(ctx, js, session.Config{Replicas: 3, Logger: log})
+		if err != nil {
+			done <- fmt.Errorf("session.Open: %w", err)
+			return
+		}
+		st.Close()
+		done <- nil
+	}()
+	select {
+	case <-logs.Written("JetStream not ready"):
+	case err := <-done:
+		t.Fatalf("setup ended without a quorum: %v\n%s", err, logs.String())
+	case <-ctx.Done():
+		t.Fatalf("setup logged no retry:\n%s", logs.String())
+	}
+	c.Restart(1)
+	c.Restart(2)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("%v\n%s", err, logs.String())
+		}
+	case <-ctx.Done():
+		t.Fatalf("setup still waiting once the cluster formed:\n%s", logs.String())
+	}
+	for _, name := range []string{broker.DefaultStream, "KV_" + session.DefaultBucket} {
+		natstest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+			return clusterReplicasCurrent(ctx, js, name, 3)
+		})
 	}
 }

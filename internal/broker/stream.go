@@ -94,7 +94,11 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig,
 		Discard:     jetstream.DiscardOld,
 	}
 	for attempt := 0; ; attempt++ {
-		s, err := js.Stream(ctx, cfg.Name)
+		var s jetstream.Stream
+		err := Setup(ctx, log, "look up stream "+cfg.Name, func(ctx context.Context) (err error) {
+			s, err = js.Stream(ctx, cfg.Name)
+			return err
+		})
 		if err == nil {
 			reportStreamDrift(s.CachedInfo().Config, want, log)
 			return s, nil
@@ -102,7 +106,10 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig,
 		if !errors.Is(err, jetstream.ErrStreamNotFound) {
 			return nil, fmt.Errorf("look up stream %s: %w", cfg.Name, err)
 		}
-		s, err = js.CreateStream(ctx, want)
+		err = Setup(ctx, log, "create stream "+cfg.Name, func(ctx context.Context) (err error) {
+			s, err = js.CreateStream(ctx, want)
+			return err
+		})
 		if err == nil {
 			log.Info("created records stream", "stream", cfg.Name, "max_age", cfg.MaxAge, "max_bytes", want.MaxBytes, "duplicates", cfg.Duplicates, "replicas", cfg.Replicas)
 			return s, nil
@@ -110,6 +117,7 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig,
 		if apiErr := (*jetstream.APIError)(nil); errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeStorageExceeded {
 			return nil, fmt.Errorf("create stream %s with max bytes %d x %d replicas: %w; lower the stream's max bytes or raise the servers' JetStream max_file_store", cfg.Name, want.MaxBytes, cfg.Replicas, err)
 		}
+		// Another role may have created it in between: look again, once.
 		if attempt > 0 {
 			return nil, fmt.Errorf("create stream %s: %w", cfg.Name, err)
 		}

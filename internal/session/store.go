@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/callflow/callflow/internal/broker"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -161,7 +162,11 @@ func ensureBucket(ctx context.Context, js jetstream.JetStream, cfg Config) (jets
 		LimitMarkerTTL: cfg.MarkerTTL,
 	}
 	for attempt := 0; ; attempt++ {
-		kv, err := js.KeyValue(ctx, cfg.Bucket)
+		var kv jetstream.KeyValue
+		err := broker.Setup(ctx, cfg.Logger, "look up bucket "+cfg.Bucket, func(ctx context.Context) (err error) {
+			kv, err = js.KeyValue(ctx, cfg.Bucket)
+			return err
+		})
 		if err == nil {
 			reportBucketDrift(ctx, kv, want, cfg.Logger)
 			return kv, nil
@@ -169,7 +174,10 @@ func ensureBucket(ctx context.Context, js jetstream.JetStream, cfg Config) (jets
 		if !errors.Is(err, jetstream.ErrBucketNotFound) {
 			return nil, fmt.Errorf("look up bucket %s: %w", cfg.Bucket, err)
 		}
-		kv, err = js.CreateKeyValue(ctx, want)
+		err = broker.Setup(ctx, cfg.Logger, "create bucket "+cfg.Bucket, func(ctx context.Context) (err error) {
+			kv, err = js.CreateKeyValue(ctx, want)
+			return err
+		})
 		if err == nil {
 			cfg.Logger.Info("created session bucket", "bucket", cfg.Bucket, "replicas", cfg.Replicas)
 			return kv, nil
