@@ -543,3 +543,31 @@ func (l *link) close() {
 	l.set(false)
 	l.ln.Close()
 }
+
+// Relay is a loopback TCP relay to a fixed address that a test can cut
+// and restore, as a network partition would: between a leaf node and its
+// hub, say.
+type Relay struct{ l *link }
+
+// NewRelay starts a relay to target (host:port), up; it is closed when the
+// test ends.
+func NewRelay(t testing.TB, target string) *Relay {
+	t.Helper()
+	l, err := newLink(func() string { return target })
+	if err != nil {
+		t.Fatalf("relay: %v", err)
+	}
+	l.set(true)
+	t.Cleanup(l.close)
+	return &Relay{l: l}
+}
+
+// Addr is the relay's listening address (host:port).
+func (r *Relay) Addr() string { return r.l.addr() }
+
+// Cut closes every relayed connection at once and refuses new ones until
+// Restore.
+func (r *Relay) Cut() { r.l.set(false) }
+
+// Restore lets connections through again.
+func (r *Relay) Restore() { r.l.set(true) }

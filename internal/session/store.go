@@ -35,6 +35,13 @@ type Config struct {
 	// (FlowVersion) once a newer one replaced it or the flow was deleted:
 	// the longest a call already in the flow may go on in it.
 	FlowRetention time.Duration
+	// MirrorDomain, when set, makes this Store a region's copy of the
+	// bucket of the same name in that JetStream domain (the centre's, in a
+	// multi-region deployment): the bucket here is a mirror, read locally,
+	// so that a decision never crosses regions, and every write goes to
+	// the centre's bucket, whose revisions the mirror keeps. While the
+	// region is cut off from the centre, reads go on and writes fail.
+	MirrorDomain string
 	// Logger receives the store's notable events.
 	Logger *slog.Logger
 }
@@ -99,14 +106,17 @@ func (c *Config) Validate() error {
 // number pool, sub-account settings) and keeps a watched, in-memory index
 // of it for routing, allocation and lists.
 type Store struct {
-	cfg    Config
-	js     jetstream.JetStream
-	kv     jetstream.KeyValue
-	log    *slog.Logger
-	idx    *index
-	cancel context.CancelFunc
-	done   chan struct{}
-	synced chan struct{}
+	cfg Config
+	js  jetstream.JetStream
+	kv  jetstream.KeyValue
+	// putPrefix is the subject prefix of the bucket's writes: the
+	// centre's bucket, through its domain's API, for a mirror.
+	putPrefix string
+	log       *slog.Logger
+	idx       *index
+	cancel    context.CancelFunc
+	done      chan struct{}
+	synced    chan struct{}
 }
 
 // Open makes sure the bucket exists (creating it when missing, leaving it as
@@ -123,7 +133,7 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Store, erro
 	}
 	wctx, cancel := context.WithCancel(context.Background())
 	s := &Store{
-		cfg: cfg, js: js, kv: kv, log: cfg.Logger, idx: newIndex(),
+		cfg: cfg, js: js, kv: kv, putPrefix: putPrefix(cfg), log: cfg.Logger, idx: newIndex(),
 		cancel: cancel, done: make(chan struct{}), synced: make(chan struct{}),
 	}
 	// Registered before the watch starts, so that no reconnect is missed.
@@ -152,6 +162,17 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Store, erro
 	}
 }
 
+// putPrefix returns the subject prefix the bucket's keys are written on:
+// $KV.<bucket>., or for a mirror the centre's bucket's, through its
+// domain's JetStream API ($JS.<domain>.API.$KV.<bucket>., as nats.go's own
+// KeyValue writes to a mirror).
+func putPrefix(cfg Config) string {
+	if cfg.MirrorDomain != "" {
+		return "$JS." + cfg.MirrorDomain + ".API.$KV." + cfg.Bucket + "."
+	}
+	return "$KV." + cfg.Bucket + "."
+}
+
 func ensureBucket(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.KeyValue, error) {
 	want := jetstream.KeyValueConfig{
 		Bucket:         cfg.Bucket,
@@ -161,6 +182,13 @@ func ensureBucket(ctx context.Context, js jetstream.JetStream, cfg Config) (jets
 		Replicas:       cfg.Replicas,
 		LimitMarkerTTL: cfg.MarkerTTL,
 	}
+	if cfg.MirrorDomain != "" {
+		// The centre's bucket sets the history and writes the expiry
+		// markers; the mirror copies them.
+		want.Description = "callflow number-masking sessions, mirrored from JetStream domain " + cfg.MirrorDomain
+		want.LimitMarkerTTL = 0
+		want.Mirror = &jetstream.StreamSource{Name: cfg.Bucket, Domain: cfg.MirrorDomain}
+	}
 	for attempt := 0; ; attempt++ {
 		var kv jetstream.KeyValue
 		err := broker.Setup(ctx, cfg.Logger, "look up bucket "+cfg.Bucket, func(ctx context.Context) (err error) {
@@ -168,8 +196,7 @@ func ensureBucket(ctx context.Context, js jetstream.JetStream, cfg Config) (jets
 			return err
 		})
 		if err == nil {
-			reportBucketDrift(ctx, kv, want, cfg.Logger)
-			return kv, nil
+			return kv, checkBucket(ctx, kv, want, cfg.Logger)
 		}
 		if !errors.Is(err, jetstream.ErrBucketNotFound) {
 			return nil, fmt.Errorf("look up bucket %s: %w", cfg.Bucket, err)
@@ -189,23 +216,34 @@ func ensureBucket(ctx context.Context, js jetstream.JetStream, cfg Config) (jets
 	}
 }
 
-// reportBucketDrift logs where an existing bucket differs from what this
-// role would have created. It never changes the bucket: an operator may
-// have set it up that way on purpose.
-func reportBucketDrift(ctx context.Context, kv jetstream.KeyValue, want jetstream.KeyValueConfig, log *slog.Logger) {
+// checkBucket logs where an existing bucket differs from what this role
+// would have created, and leaves it as it is: an operator may have set it
+// up that way on purpose. A bucket that is a mirror where this role writes
+// to its own, or the other way round, is an error: the regions' copies of
+// the sessions would part ways unnoticed.
+func checkBucket(ctx context.Context, kv jetstream.KeyValue, want jetstream.KeyValueConfig, log *slog.Logger) error {
 	st, err := kv.Status(ctx)
 	if err != nil {
 		log.Warn("cannot read session bucket status", "bucket", want.Bucket, "error", err)
-		return
+		return nil
 	}
-	if st.LimitMarkerTTL() == 0 {
+	cfg, ok := st.(*jetstream.KeyValueBucketStatus)
+	if !ok {
+		return nil
+	}
+	have := cfg.StreamInfo().Config
+	switch mirror := have.Mirror; {
+	case want.Mirror != nil && mirror == nil:
+		return fmt.Errorf("%w: session bucket %s exists here and is not a mirror of domain %s's: remove it (nats kv del %s) so that it is created as one, or leave out the mirror domain", ErrInvalidConfig, want.Bucket, want.Mirror.Domain, want.Bucket)
+	case want.Mirror == nil && mirror != nil:
+		return fmt.Errorf("%w: session bucket %s is a mirror (of %s), which this role cannot write to: give it the mirror's domain", ErrInvalidConfig, want.Bucket, mirror.Name)
+	case want.Mirror == nil && st.LimitMarkerTTL() == 0:
 		log.Warn("session bucket has no limit marker TTL: sessions with a ttlSeconds cannot be created", "bucket", want.Bucket)
 	}
-	if cfg, ok := st.(*jetstream.KeyValueBucketStatus); ok {
-		if r := cfg.StreamInfo().Config.Replicas; r != want.Replicas {
-			log.Warn("session bucket exists with other settings; leaving it as it is", "bucket", want.Bucket, "replicas", r, "configured_replicas", want.Replicas)
-		}
+	if have.Replicas != want.Replicas {
+		log.Warn("session bucket exists with other settings; leaving it as it is", "bucket", want.Bucket, "replicas", have.Replicas, "configured_replicas", want.Replicas)
 	}
+	return nil
 }
 
 // watch applies the bucket's changes to the index until ctx ends.

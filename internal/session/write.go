@@ -69,7 +69,7 @@ func (s *Store) write(ctx context.Context, key string, value []byte, rev uint64,
 	// The headers jetstream.WithExpectLastSequencePerSubject and
 	// WithMsgTTL set, without the options' allocations (four a write, on
 	// every connected call's count).
-	msg := &nats.Msg{Subject: "$KV." + s.cfg.Bucket + "." + key, Data: value, Header: nats.Header{
+	msg := &nats.Msg{Subject: s.putPrefix + key, Data: value, Header: nats.Header{
 		jetstream.ExpectedLastSubjSeqHeader: {strconv.FormatUint(rev, 10)},
 	}}
 	if ttl > 0 {
