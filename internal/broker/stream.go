@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/callflow/callflow/wire"
@@ -30,7 +33,17 @@ type StreamConfig struct {
 	MaxBytes int64
 	// Replicas is the replica count when this role creates the stream.
 	Replicas int
+	// SourceDomains makes the stream the centre's of a multi-region
+	// deployment: it takes no subjects of its own and sources the stream
+	// of the same name in each of these JetStream domains (the regions'
+	// leaf nodes or clusters), for the archivers. A region cut off keeps
+	// its records; the centre catches up when it is back.
+	SourceDomains []string
 }
+
+// sourceAPIPrefix is the JetStream API prefix of a domain, as a stream
+// source names it.
+func sourceAPIPrefix(domain string) string { return "$JS." + domain + ".API" }
 
 // Defaults for StreamConfig. DefaultMaxBytes fits the 10 GB JetStream file
 // store of deploy/nats with room for the sessions bucket; at about 1.5 KB a
@@ -71,6 +84,16 @@ func (c StreamConfig) Validate() error {
 	case c.Replicas < 1 || c.Replicas > 5:
 		return fmt.Errorf("%w: stream replicas must be 1 to 5, got %d", ErrInvalidConfig, c.Replicas)
 	}
+	seen := map[string]bool{}
+	for _, d := range c.SourceDomains {
+		switch {
+		case d == "" || strings.ContainsAny(d, ".*> \t"):
+			return fmt.Errorf("%w: stream source domain %q is not a JetStream domain name (one token: no dots, wildcards or spaces)", ErrInvalidConfig, d)
+		case seen[d]:
+			return fmt.Errorf("%w: stream source domain %q is given twice", ErrInvalidConfig, d)
+		}
+		seen[d] = true
+	}
 	return nil
 }
 
@@ -93,6 +116,13 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig,
 		Replicas:    cfg.Replicas,
 		Discard:     jetstream.DiscardOld,
 	}
+	if len(cfg.SourceDomains) > 0 {
+		want.Description = "callflow: every region's records, sourced from their streams"
+		want.Subjects = nil
+		for _, d := range cfg.SourceDomains {
+			want.Sources = append(want.Sources, &jetstream.StreamSource{Name: cfg.Name, Domain: d})
+		}
+	}
 	for attempt := 0; ; attempt++ {
 		var s jetstream.Stream
 		err := Setup(ctx, log, "look up stream "+cfg.Name, func(ctx context.Context) (err error) {
@@ -101,7 +131,7 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig,
 		})
 		if err == nil {
 			reportStreamDrift(s.CachedInfo().Config, want, log)
-			return s, nil
+			return addSources(ctx, js, s, cfg.SourceDomains, log)
 		}
 		if !errors.Is(err, jetstream.ErrStreamNotFound) {
 			return nil, fmt.Errorf("look up stream %s: %w", cfg.Name, err)
@@ -138,12 +168,52 @@ func reportStreamDrift(have, want jetstream.StreamConfig, log *slog.Logger) {
 	if have.Replicas != want.Replicas {
 		diffs = append(diffs, "replicas", have.Replicas, "configured_replicas", want.Replicas)
 	}
-	if len(have.Subjects) != 1 || have.Subjects[0] != want.Subjects[0] {
+	if !slices.Equal(have.Subjects, want.Subjects) {
 		diffs = append(diffs, "subjects", have.Subjects, "configured_subjects", want.Subjects)
 	}
 	if len(diffs) > 0 {
 		log.Warn("records stream exists with other settings; leaving it as it is", append([]any{"stream", want.Name}, diffs...)...)
 	}
+}
+
+// addSources adds to the existing stream s the domains it does not source
+// yet: a region added to the deployment is taken in when the archivers
+// restart with it. Sources the stream has beyond domains are kept (a
+// region taken out may still hold records); the log says which.
+func addSources(ctx context.Context, js jetstream.JetStream, s jetstream.Stream, domains []string, log *slog.Logger) (jetstream.Stream, error) {
+	cfg := s.CachedInfo().Config
+	if len(domains) == 0 {
+		return s, nil
+	}
+	have := map[string]bool{}
+	for _, src := range cfg.Sources {
+		if src.External != nil {
+			have[src.External.APIPrefix] = true
+		}
+	}
+	var added []string
+	for _, d := range domains {
+		if !have[sourceAPIPrefix(d)] {
+			cfg.Sources = append(cfg.Sources, &jetstream.StreamSource{Name: cfg.Name, Domain: d})
+			added = append(added, d)
+		}
+		delete(have, sourceAPIPrefix(d))
+	}
+	if len(have) > 0 {
+		log.Warn("records stream sources more than the configured domains; leaving them", "stream", cfg.Name, "others", slices.Sorted(maps.Keys(have)))
+	}
+	if len(added) == 0 {
+		return s, nil
+	}
+	err := Setup(ctx, log, "add sources to stream "+cfg.Name, func(ctx context.Context) (err error) {
+		s, err = js.UpdateStream(ctx, cfg)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("add sources %v to stream %s: %w", added, cfg.Name, err)
+	}
+	log.Info("records stream sources more regions", "stream", cfg.Name, "added", added)
+	return s, nil
 }
 
 // StreamCollector exposes the records stream's fill, read from JetStream
