@@ -44,8 +44,10 @@ type options struct {
 	streamDuplicates time.Duration
 	streamMaxBytes   int64
 	streamReplicas   int
+	streamSources    string // archiver only: the centre's stream sources these domains
 	bucket           string
 	bucketReplicas   int
+	bucketMirror     string
 	sessionHistory   time.Duration
 	countDelay       time.Duration
 	flowRetention    time.Duration
@@ -145,9 +147,16 @@ func (o *options) registerStream(fs *flag.FlagSet) {
 	fs.IntVar(&o.streamReplicas, "stream-replicas", 1, "replicas of the stream when created (3 on a three-node cluster)")
 }
 
+// registerStreamSources registers the archiver's flag that makes the
+// records stream the centre's of a multi-region deployment.
+func (o *options) registerStreamSources(fs *flag.FlagSet) {
+	fs.StringVar(&o.streamSources, "stream-source-domains", "", "multi-region: JetStream domains (comma-separated) of the other regions, whose records streams the centre's stream sources besides its own region's records; added to the stream when the archiver creates it or finds it without them (see deploy/nats/README.md)")
+}
+
 func (o *options) registerBucket(fs *flag.FlagSet) {
 	fs.StringVar(&o.bucket, "sessions-bucket", session.DefaultBucket, "JetStream key-value bucket of masking sessions")
 	fs.IntVar(&o.bucketReplicas, "sessions-replicas", 1, "replicas of the sessions bucket when created (3 on a three-node cluster)")
+	fs.StringVar(&o.bucketMirror, "sessions-mirror-domain", "", "multi-region: JetStream domain of the centre whose sessions bucket this region's is a mirror of (read here, written there; see deploy/nats/README.md); empty: the bucket is this NATS system's own")
 	fs.DurationVar(&o.flowRetention, "flow-retention", session.DefaultFlowRetention, "how long a replaced or deleted IVR flow version stays readable, so that calls already in it finish on it")
 	fs.DurationVar(&o.sessionHistory, "session-history", session.DefaultHistory, "how long closed and expired sessions stay readable (GET, lists of closed sessions) before they are forgotten")
 }
@@ -383,11 +392,11 @@ func (o *options) registerProcess(fs *flag.FlagSet) {
 }
 
 func (o *options) streamConfig() broker.StreamConfig {
-	return broker.StreamConfig{Name: o.stream, MaxAge: o.streamMaxAge, MaxBytes: o.streamMaxBytes, Duplicates: o.streamDuplicates, Replicas: o.streamReplicas}
+	return broker.StreamConfig{Name: o.stream, MaxAge: o.streamMaxAge, MaxBytes: o.streamMaxBytes, Duplicates: o.streamDuplicates, Replicas: o.streamReplicas, SourceDomains: splitList(o.streamSources)}
 }
 
 func (o *options) sessionConfig() session.Config {
-	return session.Config{Bucket: o.bucket, Replicas: o.bucketReplicas, History: o.sessionHistory, FlowRetention: o.flowRetention}
+	return session.Config{Bucket: o.bucket, Replicas: o.bucketReplicas, History: o.sessionHistory, FlowRetention: o.flowRetention, MirrorDomain: o.bucketMirror}
 }
 
 func (o *options) ingestConfig() ingest.Config {

@@ -72,6 +72,7 @@ var roles = []role{
 		register: func(o *options, fs *flag.FlagSet) {
 			o.registerNATS(fs, false)
 			o.registerStream(fs)
+			o.registerStreamSources(fs)
 			o.registerArchiver(fs, false)
 			o.registerAdmin(fs, "127.0.0.1:8083", false)
 			o.registerProcess(fs)

@@ -34,10 +34,13 @@ type StreamConfig struct {
 	// Replicas is the replica count when this role creates the stream.
 	Replicas int
 	// SourceDomains makes the stream the centre's of a multi-region
-	// deployment: it takes no subjects of its own and sources the stream
-	// of the same name in each of these JetStream domains (the regions'
-	// leaf nodes or clusters), for the archivers. A region cut off keeps
-	// its records; the centre catches up when it is back.
+	// deployment: besides the records of its own region's calls, it
+	// sources the stream of the same name in each of these JetStream
+	// domains (the other regions' leaf nodes or clusters), for the
+	// archivers. A region cut off keeps its records; the centre catches up
+	// when it is back. The records' subjects must not cross between the
+	// domains (deny them on the leaf node connections), or a region's
+	// record would also be stored at the centre directly.
 	SourceDomains []string
 }
 
@@ -117,8 +120,7 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig,
 		Discard:     jetstream.DiscardOld,
 	}
 	if len(cfg.SourceDomains) > 0 {
-		want.Description = "callflow: every region's records, sourced from their streams"
-		want.Subjects = nil
+		want.Description = "callflow: every accepted 8x8 webhook with its decision, this region's and those sourced from the others'"
 		for _, d := range cfg.SourceDomains {
 			want.Sources = append(want.Sources, &jetstream.StreamSource{Name: cfg.Name, Domain: d})
 		}

@@ -98,6 +98,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: session history must be from 1s to %s, got %s", ErrInvalidConfig, MaxTTL, c.History)
 	case c.FlowRetention < time.Second || c.FlowRetention > MaxTTL:
 		return fmt.Errorf("%w: flow retention must be from 1s to %s, got %s", ErrInvalidConfig, MaxTTL, c.FlowRetention)
+	case strings.ContainsAny(c.MirrorDomain, ".*> \t"):
+		return fmt.Errorf("%w: sessions mirror domain %q is not a JetStream domain name (one token: no dots, wildcards or spaces)", ErrInvalidConfig, c.MirrorDomain)
 	}
 	return nil
 }
