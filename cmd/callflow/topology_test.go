@@ -35,6 +35,7 @@ var natsServerBinary = sync.OnceValues(func() (string, error) {
 // natsNode is one nats-server process of the test topology.
 type natsNode struct {
 	conf, client, monitor string
+	leaf                  string // leaf node listener of a hub node
 	cmd                   *exec.Cmd
 	done                  chan error
 }
@@ -68,8 +69,8 @@ func startNATSProcesses(t *testing.T) []*natsNode {
 		t.Fatal(err)
 	}
 	const n = 3
-	addrs := freeAddrs(t, 3*n)
-	clients, routes, monitors := addrs[:n], addrs[n:2*n], addrs[2*n:]
+	addrs := freeAddrs(t, 4*n)
+	clients, routes, monitors, leaves := addrs[:n], addrs[n:2*n], addrs[2*n:3*n], addrs[3*n:]
 	dir := t.TempDir()
 	nodes := make([]*natsNode, n)
 	for i := range n {
@@ -89,6 +90,10 @@ func startNATSProcesses(t *testing.T) []*natsNode {
 			if j == i {
 				replace(fmt.Sprintf("listen: 127.0.0.1:%d", 4222+j), "listen: "+clients[j])
 				replace(fmt.Sprintf("http: 127.0.0.1:%d", 8222+j), "http: "+monitors[j])
+				// Leaf nodes are kept to the addresses they are given
+				// (the region test's relays, which cut a region off),
+				// not told the hub's own.
+				replace(fmt.Sprintf("listen: 127.0.0.1:%d", 7422+j), "listen: "+leaves[j]+"\n  no_advertise: true")
 			}
 			replace(fmt.Sprintf("127.0.0.1:%d", 6222+j), routes[j])
 		}
@@ -97,7 +102,7 @@ func startNATSProcesses(t *testing.T) []*natsNode {
 		if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		nodes[i] = &natsNode{conf: path, client: "nats://" + clients[i], monitor: monitors[i]}
+		nodes[i] = &natsNode{conf: path, client: "nats://" + clients[i], monitor: monitors[i], leaf: leaves[i]}
 		nodes[i].start(t, bin)
 	}
 	for _, nd := range nodes {
