@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callflow/callflow/wire"
+	"github.com/nats-io/nats-server/v2/server"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -1259,12 +1261,25 @@ func TestDeployNATSCluster(t *testing.T) {
 	if len(urlFlags) == 0 {
 		t.Error("deploy/nats/README.md shows no --nats-url")
 	}
+	regions := map[string]bool{}
+	if paths, _ := filepath.Glob(filepath.Join(deployDir, "nats", "region-*.conf")); len(paths) > 0 {
+		for _, path := range paths {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			regions[parseNATSConf(string(b)).listen] = true
+		}
+	}
 	for _, m := range urlFlags {
 		var hosts []string
 		for _, u := range natsConfURL.FindAllStringSubmatch(m[1], -1) {
 			hosts = append(hosts, u[1])
 		}
 		sort.Strings(hosts)
+		if len(hosts) == 1 && regions[hosts[0]] {
+			continue // a region's roles use their region's server (TestDeployNATSRegions)
+		}
 		if !slices.Equal(hosts, clients) {
 			t.Errorf("README: --nats-url %s, want the client addresses %v", m[1], clients)
 		}
@@ -1325,4 +1340,100 @@ func TestDeployNATSCluster(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestDeployNATSRegions checks the multi-region files of deploy/nats with
+// nats-server's own configuration parser: the centre's nodes share the
+// JetStream domain hub and listen for leaf nodes; each region has a
+// domain of its own, ports of its own, one remote listing every one of the
+// centre's leaf node listeners, and denies the records' subjects both ways
+// (TestStreamSourceDomains shows why); the README starts the roles with
+// the mirror and source flags naming those domains.
+func TestDeployNATSRegions(t *testing.T) {
+	hubs, _ := filepath.Glob(filepath.Join(deployDir, "nats", "nats-*.conf"))
+	regions, _ := filepath.Glob(filepath.Join(deployDir, "nats", "region-*.conf"))
+	if len(hubs) != 3 || len(regions) < 2 {
+		t.Fatalf("deploy/nats: %d nats-*.conf and %d region-*.conf files, want 3 and at least 2", len(hubs), len(regions))
+	}
+	ports := map[int]string{}
+	claim := func(file string, port int) {
+		t.Helper()
+		if other, ok := ports[port]; ok && port != 0 {
+			t.Errorf("%s and %s both use port %d", file, other, port)
+		}
+		ports[port] = file
+	}
+	var leafAddrs []string
+	hubDomain := ""
+	for _, path := range hubs {
+		opts, err := server.ProcessConfigFile(path)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		name := filepath.Base(path)
+		if hubDomain == "" {
+			hubDomain = opts.JetStreamDomain
+		}
+		if opts.JetStreamDomain == "" || opts.JetStreamDomain != hubDomain {
+			t.Errorf("%s: JetStream domain %q, want the centre's one domain (%q)", name, opts.JetStreamDomain, hubDomain)
+		}
+		if opts.LeafNode.Port == 0 {
+			t.Errorf("%s: no leafnodes listener for the regions", name)
+		}
+		claim(name, opts.Port)
+		claim(name, opts.HTTPPort)
+		claim(name, opts.Cluster.Port)
+		claim(name, opts.LeafNode.Port)
+		leafAddrs = append(leafAddrs, net.JoinHostPort(opts.LeafNode.Host, strconv.Itoa(opts.LeafNode.Port)))
+	}
+	sort.Strings(leafAddrs)
+	records := wire.SubjectPrefix + ".>"
+	var domains []string
+	for _, path := range regions {
+		opts, err := server.ProcessConfigFile(path)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		name := filepath.Base(path)
+		d := opts.JetStreamDomain
+		if d == "" || d == hubDomain || slices.Contains(domains, d) {
+			t.Errorf("%s: JetStream domain %q, want one of its own", name, d)
+		}
+		domains = append(domains, d)
+		claim(name, opts.Port)
+		claim(name, opts.HTTPPort)
+		if len(opts.LeafNode.Remotes) != 1 {
+			t.Fatalf("%s: %d leaf node remotes, want one (the centre)", name, len(opts.LeafNode.Remotes))
+		}
+		r := opts.LeafNode.Remotes[0]
+		var urls []string
+		for _, u := range r.URLs {
+			urls = append(urls, u.Host)
+		}
+		sort.Strings(urls)
+		if !slices.Equal(urls, leafAddrs) {
+			t.Errorf("%s: remote URLs %v, want the centre's leaf node listeners %v", name, urls, leafAddrs)
+		}
+		if !slices.Contains(r.DenyImports, records) || !slices.Contains(r.DenyExports, records) {
+			t.Errorf("%s: deny_imports %v, deny_exports %v: both must hold %s", name, r.DenyImports, r.DenyExports, records)
+		}
+	}
+	readme, err := os.ReadFile(filepath.Join(deployDir, "nats", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(readme)
+	if !strings.Contains(text, "--sessions-mirror-domain "+hubDomain) {
+		t.Errorf("deploy/nats/README.md: no --sessions-mirror-domain %s", hubDomain)
+	}
+	m := regexp.MustCompile(`--stream-source-domains (\S+)`).FindStringSubmatch(text)
+	if m == nil {
+		t.Fatal("deploy/nats/README.md: no --stream-source-domains")
+	}
+	got := strings.Split(m[1], ",")
+	sort.Strings(got)
+	sort.Strings(domains)
+	if !slices.Equal(got, domains) {
+		t.Errorf("deploy/nats/README.md: --stream-source-domains %s, want the regions' domains %v", m[1], domains)
+	}
 }
