@@ -44,7 +44,7 @@ type natsNode struct {
 // when asked (nats-server needs its cluster's ports in its configuration
 // before it starts; a ClickHouse never reached): all are held until all
 // are picked, so none is picked twice.
-func freeAddrs(t *testing.T, n int) []string {
+func freeAddrs(t testing.TB, n int) []string {
 	t.Helper()
 	var out []string
 	for range n {
@@ -62,7 +62,7 @@ func freeAddrs(t *testing.T, n int) []string {
 // three nats-server processes, its configuration files as shipped with
 // the ports and stores moved to free ones in the test's directory, and
 // waits until every node serves JetStream.
-func startNATSProcesses(t *testing.T) []*natsNode {
+func startNATSProcesses(t testing.TB) []*natsNode {
 	t.Helper()
 	bin, err := natsServerBinary()
 	if err != nil {
@@ -116,7 +116,7 @@ func startNATSProcesses(t *testing.T) []*natsNode {
 	return nodes
 }
 
-func (nd *natsNode) start(t *testing.T, bin string) {
+func (nd *natsNode) start(t testing.TB, bin string) {
 	t.Helper()
 	nd.cmd = exec.Command(bin, "-c", nd.conf)
 	log, err := os.OpenFile(nd.conf+".log", os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
@@ -133,7 +133,7 @@ func (nd *natsNode) start(t *testing.T, bin string) {
 
 // waitJetStream waits until the node's /healthz answers 200: JetStream up
 // with a meta leader and the node's streams current.
-func (nd *natsNode) waitJetStream(t *testing.T) {
+func (nd *natsNode) waitJetStream(t testing.TB) {
 	t.Helper()
 	natstest.CheckFor(t, 60*time.Second, 100*time.Millisecond, func() error {
 		select {
@@ -156,7 +156,7 @@ func (nd *natsNode) waitJetStream(t *testing.T) {
 }
 
 // kill stops the node as a crash would (SIGKILL) and waits for it.
-func (nd *natsNode) kill(t *testing.T) {
+func (nd *natsNode) kill(t testing.TB) {
 	t.Helper()
 	if nd.cmd == nil || nd.cmd.Process == nil {
 		return

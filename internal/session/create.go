@@ -103,7 +103,7 @@ func (s *Store) allocate(ctx context.Context, sess Session, country string, auto
 	pinned := auto || sess.PIN != ""
 	for round := 0; ; round++ {
 		busy := false
-		for _, number := range s.idx.candidates(sess.SubAccountID, country, sess.Participants, pinned, sess.PIN, now) {
+		for number := range s.idx.candidates(sess.SubAccountID, country, sess.Participants, pinned, sess.PIN, now) {
 			sess.VirtualNumber = number
 			err := s.storeWithPIN(ctx, &sess, auto, now)
 			if err == nil {

@@ -2,9 +2,12 @@ package session
 
 import (
 	"cmp"
+	"iter"
+	"math"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/callflow/callflow/wire"
@@ -33,6 +36,12 @@ type index struct {
 	// onNumber holds the sessions stored open on each number.
 	onNumber map[string]map[string]*Session
 	numbers  map[string]entry[Number]
+	// slots holds a slot for each registered number, pools the same
+	// slots by sub-account, so that an allocation scans its own
+	// sub-account's pool only, with each number's count of open sessions
+	// at hand.
+	slots    map[string]*poolSlot
+	pools    map[string]map[string]*poolSlot
 	accounts map[string]entry[SubAccount]
 	// flows holds the current version of each flow (not deleted);
 	// retained the earlier versions kept for the calls still in them.
@@ -42,6 +51,19 @@ type index struct {
 	// process, so that the watcher delivering an older put late cannot
 	// bring them back (a newer put, a number registered again, can).
 	gone map[string]goneKey
+}
+
+// poolSlot is a registered number as allocation scans it: the number,
+// and a cache of its count of open sessions (allocation orders the whole
+// pool by it on every create). The cache is dropped (until 0) when a
+// session on the number is stored or removed, under mu's write lock, and
+// is good until the first of its open sessions expires; allocations fill
+// it under mu's read lock, hence the atomics (readers that fill it at
+// once store the same values).
+type poolSlot struct {
+	n     *Number
+	open  atomic.Int64
+	until atomic.Int64 // Unix nanoseconds; 0: not known
 }
 
 type goneKey struct {
@@ -62,6 +84,8 @@ func newIndex() *index {
 		retained: make(map[flowRef]retainedFlow),
 		onNumber: make(map[string]map[string]*Session),
 		numbers:  make(map[string]entry[Number]),
+		slots:    make(map[string]*poolSlot),
+		pools:    make(map[string]map[string]*poolSlot),
 		accounts: make(map[string]entry[SubAccount]),
 		gone:     make(map[string]goneKey),
 	}
@@ -100,6 +124,7 @@ func (x *index) putSession(s *Session, rev uint64) {
 			x.byRoute[route{s.VirtualNumber, p}] = s
 		}
 	}
+	x.forgetCount(s.VirtualNumber)
 	on := x.onNumber[s.VirtualNumber]
 	if on == nil {
 		on = make(map[string]*Session)
@@ -133,6 +158,7 @@ func (x *index) unlinkSession(s *Session) {
 		}
 	}
 	if on := x.onNumber[s.VirtualNumber]; on != nil && on[s.ID] == s {
+		x.forgetCount(s.VirtualNumber)
 		delete(on, s.ID)
 		if len(on) == 0 {
 			delete(x.onNumber, s.VirtualNumber)
@@ -176,15 +202,40 @@ func (x *index) openOn(virtual string, now time.Time) []*Session {
 }
 
 // openCount is the number of sessions open at now on a number. Called
-// with mu held.
+// with mu held (read or write).
 func (x *index) openCount(virtual string, now time.Time) int {
-	n := 0
+	return x.slotCount(x.slots[virtual], virtual, now)
+}
+
+// slotCount is openCount of the number of slot (nil for a number not
+// registered, whose count is not cached).
+func (x *index) slotCount(slot *poolSlot, virtual string, now time.Time) int {
+	at := now.UnixNano()
+	if slot != nil && at < slot.until.Load() {
+		return int(slot.open.Load())
+	}
+	open, until := 0, int64(math.MaxInt64)
 	for _, s := range x.onNumber[virtual] {
 		if s.Open(now) {
-			n++
+			open++
+			if s.ExpiresAt != nil {
+				until = min(until, s.ExpiresAt.UnixNano())
+			}
 		}
 	}
-	return n
+	if slot != nil {
+		slot.open.Store(int64(open))
+		slot.until.Store(until)
+	}
+	return open
+}
+
+// forgetCount drops a number's cached count of open sessions. Called
+// with mu held for writing.
+func (x *index) forgetCount(virtual string) {
+	if slot := x.slots[virtual]; slot != nil {
+		slot.until.Store(0)
+	}
 }
 
 // OpenSessions is the number of sessions open at now on a number.
@@ -198,44 +249,89 @@ func (x *index) openSessions(virtual string, now time.Time) int {
 // subAccount may be allocated: Active, of the country when one is given,
 // on which neither participant routes yet (for a session with a pin,
 // pinned: on which its pin, when already chosen, is free); least used
-// first.
-func (x *index) candidates(subAccount, country string, participants [2]string, pinned bool, pin string, now time.Time) []string {
-	type cand struct {
-		number string
-		used   int
-	}
+// first. The pool is ordered lazily and a number checked for the
+// participants only when its turn comes: an allocation nearly always
+// takes the first, and a create costs one pass over the pool.
+func (x *index) candidates(subAccount, country string, participants [2]string, pinned bool, pin string, now time.Time) iter.Seq[string] {
 	x.mu.RLock()
-	var cs []cand
-	for number, e := range x.numbers {
-		n := e.v
-		if n.SubAccountID != subAccount || n.Status != NumberActive || (country != "" && n.CountryCode != country) {
+	pool := x.pools[subAccount]
+	cs := make([]candidate, 0, len(pool))
+	for number, slot := range pool {
+		n := slot.n
+		if n.Status != NumberActive || (country != "" && n.CountryCode != country) ||
+			number == participants[0] || number == participants[1] {
 			continue
 		}
-		if number == participants[0] || number == participants[1] {
-			continue
-		}
-		busy := false
-		switch {
-		case pinned:
-			busy = pin != "" && x.pinTaken(number, pin, now)
-		default:
-			for _, p := range participants {
-				if s, ok := x.byRoute[route{number, p}]; ok && s.Open(now) {
-					busy = true
-				}
-			}
-		}
-		if !busy {
-			cs = append(cs, cand{number, x.openCount(number, now)})
-		}
+		cs = append(cs, candidate{number, x.slotCount(slot, number, now)})
 	}
 	x.mu.RUnlock()
-	slices.SortFunc(cs, func(a, b cand) int { return cmp.Or(cmp.Compare(a.used, b.used), strings.Compare(a.number, b.number)) })
-	out := make([]string, len(cs))
-	for i, c := range cs {
-		out[i] = c.number
+	return func(yield func(string) bool) {
+		for number := range leastUsedFirst(cs) {
+			if !x.busy(number, participants, pinned, pin, now) && !yield(number) {
+				return
+			}
+		}
 	}
-	return out
+}
+
+// busy reports whether a participant routes on number already (pinned:
+// whether pin, when chosen, is taken on it).
+func (x *index) busy(number string, participants [2]string, pinned bool, pin string, now time.Time) bool {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	if pinned {
+		return pin != "" && x.pinTaken(number, pin, now)
+	}
+	for _, p := range participants {
+		if s, ok := x.byRoute[route{number, p}]; ok && s.Open(now) {
+			return true
+		}
+	}
+	return false
+}
+
+// candidate is a number an allocation may take, and its open sessions.
+type candidate struct {
+	number string
+	used   int
+}
+
+func (a candidate) compare(b candidate) int {
+	return cmp.Or(cmp.Compare(a.used, b.used), strings.Compare(a.number, b.number))
+}
+
+// selectFirst is how many candidates leastUsedFirst picks by a linear
+// scan each before it sorts those left.
+const selectFirst = 4
+
+// leastUsedFirst yields the numbers of cs, least used first (then by
+// number): the first few each by a scan for the least (a pool of 10,000
+// numbers costs 10,000 comparisons, not a sort), the rest, when asked
+// for, sorted.
+func leastUsedFirst(cs []candidate) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for i := range cs {
+			if i == selectFirst {
+				slices.SortFunc(cs[i:], candidate.compare)
+				for _, c := range cs[i:] {
+					if !yield(c.number) {
+						return
+					}
+				}
+				return
+			}
+			least := i
+			for j := i + 1; j < len(cs); j++ {
+				if cs[j].compare(cs[least]) < 0 {
+					least = j
+				}
+			}
+			cs[i], cs[least] = cs[least], cs[i]
+			if !yield(cs[i].number) {
+				return
+			}
+		}
+	}
 }
 
 // putEntry stores v under id in m unless the index holds a newer
@@ -259,13 +355,47 @@ func removeEntry[T any](x *index, m map[string]entry[T], id, key string, rev uin
 func (x *index) putNumber(n *Number, rev uint64) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	before := x.numbers[n.Number].v
 	putEntry(x, x.numbers, n.Number, numberKey(n.Number), n, rev)
+	x.repool(n.Number, before)
 }
 
 func (x *index) removeNumber(number string, rev uint64) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	before := x.numbers[number].v
 	removeEntry(x, x.numbers, number, numberKey(number), rev)
+	x.repool(number, before)
+}
+
+// repool files number's slot under the sub-account the number now has
+// (none, when removed), from before's. Called with mu held for writing.
+func (x *index) repool(number string, before *Number) {
+	after := x.numbers[number].v
+	slot := x.slots[number]
+	if before != nil && slot != nil && (after == nil || after.SubAccountID != before.SubAccountID) {
+		if pool := x.pools[before.SubAccountID]; pool != nil {
+			delete(pool, number)
+			if len(pool) == 0 {
+				delete(x.pools, before.SubAccountID)
+			}
+		}
+	}
+	if after == nil {
+		delete(x.slots, number)
+		return
+	}
+	if slot == nil {
+		slot = &poolSlot{}
+		x.slots[number] = slot
+	}
+	slot.n = after
+	pool := x.pools[after.SubAccountID]
+	if pool == nil {
+		pool = make(map[string]*poolSlot)
+		x.pools[after.SubAccountID] = pool
+	}
+	pool[number] = slot
 }
 
 func (x *index) number(number string) (*Number, bool) {
