@@ -233,3 +233,117 @@ func deciderStartup(b *testing.B, url string) (ready time.Duration, rss, hwm int
 	}
 	return ready, rss, hwm
 }
+
+// BenchmarkStreamCeiling measures what one records stream takes on the
+// three-node cluster of deploy/nats (nats-server processes), and the
+// remedy SCALING.md weighs when one stream is the ceiling: the records
+// partitioned by subject over several streams, each led by another node.
+// Publishers on every node send records of 1,500 bytes (a webhook with
+// its decision) with a Nats-Msg-Id each, asynchronously (as many calls at
+// once would), and every acknowledgement is waited for.
+//
+//	go test ./cmd/callflow -run '^$' -bench BenchmarkStreamCeiling -benchtime 100000x
+func BenchmarkStreamCeiling(b *testing.B) {
+	nodes := startNATSProcesses(b)
+	var nacked atomic.Int64 // acknowledgements that were errors
+	var jss []jetstream.JetStream
+	for _, nd := range nodes {
+		nc, err := nats.Connect(nd.client)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer nc.Close()
+		js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096),
+			jetstream.WithPublishAsyncErrHandler(func(jetstream.JetStream, *nats.Msg, error) { nacked.Add(1) }))
+		if err != nil {
+			b.Fatal(err)
+		}
+		jss = append(jss, js)
+	}
+	payload := make([]byte, 1500)
+	ctx := context.Background()
+	for _, replicas := range []int{1, 3} {
+		for _, streams := range []int{1, 2, 3} {
+			b.Run(fmt.Sprintf("replicas=%d/streams=%d", replicas, streams), func(b *testing.B) {
+				for p := range streams {
+					_, err := jss[0].CreateStream(ctx, jetstream.StreamConfig{
+						Name: fmt.Sprintf("CEILING_%d", p), Subjects: []string{fmt.Sprintf("ceiling.%d.>", p)},
+						Replicas: replicas, Storage: jetstream.FileStorage, Duplicates: 2 * time.Minute, MaxBytes: 4 << 30,
+					})
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+				defer func() {
+					for p := range streams {
+						_ = jss[0].DeleteStream(ctx, fmt.Sprintf("CEILING_%d", p))
+					}
+				}()
+				var failed atomic.Int64
+				var next atomic.Int64
+				var wg sync.WaitGroup
+				cpuBefore := make([]time.Duration, len(nodes))
+				for i, nd := range nodes {
+					cpuBefore[i] = processCPU(b, nd.cmd.Process.Pid)
+				}
+				b.ResetTimer()
+				for _, js := range jss {
+					for range 2 {
+						wg.Add(1)
+						go func() {
+							defer wg.Done()
+							for {
+								i := next.Add(1)
+								if i > int64(b.N) {
+									break
+								}
+								id := strconv.FormatInt(i, 10)
+								msg := &nats.Msg{Subject: fmt.Sprintf("ceiling.%d.CALL_ACTION.%s", i%int64(streams), id), Data: payload,
+									Header: nats.Header{jetstream.MsgIDHeader: {id}}}
+								if _, err := js.PublishMsgAsync(msg); err != nil {
+									failed.Add(1)
+								}
+							}
+						}()
+					}
+				}
+				wg.Wait()
+				for _, js := range jss {
+					select {
+					case <-js.PublishAsyncComplete():
+					case <-time.After(2 * time.Minute):
+						b.Fatal("acknowledgements still pending after 2 minutes")
+					}
+				}
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+				// CPU of the servers per 1,000 records: all three, and the
+				// busiest (where a stream's leader is).
+				var total, busiest time.Duration
+				for i, nd := range nodes {
+					used := processCPU(b, nd.cmd.Process.Pid) - cpuBefore[i]
+					total += used
+					busiest = max(busiest, used)
+				}
+				b.ReportMetric(total.Seconds()*1000/float64(b.N), "server-cpu-s/1k")
+				b.ReportMetric(busiest.Seconds()*1000/float64(b.N), "busiest-node-cpu-s/1k")
+				if n, m := failed.Load(), nacked.Swap(0); n+m > 0 {
+					b.Errorf("%d publishes failed, %d acknowledged with an error", n, m)
+				}
+			})
+		}
+	}
+}
+
+// processCPU is the user and system CPU time process pid has used.
+func processCPU(b *testing.B, pid int) time.Duration {
+	b.Helper()
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The fields after the command name, which is in parentheses.
+	f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ
+}
