@@ -268,7 +268,7 @@ func BenchmarkStreamCeiling(b *testing.B) {
 				for p := range streams {
 					_, err := jss[0].CreateStream(ctx, jetstream.StreamConfig{
 						Name: fmt.Sprintf("CEILING_%d", p), Subjects: []string{fmt.Sprintf("ceiling.%d.>", p)},
-						Replicas: replicas, Storage: jetstream.FileStorage, Duplicates: 2 * time.Minute, MaxBytes: 4 << 30,
+						Replicas: replicas, Storage: jetstream.FileStorage, Duplicates: 2 * time.Minute, MaxBytes: 1 << 30,
 					})
 					if err != nil {
 						b.Fatal(err)
@@ -300,7 +300,7 @@ func BenchmarkStreamCeiling(b *testing.B) {
 								id := strconv.FormatInt(i, 10)
 								msg := &nats.Msg{Subject: fmt.Sprintf("ceiling.%d.CALL_ACTION.%s", i%int64(streams), id), Data: payload,
 									Header: nats.Header{jetstream.MsgIDHeader: {id}}}
-								if _, err := js.PublishMsgAsync(msg); err != nil {
+								if _, err := js.PublishMsgAsync(msg, jetstream.WithStallWait(30*time.Second)); err != nil {
 									failed.Add(1)
 								}
 							}
