@@ -145,8 +145,11 @@ func TestNumberStatus(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("number_status FINAL:\n got %+v\nwant %+v", got, want)
 	}
-	if n := e.count(t, "SELECT count() FROM DB.number_status"); n != 2*uint64(len(want)) {
-		t.Errorf("number_status holds %d rows before merges, want each of %d twice", n, len(want))
+	// Each update was archived twice; ClickHouse may have merged the
+	// copies already (a background merge, at a time of its choosing), so
+	// the table holds from one to two rows of each, and FINAL above one.
+	if n := e.count(t, "SELECT count() FROM DB.number_status"); n < uint64(len(want)) || n > 2*uint64(len(want)) {
+		t.Errorf("number_status holds %d rows, want one or two (before a merge) of each of %d", n, len(want))
 	}
 	if n := e.count(t, "SELECT count() FROM DB.call_events FINAL WHERE event_type = 'VIRTUAL_NUMBER_UPDATE'"); n != 4 {
 		t.Errorf("%d number updates in call_events, want 4", n)

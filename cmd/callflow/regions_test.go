@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -50,35 +49,21 @@ func startRegion(t *testing.T, name string, hub []*natsNode) *region {
 	if err != nil {
 		t.Fatal(err)
 	}
-	file := filepath.Join(deployDir, "nats", "region-"+name+".conf")
-	b, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conf := string(b)
-	replace := func(old, new string) {
-		t.Helper()
-		if !strings.Contains(conf, old) {
-			t.Fatalf("%s has no %q: the test's rewriting no longer matches it", file, old)
-		}
-		conf = strings.ReplaceAll(conf, old, new)
-	}
 	port := map[string]int{"a": 32, "b": 42}[name]
 	addrs := freeAddrs(t, 2)
-	replace(fmt.Sprintf("listen: 127.0.0.1:42%d", port), "listen: "+addrs[0])
-	replace(fmt.Sprintf("http: 127.0.0.1:82%d", port), "http: "+addrs[1])
 	dir := t.TempDir()
-	replace(fmt.Sprintf(`"./data/region-%s"`, name), fmt.Sprintf("%q", filepath.Join(dir, "store")))
+	pairs := []string{
+		fmt.Sprintf("listen: 127.0.0.1:42%d", port), "listen: " + addrs[0],
+		fmt.Sprintf("http: 127.0.0.1:82%d", port), "http: " + addrs[1],
+		fmt.Sprintf(`"./data/region-%s"`, name), fmt.Sprintf("%q", filepath.Join(dir, "store")),
+	}
 	r := &region{name: name}
 	for j, nd := range hub {
 		rl := natstest.NewRelay(t, nd.leaf)
 		r.relays = append(r.relays, rl)
-		replace(fmt.Sprintf("nats-leaf://127.0.0.1:%d", 7422+j), "nats-leaf://"+rl.Addr())
+		pairs = append(pairs, fmt.Sprintf("nats-leaf://127.0.0.1:%d", 7422+j), "nats-leaf://"+rl.Addr())
 	}
-	path := filepath.Join(dir, "region-"+name+".conf")
-	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path := rewriteConf(t, dir, "region-"+name+".conf", pairs...)
 	r.node = &natsNode{conf: path, client: "nats://" + addrs[0], monitor: addrs[1]}
 	r.node.start(t, bin)
 	t.Cleanup(func() { r.node.kill(t) })

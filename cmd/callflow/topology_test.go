@@ -74,34 +74,21 @@ func startNATSProcesses(t testing.TB) []*natsNode {
 	dir := t.TempDir()
 	nodes := make([]*natsNode, n)
 	for i := range n {
-		b, err := os.ReadFile(filepath.Join(deployDir, "nats", fmt.Sprintf("nats-%d.conf", i+1)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		conf := string(b)
-		replace := func(old, new string) {
-			t.Helper()
-			if !strings.Contains(conf, old) {
-				t.Fatalf("deploy/nats/nats-%d.conf has no %q: the test's port rewriting no longer matches it", i+1, old)
-			}
-			conf = strings.ReplaceAll(conf, old, new)
-		}
+		var pairs []string
 		for j := range n {
 			if j == i {
-				replace(fmt.Sprintf("listen: 127.0.0.1:%d", 4222+j), "listen: "+clients[j])
-				replace(fmt.Sprintf("http: 127.0.0.1:%d", 8222+j), "http: "+monitors[j])
-				// Leaf nodes are kept to the addresses they are given
-				// (the region test's relays, which cut a region off),
-				// not told the hub's own.
-				replace(fmt.Sprintf("listen: 127.0.0.1:%d", 7422+j), "listen: "+leaves[j]+"\n  no_advertise: true")
+				pairs = append(pairs,
+					fmt.Sprintf("listen: 127.0.0.1:%d", 4222+j), "listen: "+clients[j],
+					fmt.Sprintf("http: 127.0.0.1:%d", 8222+j), "http: "+monitors[j],
+					// Leaf nodes are kept to the addresses they are
+					// given (the region test's relays, which cut a
+					// region off), not told the hub's own.
+					fmt.Sprintf("listen: 127.0.0.1:%d", 7422+j), "listen: "+leaves[j]+"\n  no_advertise: true")
 			}
-			replace(fmt.Sprintf("127.0.0.1:%d", 6222+j), routes[j])
+			pairs = append(pairs, fmt.Sprintf("127.0.0.1:%d", 6222+j), routes[j])
 		}
-		replace(fmt.Sprintf(`"./data/nats-%d"`, i+1), fmt.Sprintf("%q", filepath.Join(dir, fmt.Sprintf("store-%d", i+1))))
-		path := filepath.Join(dir, fmt.Sprintf("nats-%d.conf", i+1))
-		if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		pairs = append(pairs, fmt.Sprintf(`"./data/nats-%d"`, i+1), fmt.Sprintf("%q", filepath.Join(dir, fmt.Sprintf("store-%d", i+1))))
+		path := rewriteConf(t, dir, fmt.Sprintf("nats-%d.conf", i+1), pairs...)
 		nodes[i] = &natsNode{conf: path, client: "nats://" + clients[i], monitor: monitors[i], leaf: leaves[i]}
 		nodes[i].start(t, bin)
 	}
@@ -114,6 +101,30 @@ func startNATSProcesses(t testing.TB) []*natsNode {
 		}
 	})
 	return nodes
+}
+
+// rewriteConf writes deploy/nats/<name> into dir with each old string of
+// pairs (old, new, old, new, ...) replaced by its new one, in order, and
+// returns the copy's path. An old string the file lacks fails the test:
+// the shipped file changed and the test's rewriting no longer matches it.
+func rewriteConf(t testing.TB, dir, name string, pairs ...string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(deployDir, "nats", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := string(b)
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if !strings.Contains(conf, pairs[i]) {
+			t.Fatalf("deploy/nats/%s has no %q: the test's rewriting no longer matches it", name, pairs[i])
+		}
+		conf = strings.ReplaceAll(conf, pairs[i], pairs[i+1])
+	}
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 func (nd *natsNode) start(t testing.TB, bin string) {
