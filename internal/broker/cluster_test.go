@@ -175,8 +175,7 @@ func TestSetupWaitsForQuorum(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatalf("setup logged no retry:\n%s", logs.String())
 	}
-	c.Restart(1)
-	c.Restart(2)
+	c.Restart(1, 2)
 	select {
 	case err := <-done:
 		if err != nil {

@@ -232,18 +232,24 @@ func (c *Cluster) stop(i int, cut bool) {
 	c.setLinks(i, false)
 }
 
-// Restart starts node i again, after Shutdown or Kill, with the same store
-// and client URL, and waits until the cluster has formed again with it.
-func (c *Cluster) Restart(i int) {
+// Restart starts the nodes again, after Shutdown or Kill, with the same
+// stores and client URLs, and waits until the cluster has formed again
+// with them. Nodes that were down together come back together: a meta
+// leader elected while some were down may go on counting one that is
+// still down as a peer for a while, and the cluster would not look formed
+// until it is back.
+func (c *Cluster) Restart(nodes ...int) {
 	c.t.Helper()
-	c.mu.Lock()
-	running := c.nodes[i].srv != nil
-	c.mu.Unlock()
-	if running {
-		c.t.Fatalf("node %s is running", c.nodes[i].name)
-	}
-	if err := c.start(i); err != nil {
-		c.t.Fatalf("restart: %v", err)
+	for _, i := range nodes {
+		c.mu.Lock()
+		running := c.nodes[i].srv != nil
+		c.mu.Unlock()
+		if running {
+			c.t.Fatalf("node %s is running", c.nodes[i].name)
+		}
+		if err := c.start(i); err != nil {
+			c.t.Fatalf("restart: %v", err)
+		}
 	}
 	c.WaitFormed(ClusterFormTimeout)
 }
