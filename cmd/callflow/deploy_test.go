@@ -1418,6 +1418,54 @@ func TestDeployNATSRegions(t *testing.T) {
 			t.Errorf("%s: deny_imports %v, deny_exports %v: both must hold %s", name, r.DenyImports, r.DenyExports, records)
 		}
 	}
+	// The Kubernetes cluster is the same centre: its configuration, read
+	// by nats-server's parser, has the hub's domain and a leaf node
+	// listener, which a Service exposes.
+	t.Run("k8s", func(t *testing.T) {
+		objs := k8sObjects(t)
+		var conf string
+		for _, obj := range objs {
+			if obj.Kind == "ConfigMap" && obj.Data["nats.conf"] != "" {
+				conf = obj.Data["nats.conf"]
+			}
+		}
+		if conf == "" {
+			t.Fatal("deploy/k8s: no ConfigMap with nats.conf")
+		}
+		path := filepath.Join(t.TempDir(), "nats.conf")
+		if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("SERVER_NAME", "nats-0")
+		opts, err := server.ProcessConfigFile(path)
+		if err != nil {
+			t.Fatalf("deploy/k8s nats.conf: %v", err)
+		}
+		if opts.JetStreamDomain != hubDomain || opts.LeafNode.Port == 0 {
+			t.Fatalf("deploy/k8s nats.conf: JetStream domain %q, leaf node port %d; want %q and a listener", opts.JetStreamDomain, opts.LeafNode.Port, hubDomain)
+		}
+		exposed := false
+		for _, obj := range objs {
+			if obj.Kind != "Service" {
+				continue
+			}
+			var spec struct {
+				Ports []struct {
+					Port int `yaml:"port"`
+				} `yaml:"ports"`
+			}
+			if err := obj.Spec.Decode(&spec); err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range spec.Ports {
+				exposed = exposed || p.Port == opts.LeafNode.Port
+			}
+		}
+		if !exposed {
+			t.Errorf("deploy/k8s: no Service exposes the leaf node port %d", opts.LeafNode.Port)
+		}
+	})
+
 	readme, err := os.ReadFile(filepath.Join(deployDir, "nats", "README.md"))
 	if err != nil {
 		t.Fatal(err)
