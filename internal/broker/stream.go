@@ -44,9 +44,14 @@ type StreamConfig struct {
 	SourceDomains []string
 }
 
-// sourceAPIPrefix is the JetStream API prefix of a domain, as a stream
-// source names it.
-func sourceAPIPrefix(domain string) string { return "$JS." + domain + ".API" }
+// DomainAPI is the JetStream API prefix of a domain ($JS.<domain>.API),
+// through which a stream source, a mirror or a write to a mirror's origin
+// reaches it.
+func DomainAPI(domain string) string { return "$JS." + domain + ".API" }
+
+// ValidDomain reports whether name can be a JetStream domain: one
+// subject token, without dots, wildcards or spaces.
+func ValidDomain(name string) bool { return name != "" && !strings.ContainsAny(name, ".*> \t") }
 
 // Defaults for StreamConfig. DefaultMaxBytes fits the 10 GB JetStream file
 // store of deploy/nats with room for the sessions bucket; at about 1.5 KB a
@@ -90,7 +95,7 @@ func (c StreamConfig) Validate() error {
 	seen := map[string]bool{}
 	for _, d := range c.SourceDomains {
 		switch {
-		case d == "" || strings.ContainsAny(d, ".*> \t"):
+		case !ValidDomain(d):
 			return fmt.Errorf("%w: stream source domain %q is not a JetStream domain name (one token: no dots, wildcards or spaces)", ErrInvalidConfig, d)
 		case seen[d]:
 			return fmt.Errorf("%w: stream source domain %q is given twice", ErrInvalidConfig, d)
@@ -183,10 +188,10 @@ func reportStreamDrift(have, want jetstream.StreamConfig, log *slog.Logger) {
 // restart with it. Sources the stream has beyond domains are kept (a
 // region taken out may still hold records); the log says which.
 func addSources(ctx context.Context, js jetstream.JetStream, s jetstream.Stream, domains []string, log *slog.Logger) (jetstream.Stream, error) {
-	cfg := s.CachedInfo().Config
 	if len(domains) == 0 {
 		return s, nil
 	}
+	cfg := s.CachedInfo().Config
 	have := map[string]bool{}
 	for _, src := range cfg.Sources {
 		if src.External != nil {
@@ -195,11 +200,11 @@ func addSources(ctx context.Context, js jetstream.JetStream, s jetstream.Stream,
 	}
 	var added []string
 	for _, d := range domains {
-		if !have[sourceAPIPrefix(d)] {
+		if !have[DomainAPI(d)] {
 			cfg.Sources = append(cfg.Sources, &jetstream.StreamSource{Name: cfg.Name, Domain: d})
 			added = append(added, d)
 		}
-		delete(have, sourceAPIPrefix(d))
+		delete(have, DomainAPI(d))
 	}
 	if len(have) > 0 {
 		log.Warn("records stream sources more than the configured domains; leaving them", "stream", cfg.Name, "others", slices.Sorted(maps.Keys(have)))

@@ -98,7 +98,7 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: session history must be from 1s to %s, got %s", ErrInvalidConfig, MaxTTL, c.History)
 	case c.FlowRetention < time.Second || c.FlowRetention > MaxTTL:
 		return fmt.Errorf("%w: flow retention must be from 1s to %s, got %s", ErrInvalidConfig, MaxTTL, c.FlowRetention)
-	case strings.ContainsAny(c.MirrorDomain, ".*> \t"):
+	case c.MirrorDomain != "" && !broker.ValidDomain(c.MirrorDomain):
 		return fmt.Errorf("%w: sessions mirror domain %q is not a JetStream domain name (one token: no dots, wildcards or spaces)", ErrInvalidConfig, c.MirrorDomain)
 	}
 	return nil
@@ -170,7 +170,7 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Store, erro
 // KeyValue writes to a mirror).
 func putPrefix(cfg Config) string {
 	if cfg.MirrorDomain != "" {
-		return "$JS." + cfg.MirrorDomain + ".API.$KV." + cfg.Bucket + "."
+		return broker.DomainAPI(cfg.MirrorDomain) + ".$KV." + cfg.Bucket + "."
 	}
 	return "$KV." + cfg.Bucket + "."
 }
