@@ -365,18 +365,7 @@ func TestClusterNodeLossDuringLoad(t *testing.T) {
 	}
 
 	// Every 200 is in the stream and in ClickHouse exactly once.
-	a := rep.Audit
-	switch {
-	case a == nil:
-		t.Fatal("no audit in the report")
-	case a.Expected != sys.Answered:
-		t.Errorf("audit expected %d events, %d were answered 200", a.Expected, sys.Answered)
-	}
-	for _, s := range []*bench.StoreAudit{a.Stream, a.ClickHouse} {
-		if s == nil || !s.OK() || s.Found != a.Expected {
-			t.Errorf("audit of %+v: want every one of the %d answered events exactly once", s, a.Expected)
-		}
-	}
+	checkStoredOnce(t, "", rep)
 
 	// The killed node is back in the stream: three current replicas.
 	natstest.CheckFor(t, 60*time.Second, 100*time.Millisecond, func() error {

@@ -857,3 +857,23 @@ func (r *faultRig) PostCall(t *testing.T, id, source, virtual string) (bench.Ans
 	}
 	return bench.ClassifyCallflow(b), nil
 }
+
+// checkStoredOnce fails t unless the run's audit found every event
+// answered 200 exactly once in the stream and in ClickHouse (events stored
+// but unanswered, a client's timeout, are no error); who prefixes the
+// messages ("" for none).
+func checkStoredOnce(t *testing.T, who string, rep *bench.Report) {
+	t.Helper()
+	a := rep.Audit
+	switch {
+	case a == nil:
+		t.Fatalf("%sno audit in the report", who)
+	case a.Expected != rep.System.Answered:
+		t.Errorf("%saudit expected %d events, %d were answered 200", who, a.Expected, rep.System.Answered)
+	}
+	for _, s := range []*bench.StoreAudit{a.Stream, a.ClickHouse} {
+		if s == nil || !s.OK() || s.Found != a.Expected {
+			t.Errorf("%saudit of %+v: want every one of the %d answered events exactly once", who, s, a.Expected)
+		}
+	}
+}

@@ -237,14 +237,6 @@ func TestRegions(t *testing.T) {
 		if sys.Wrong["in_session_not_connected"] != 0 || sys.Wrong["out_of_session_connected"] != 0 {
 			t.Errorf("region %s: wrong answers %v", r.name, sys.Wrong)
 		}
-		a := res.rep.Audit
-		if a == nil {
-			t.Fatalf("region %s: no audit in the report", r.name)
-		}
-		for _, s := range []*bench.StoreAudit{a.Stream, a.ClickHouse} {
-			if s == nil || !s.OK() || s.Found != a.Expected || a.Expected != sys.Answered {
-				t.Errorf("region %s: audit %+v of %d answered: want every answered event exactly once at the centre", r.name, s, sys.Answered)
-			}
-		}
+		checkStoredOnce(t, "region "+r.name+": ", res.rep)
 	}
 }

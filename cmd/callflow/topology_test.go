@@ -346,14 +346,6 @@ func TestTopologySeparateProcesses(t *testing.T) {
 	if sys.Answers["connect"] == 0 {
 		t.Errorf("no call connected: %v", sys.Answers)
 	}
-	a := res.rep.Audit
-	if a == nil {
-		t.Fatal("no audit in the report")
-	}
-	for _, s := range []*bench.StoreAudit{a.Stream, a.ClickHouse} {
-		if s == nil || !s.OK() || s.Found != a.Expected || a.Expected != sys.Answered {
-			t.Errorf("audit %+v of %d answered: want every answered event exactly once", s, sys.Answered)
-		}
-	}
+	checkStoredOnce(t, "", res.rep)
 	t.Logf("answers %v; %d fallbacks; %d calls refused while the ingest restarted", sys.Answers, sys.Answers["fallback"], sys.ErrorCount())
 }
