@@ -146,24 +146,23 @@ func TestRegions(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
 	type result struct {
-		rep           *bench.Report
-		err           error
-		stdout, stder *testlog.Buffer
+		rep *bench.Report
+		err error
 	}
 	results := make([]chan result, len(rs))
+	outs := make([]*testlog.Buffer, len(rs))
 	errs := make([]*testlog.Buffer, len(rs))
 	for i, r := range rs {
 		results[i] = make(chan result, 1)
-		var stdout, stderr testlog.Buffer
-		errs[i] = &stderr
+		outs[i], errs[i] = &testlog.Buffer{}, &testlog.Buffer{}
 		go func() {
 			rep, err := bench.Run(ctx, bench.Config{
 				URL: "http://" + r.ingest.Webhook + "/vca", Rate: 50, Duration: 40 * time.Second, Connections: 64,
 				Timeout: 10 * time.Second, Drain: 15 * time.Second, RunID: r.runID,
 				Sessions: 10, SessionTTL: time.Hour, AdminURL: "http://" + r.ingest.Admin, Mix: bench.DefaultMix,
 				Audit: true, NATSURL: hubURL, ClickHouseAddr: chAddr, ClickHouseDatabase: db, AuditWait: 90 * time.Second,
-			}, &stdout, &stderr)
-			results[i] <- result{rep, err, &stdout, &stderr}
+			}, outs[i], errs[i])
+			results[i] <- result{rep, err}
 		}()
 	}
 	for i := range rs {
@@ -220,9 +219,9 @@ func TestRegions(t *testing.T) {
 		case <-time.After(140 * time.Second):
 			t.Fatalf("bench of region %s did not end:\n%s", r.name, errs[i].String())
 		}
-		t.Logf("region %s: bench report:\n%s", r.name, res.stdout.String())
+		t.Logf("region %s: bench report:\n%s", r.name, outs[i].String())
 		if res.rep == nil {
-			t.Fatalf("region %s: bench could not run: %v\n%s", r.name, res.err, res.stder.String())
+			t.Fatalf("region %s: bench could not run: %v\n%s", r.name, res.err, errs[i].String())
 		}
 		if res.err != nil {
 			t.Errorf("region %s: bench: %v", r.name, res.err)
