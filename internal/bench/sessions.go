@@ -89,7 +89,9 @@ feed:
 
 // createSession creates s, waiting and trying again while the admin API
 // answers 429 (its per-client rate limit), as its Retry-After says, and
-// returns its id.
+// returns its id. A request under way when ctx ends is let finish (the
+// client's timeout bounds it): the session it creates is then known, and
+// removed with the others, rather than left behind by a lost answer.
 func createSession(ctx context.Context, client *http.Client, endpoint, token string, s Session, ttl time.Duration) (string, error) {
 	body, _ := json.Marshal(map[string]any{
 		"virtualNumber": s.VirtualNumber,
@@ -97,7 +99,10 @@ func createSession(ctx context.Context, client *http.Client, endpoint, token str
 		"ttlSeconds":    int64(ttl / time.Second),
 	})
 	for {
-		answer, wait, err := adminRequest(ctx, client, http.MethodPost, endpoint, token, body, http.StatusCreated)
+		if err := ctx.Err(); err != nil {
+			return "", fmt.Errorf("create session: %w", err)
+		}
+		answer, wait, err := adminRequest(context.WithoutCancel(ctx), client, http.MethodPost, endpoint, token, body, http.StatusCreated)
 		if err != nil {
 			return "", fmt.Errorf("create session: %w", err)
 		}
