@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -20,17 +21,29 @@ const benchSynopsis = `bench [flags]
   (--connections requests in flight, each sent when the previous answer
   came back). Creates --sessions masking sessions through the admin API
   first, and removes them when it ends (done, failed or interrupted). --baseline measures a bare fasthttp responder with the same load
-  first; --audit checks afterwards that every answered event is stored
+  first, --chain the same service written the straightforward way; --audit checks afterwards that every answered event is stored
   exactly once; --soak is a long open-loop run with progress lines and the
   audit.
 
   examples:
-    callflow bench --rate 0 --connections 32 --duration 10s --baseline
+    callflow bench --rate 0 --connections 32 --duration 10s --baseline --chain
     callflow bench --rate 5000 --duration 60s --baseline --json
     callflow bench --soak --rate 2000 --duration 10m --clickhouse-addr 127.0.0.1:9000 --pids 1234`
 
+const benchChainSynopsis = `bench chain [--http-addr ADDR]
+
+  Runs the straightforward chain that 'callflow bench --chain' measures
+  callflow against, on its own, until interrupted: fasthttp, encoding/json,
+  one NATS request to two queue-group responders and one synchronous
+  JetStream publish with Nats-Msg-Id before each answer, on an embedded NATS
+  server with JetStream in a temporary directory. Prints the URL it answers
+  on, so that any load tool can be pointed at it.`
+
 // runBench wires the flags of `callflow bench` to package bench.
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "chain" {
+		return runBenchChain(ctx, args[1:], stdout, stderr)
+	}
 	fs := newFlagSet("bench", benchSynopsis, stderr)
 	var c bench.Config
 	fs.StringVar(&c.URL, "url", bench.DefaultURL, "webhook URL to load; must be loopback unless --allow-remote")
@@ -49,6 +62,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Float64Var(&c.Mix.Status, "mix-status", bench.DefaultMix.Status, "weight of CALL_STATUS events")
 	fs.Float64Var(&c.Mix.Summary, "mix-summary", bench.DefaultMix.Summary, "weight of SESSION_SUMMARY events")
 	fs.BoolVar(&c.Baseline, "baseline", false, "first run the same load against a bare fasthttp responder on 127.0.0.1 and print the ratios")
+	fs.BoolVar(&c.Chain, "chain", false, "also run the same load against the service written the straightforward way, in this process (fasthttp, encoding/json, one NATS request to two queue responders, one synchronous JetStream publish with Nats-Msg-Id, on an embedded NATS server of its own) and print the ratios")
 	fs.BoolVar(&c.JSON, "json", false, "print one JSON object instead of text")
 	fs.BoolVar(&c.Audit, "audit", false, "afterwards check that every event answered 200 is in the stream (and ClickHouse) exactly once")
 	fs.StringVar(&c.NATSURL, "nats-url", bench.DefaultNATSURL, "audit: NATS server URLs, comma-separated")
@@ -77,10 +91,27 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		c.PIDs = append(c.PIDs, pid)
 	}
+	if c.Chain {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("--chain: %w", err)
+		}
+		c.ChainCommand = []string{exe, "bench", "chain"}
+	}
 	_, err := bench.Run(ctx, c, stdout, stderr)
 	if errors.Is(err, bench.ErrConfig) {
 		fmt.Fprintf(stderr, "callflow bench: %v\n", err)
 		return errUsage
 	}
 	return err
+}
+
+// runBenchChain is `callflow bench chain`.
+func runBenchChain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("bench chain", benchChainSynopsis, stderr)
+	addr := fs.String("http-addr", "127.0.0.1:0", "address the chain's webhook listens on (port 0: any free port)")
+	if err := parseFlags(fs, args, false); err != nil {
+		return err
+	}
+	return bench.ServeChain(ctx, *addr, stdout)
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,7 +20,8 @@ import (
 
 // TestBenchAgainstServe runs `callflow bench` as a user would against a
 // fresh `callflow serve`: sessions created through the admin API, a short
-// open-loop run beside the baseline, every answer the right kind, and the
+// open-loop run beside the baseline and the straightforward chain (its
+// own process, started by bench), every answer the right kind, and the
 // audit finding every answered event in the stream once (and in
 // ClickHouse through FINAL when CALLFLOW_TEST_CLICKHOUSE is set).
 func TestBenchAgainstServe(t *testing.T) {
@@ -45,10 +47,14 @@ func TestBenchAgainstServe(t *testing.T) {
 	args := append([]string{"bench",
 		"--url", "http://" + httpAddr + "/vca", "--admin-url", "http://" + adminAddr,
 		"--rate", "200", "--duration", "1s", "--connections", "16", "--sessions", "20",
-		"--baseline", "--audit", "--audit-wait", "30s", "--nats-url", ls.NATS,
+		"--baseline", "--chain", "--audit", "--audit-wait", "30s", "--nats-url", ls.NATS,
 		"--pids", strconv.Itoa(p.cmd.Process.Pid), "--json"}, benchCH...)
-	if code := run(ctx, args, &stdout, &stderr); code != 0 {
-		t.Fatalf("bench exited %d:\n%s", code, stderr.String())
+	// The binary, not run(): bench starts the chain as a process of its
+	// own from its executable.
+	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("bench: %v:\n%s", err, stderr.String())
 	}
 	var rep bench.Report
 	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
@@ -78,6 +84,9 @@ func TestBenchAgainstServe(t *testing.T) {
 	}
 	if rep.Baseline == nil || rep.Baseline.Answered != 200 || rep.Ratio == nil || rep.Ratio.Throughput <= 0 {
 		t.Errorf("baseline %+v ratio %+v", rep.Baseline, rep.Ratio)
+	}
+	if c := rep.Chain; c == nil || c.Answered != 200 || c.ErrorCount() != 0 || rep.RatioChain == nil || rep.RatioChain.Throughput <= 0 {
+		t.Errorf("chain %+v ratio %+v", c, rep.RatioChain)
 	}
 
 	a := rep.Audit

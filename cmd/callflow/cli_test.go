@@ -24,7 +24,7 @@ func helpCases() [][]string {
 			cases = append(cases, []string{vc.name, v.name})
 		}
 	}
-	cases = append(cases, []string{"archiver", "replay"}, []string{"archiver", "schema"},
+	cases = append(cases, []string{"archiver", "replay"}, []string{"archiver", "schema"}, []string{"bench", "chain"},
 		[]string{"config", "print"}, []string{"config", "docs"}, []string{"config", "print", "serve"})
 	slices.SortFunc(cases, func(a, b []string) int { return strings.Compare(strings.Join(a, " "), strings.Join(b, " ")) })
 	return cases
@@ -36,7 +36,7 @@ func helpCases() [][]string {
 func TestHelpEveryCommand(t *testing.T) {
 	for _, c := range helpCases() {
 		forms := [][]string{append(slices.Clone(c), "--help"), append(slices.Clone(c), "-h")}
-		if len(c) == 2 && c[0] != "archiver" && c[0] != "config" {
+		if len(c) == 2 && c[0] != "archiver" && c[0] != "config" && c[0] != "bench" {
 			forms = append(forms, []string{c[0], "help", c[1]}, []string{c[0], c[1], "--admin-url", "http://127.0.0.1:1", "x", "-h"})
 		}
 		for _, args := range forms {

@@ -46,6 +46,13 @@ type Config struct {
 	// Baseline runs the same load first against a bare fasthttp responder
 	// in this process.
 	Baseline bool
+	// Chain runs the same load, after the baseline, against the service
+	// written the straightforward way (see Chain), in this process.
+	Chain bool
+	// ChainCommand, when set, runs the chain as that process (a
+	// `callflow bench chain`) instead of in this one, so that it does not
+	// share a heap and a scheduler with the load generator.
+	ChainCommand []string
 
 	// Audit checks afterwards that every answered event is in the stream
 	// (and in ClickHouse when ClickHouseAddr is set) exactly once.

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"math"
 	"net"
@@ -279,5 +280,61 @@ func TestInterrupted(t *testing.T) {
 	}
 	if !res.Interrupted || res.Scheduled > 40 || res.Errors["not_sent"] > 2 {
 		t.Errorf("interrupted %v, scheduled %d, errors %v", res.Interrupted, res.Scheduled, res.Errors)
+	}
+}
+
+// TestChain loads the straightforward chain: every event answered, a
+// CALL_ACTION with the responders' makeCall, and each record stored once
+// in its stream, a webhook sent twice included.
+func TestChain(t *testing.T) {
+	c, err := StartChain("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	res, _ := load(t, LoadSpec{URL: c.URL(), Rate: 200, Duration: 500 * time.Millisecond, Drain: time.Second}, testTraffic(t, 5))
+	if res.Answered == 0 || res.Answered != res.Requests || res.ErrorCount() != 0 {
+		t.Fatalf("%d sent, %d answered, errors %v %v", res.Requests, res.Answered, res.Errors, res.ErrorSamples)
+	}
+	if res.Answers["connect"] == 0 || res.Answers["ack"] == 0 {
+		t.Errorf("answers %v", res.Answers)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	stored := func() uint64 {
+		s, err := c.js.Stream(ctx, chainStream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := s.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.State.Msgs
+	}
+	if n := stored(); n != res.Answered {
+		t.Errorf("stream holds %d records for %d answered", n, res.Answered)
+	}
+	body := []byte(`{"namespace":"VOICE","eventType":"CALL_ACTION","payload":{"eventId":"twice","callId":"c","sessionId":"s","subAccountId":"a","source":"+6591234567","destination":"+6598765432"}}`)
+	for range 2 {
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		req.SetRequestURI(c.URL())
+		req.Header.SetMethod(fasthttp.MethodPost)
+		req.SetBody(body)
+		if err := fasthttp.DoTimeout(req, resp, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode() != 200 || !bytes.Contains(resp.Body(), []byte(`"makeCall"`)) {
+			t.Errorf("answer %d %s", resp.StatusCode(), resp.Body())
+		}
+		fasthttp.ReleaseRequest(req)
+		fasthttp.ReleaseResponse(resp)
+	}
+	if n := stored(); n != res.Answered+1 {
+		t.Errorf("after a webhook sent twice the stream holds %d records, want %d", n, res.Answered+1)
 	}
 }

@@ -113,6 +113,7 @@ type RunConfig struct {
 	Sessions    int     `json:"sessions"`
 	Mix         Mix     `json:"mix"`
 	Baseline    bool    `json:"baseline"`
+	Chain       bool    `json:"chain"`
 	Audit       bool    `json:"audit"`
 	Soak        bool    `json:"soak"`
 }
@@ -131,16 +132,19 @@ type SessionsResult struct {
 
 // Report is everything one invocation found.
 type Report struct {
-	RunID     string          `json:"run_id"`
-	Started   time.Time       `json:"started"`
-	Machine   Machine         `json:"machine"`
-	Config    RunConfig       `json:"config"`
-	Sessions  *SessionsResult `json:"sessions,omitempty"`
-	Baseline  *Result         `json:"baseline,omitempty"`
-	System    *Result         `json:"system"`
-	Ratio     *Ratio          `json:"ratio,omitempty"`
-	Audit     *AuditResult    `json:"audit,omitempty"`
-	Processes []ProcMem       `json:"processes,omitempty"`
+	RunID    string          `json:"run_id"`
+	Started  time.Time       `json:"started"`
+	Machine  Machine         `json:"machine"`
+	Config   RunConfig       `json:"config"`
+	Sessions *SessionsResult `json:"sessions,omitempty"`
+	Baseline *Result         `json:"baseline,omitempty"`
+	Chain    *Result         `json:"chain,omitempty"`
+	System   *Result         `json:"system"`
+	Ratio    *Ratio          `json:"ratio,omitempty"`
+	// RatioChain compares the system with the straightforward chain.
+	RatioChain *Ratio       `json:"ratio_chain,omitempty"`
+	Audit      *AuditResult `json:"audit,omitempty"`
+	Processes  []ProcMem    `json:"processes,omitempty"`
 }
 
 func newRatio(sys, base *Result) *Ratio {
@@ -299,22 +303,13 @@ func (rep *Report) WriteText(w io.Writer) {
 		}
 		fmt.Fprintf(w, "sessions    %d created in %.2fs; %s; %d removed afterwards%s\n", s.Created, s.Seconds, vis, s.Removed, errSuffix(s.RemoveError))
 	}
-	if rep.Baseline != nil {
-		rep.Baseline.writeText(w)
-	}
-	if rep.System != nil {
-		rep.System.writeText(w)
-	}
-	if r := rep.Ratio; r != nil {
-		fmt.Fprintf(w, "\nsystem / baseline\n")
-		fmt.Fprintf(w, "  throughput  %.3f of the baseline (%.1f vs %.1f answers/s)\n", r.Throughput, rep.System.Throughput, rep.Baseline.Throughput)
-		for _, p := range []struct {
-			name string
-			v    Pair
-		}{{"p50", r.P50}, {"p99", r.P99}, {"p99.9", r.P999}, {"max", r.Max}} {
-			fmt.Fprintf(w, "  %-10s  %s vs %s\n", p.name, fmtMs(p.v.System), fmtMs(p.v.Baseline))
+	for _, r := range []*Result{rep.Baseline, rep.Chain, rep.System} {
+		if r != nil {
+			r.writeText(w)
 		}
 	}
+	writeRatio(w, "baseline", rep.Ratio, rep.System, rep.Baseline)
+	writeRatio(w, "chain", rep.RatioChain, rep.System, rep.Chain)
 	if a := rep.Audit; a != nil {
 		a.writeText(w)
 	}
@@ -328,6 +323,21 @@ func (rep *Report) WriteText(w io.Writer) {
 			fmt.Fprintf(w, "  pid %d (%s): peak RSS %s (VmHWM); RSS %s at start, %s at end, %s highest sampled\n",
 				p.PID, p.Name, mib(p.PeakRSS), mib(p.RSSStart), mib(p.RSSEnd), mib(p.RSSMax))
 		}
+	}
+}
+
+// writeRatio prints the system beside a reference of the same run.
+func writeRatio(w io.Writer, name string, r *Ratio, sys, ref *Result) {
+	if r == nil {
+		return
+	}
+	fmt.Fprintf(w, "\nsystem / %s\n", name)
+	fmt.Fprintf(w, "  throughput  %.3f of the %s (%.1f vs %.1f answers/s)\n", r.Throughput, name, sys.Throughput, ref.Throughput)
+	for _, p := range []struct {
+		name string
+		v    Pair
+	}{{"p50", r.P50}, {"p99", r.P99}, {"p99.9", r.P999}, {"max", r.Max}} {
+		fmt.Fprintf(w, "  %-10s  %s vs %s\n", p.name, fmtMs(p.v.System), fmtMs(p.v.Baseline))
 	}
 }
 

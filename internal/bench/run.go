@@ -46,7 +46,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) (*Report, er
 		Config: RunConfig{
 			URL: cfg.URL, Mode: mode, Rate: cfg.Rate, Duration: cfg.Duration.String(), Connections: cfg.Connections,
 			Timeout: cfg.Timeout.String(), Warmup: cfg.Warmup.String(), Drain: cfg.Drain.String(), Sessions: cfg.Sessions, Mix: cfg.Mix,
-			Baseline: cfg.Baseline, Audit: cfg.Audit, Soak: cfg.Soak,
+			Baseline: cfg.Baseline, Chain: cfg.Chain, Audit: cfg.Audit, Soak: cfg.Soak,
 		},
 	}
 	procs := newProcWatch(procfs.DefaultMountPoint, cfg.PIDs)
@@ -83,30 +83,12 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) (*Report, er
 		spec.ReportEvery = cfg.ReportEvery
 	}
 
-	if cfg.Baseline {
-		b, err := StartBaseline()
+	for _, ref := range references(cfg) {
+		res, err := runReference(ctx, cfg, spec, ref, runID, started, sessions, stderr)
 		if err != nil {
-			return nil, fmt.Errorf("baseline: %w", err)
-		}
-		bspec := spec
-		bspec.Name, bspec.URL = "baseline", b.URL()
-		bspec.OnProgress = func(p Progress) { fmt.Fprint(stderr, "baseline "); writeProgress(stderr, p, nil) }
-		// The same bodies, under ids of their own.
-		btraffic, err := NewTraffic(runID+"b", started, sessions, cfg.Mix)
-		if err != nil {
-			b.Close()
 			return nil, err
 		}
-		fmt.Fprintf(stderr, "callflow bench: baseline on %s\n", bspec.URL)
-		if err := warmup(ctx, cfg, bspec, runID+"bw", started, sessions, stderr); err != nil {
-			b.Close()
-			return nil, err
-		}
-		rep.Baseline, _, err = Load(ctx, bspec, btraffic)
-		b.Close()
-		if err != nil {
-			return nil, fmt.Errorf("baseline: %w", err)
-		}
+		*ref.result(rep) = res
 	}
 
 	sspec := spec
@@ -129,6 +111,9 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) (*Report, er
 	rep.System = res
 	if rep.Baseline != nil {
 		rep.Ratio = newRatio(res, rep.Baseline)
+	}
+	if rep.Chain != nil {
+		rep.RatioChain = newRatio(res, rep.Chain)
 	}
 
 	if cfg.Audit {
@@ -188,6 +173,74 @@ func removeSessions(ctx context.Context, cfg Config, ids []string, res *Sessions
 		res.RemoveError = err.Error()
 		fmt.Fprintf(stderr, "callflow bench: WARNING: %d of the %d sessions created were not removed (they expire with --session-ttl): %v\n", len(ids)-removed, len(ids), err)
 	}
+}
+
+// reference is a server measured with the same load before the system:
+// the bare fasthttp responder, the straightforward chain.
+type reference struct {
+	name   string
+	start  func() (url string, stop func() error, err error)
+	result func(*Report) **Result
+}
+
+// references are the ones cfg asks for, in the order they run.
+func references(cfg Config) []reference {
+	var refs []reference
+	if cfg.Baseline {
+		refs = append(refs, reference{
+			name: "baseline",
+			start: func() (string, func() error, error) {
+				b, err := StartBaseline()
+				if err != nil {
+					return "", nil, err
+				}
+				return b.URL(), b.Close, nil
+			},
+			result: func(r *Report) **Result { return &r.Baseline },
+		})
+	}
+	if cfg.Chain {
+		refs = append(refs, reference{
+			name: "chain",
+			start: func() (string, func() error, error) {
+				if len(cfg.ChainCommand) > 0 {
+					return startChainProcess(cfg.ChainCommand)
+				}
+				c, err := StartChain("127.0.0.1:0")
+				if err != nil {
+					return "", nil, err
+				}
+				return c.URL(), c.Close, nil
+			},
+			result: func(r *Report) **Result { return &r.Chain },
+		})
+	}
+	return refs
+}
+
+// runReference starts ref, warms it up and loads it as the system will be,
+// with the same bodies under ids of its own, and stops it.
+func runReference(ctx context.Context, cfg Config, spec LoadSpec, ref reference, runID string, started time.Time, sessions []Session, stderr io.Writer) (*Result, error) {
+	url, stop, err := ref.start()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", ref.name, err)
+	}
+	defer stop()
+	spec.Name, spec.URL = ref.name, url
+	spec.OnProgress = func(p Progress) { fmt.Fprint(stderr, ref.name+" "); writeProgress(stderr, p, nil) }
+	traffic, err := NewTraffic(runID+ref.name[:1], started, sessions, cfg.Mix)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(stderr, "callflow bench: %s on %s\n", ref.name, url)
+	if err := warmup(ctx, cfg, spec, runID+ref.name[:1]+"w", started, sessions, stderr); err != nil {
+		return nil, err
+	}
+	res, _, err := Load(ctx, spec, traffic)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", ref.name, err)
+	}
+	return res, nil
 }
 
 // warmup runs spec for cfg.Warmup with traffic of its own run id (so its
