@@ -31,7 +31,10 @@ func Open(js jetstream.JetStream, cfg Config) (*Archiver, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	conn, err := Connect(cfg.ClickHouse)
+	// A connection for each insert in flight, one for the rejected
+	// records and number statuses an insert may write meanwhile, and one
+	// for probes and retention.
+	conn, err := connect(cfg.ClickHouse, cfg.Inserts+2)
 	if err != nil {
 		return nil, err
 	}
@@ -54,6 +57,13 @@ func (a *Archiver) applySchema(ctx context.Context) error {
 // Connect opens a ClickHouse connection pool over the native protocol.
 // Nothing is dialled until the first query.
 func Connect(cfg ClickHouseConfig) (driver.Conn, error) {
+	return connect(cfg, 4)
+}
+
+// connect opens a pool of at most conns connections, all of which it keeps
+// open when idle: a connection closed and dialled again between two
+// batches costs the next insert its handshake.
+func connect(cfg ClickHouseConfig, conns int) (driver.Conn, error) {
 	var compression *clickhouse.Compression
 	switch cfg.Compression {
 	case "", "lz4":
@@ -69,8 +79,8 @@ func Connect(cfg ClickHouseConfig) (driver.Conn, error) {
 		// exist yet when the pool opens.
 		DialTimeout:     cfg.DialTimeout,
 		ReadTimeout:     cfg.QueryTimeout,
-		MaxOpenConns:    4,
-		MaxIdleConns:    2,
+		MaxOpenConns:    conns,
+		MaxIdleConns:    conns,
 		ConnMaxLifetime: time.Hour,
 		Compression:     compression,
 		DialStrategy:    dialWith(cfg.PasswordFunc),
@@ -109,8 +119,8 @@ func (a *Archiver) Check(ctx context.Context) error {
 // Stats returns counters since the archiver started.
 func (a *Archiver) Stats() Stats { return a.stats.snapshot() }
 
-// Run archives until ctx ends, then sends the batch in hand (bounded by
-// drain) and returns. Until ClickHouse answers it retries with backoff,
+// Run archives until ctx ends, then stores the batches in flight and the
+// one in hand (bounded by drain) and returns. Until ClickHouse answers it retries with backoff,
 // the records waiting in JetStream.
 func (a *Archiver) Run(ctx context.Context, drain time.Duration) error {
 	if err := a.retry(ctx, "apply schema", func(ctx context.Context) error {
@@ -130,20 +140,25 @@ func (a *Archiver) Run(ctx context.Context, drain time.Duration) error {
 	}
 	defer func() { it.Stop() }()
 	a.log.Info("archiver running", "stream", a.cfg.Stream, "durable", a.cfg.Durable, "database", a.cfg.ClickHouse.Database,
-		"batch_rows", a.cfg.Batch.MaxRows, "batch_bytes", a.cfg.Batch.MaxBytes, "batch_age", a.cfg.Batch.MaxAge)
+		"batch_rows", a.cfg.Batch.MaxRows, "batch_bytes", a.cfg.Batch.MaxBytes, "batch_age", a.cfg.Batch.MaxAge, "inserts", a.cfg.Inserts)
+
+	// The inserts outlive ctx by drain at most: a stop lets the batches in
+	// flight, and the one in hand, be stored and acknowledged.
+	fctx, stopInserts := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopInserts()
+	drained := context.AfterFunc(ctx, func() { time.AfterFunc(drain, stopInserts) })
+	defer drained()
+	in := startInserts(fctx, a.cfg.Inserts, func(ctx context.Context, b *batch) {
+		if err := a.flush(ctx, b); err != nil {
+			a.log.Warn("batch not archived; its records will be redelivered", "records", b.len(), "error", err)
+		}
+	})
+	defer in.close()
 
 	for {
 		b, err := a.collect(ctx, it)
-		if b.len() > 0 {
-			fctx := ctx
-			if ctx.Err() != nil {
-				var cancel context.CancelFunc
-				fctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), drain)
-				defer cancel()
-			}
-			if ferr := a.flush(fctx, b); ferr != nil {
-				a.log.Warn("batch not archived; its records will be redelivered", "records", b.len(), "error", ferr)
-			}
+		if b.len() > 0 && !in.put(fctx, b, a.cfg.AckWait) {
+			a.log.Warn("batch not archived; its records will be redelivered", "records", b.len(), "error", "stopped")
 		}
 		if ctx.Err() != nil {
 			return nil
@@ -175,12 +190,14 @@ func (a *Archiver) Run(ctx context.Context, drain time.Duration) error {
 func (a *Archiver) pull(ctx context.Context) (jetstream.MessagesContext, error) {
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	// MaxAckPending leaves room for a batch for each insert in flight and
+	// the one being read.
 	cons, err := a.js.CreateOrUpdateConsumer(cctx, a.cfg.Stream, jetstream.ConsumerConfig{
 		Durable:       a.cfg.Durable,
 		Description:   "callflow archiver: records into ClickHouse",
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       a.cfg.AckWait,
-		MaxAckPending: 2 * a.cfg.Batch.MaxRows,
+		MaxAckPending: (a.cfg.Inserts + 1) * a.cfg.Batch.MaxRows,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 	})
 	if err != nil {

@@ -27,6 +27,9 @@ func (b *batch) add(m jetstream.Msg) uint64 {
 	if md, err := m.Metadata(); err == nil {
 		seq, delivered = md.Sequence.Stream, md.NumDelivered
 	}
+	if len(b.msgs) == 0 {
+		b.progress = time.Now() // JetStream's AckWait runs from the delivery
+	}
 	b.msgs = append(b.msgs, m)
 	b.rows++
 	b.bytes += len(m.Data())
@@ -42,10 +45,6 @@ func (b *batch) add(m jetstream.Msg) uint64 {
 // keepAlive tells JetStream the batch is still being worked on, so that a
 // long outage does not get its messages redelivered to another archiver.
 func (b *batch) keepAlive(ackWait time.Duration) {
-	if b.progress.IsZero() {
-		b.progress = time.Now()
-		return
-	}
 	if time.Since(b.progress) < ackWait/3 {
 		return
 	}

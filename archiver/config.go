@@ -61,6 +61,11 @@ type Config struct {
 	Durable string
 	// AckWait is how long JetStream waits for an ack before redelivering.
 	AckWait time.Duration
+	// Inserts is how many batches are stored at once, each on a
+	// connection of its own, while the next batch is read (default 2;
+	// see inserts). The durable consumer lets Inserts+1 batches be
+	// unacknowledged at once.
+	Inserts int
 	// RetentionMonths, when > 0, is how many calendar months of history
 	// the archive keeps (the current one included): every retentionEvery
 	// the archiver drops the monthly partitions older than that. 0 keeps
@@ -84,6 +89,7 @@ const (
 	DefaultMaxBytes = 16 << 20
 	DefaultMaxAge   = 500 * time.Millisecond
 	DefaultAckWait  = 30 * time.Second
+	DefaultInserts  = 2
 )
 
 var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
@@ -143,6 +149,9 @@ func (c *Config) setDefaults() {
 		c.Durable = DefaultDurable
 	}
 	def(&c.AckWait, DefaultAckWait)
+	if c.Inserts == 0 {
+		c.Inserts = DefaultInserts
+	}
 	def(&c.RetryMin, 200*time.Millisecond)
 	def(&c.RetryMax, 15*time.Second)
 	if c.Logger == nil {
@@ -167,6 +176,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: batch max age must be > 0", ErrInvalidConfig)
 	case c.AckWait < 3*c.Batch.MaxAge || c.AckWait < time.Second:
 		return fmt.Errorf("%w: ack wait %s must be at least 1s and 3x the batch max age", ErrInvalidConfig, c.AckWait)
+	case c.Inserts < 1 || c.Inserts > 16:
+		return fmt.Errorf("%w: inserts in flight must be 1 to 16, got %d", ErrInvalidConfig, c.Inserts)
 	case c.RetryMin <= 0 || c.RetryMax < c.RetryMin:
 		return fmt.Errorf("%w: retry backoff must satisfy 0 < min <= max", ErrInvalidConfig)
 	case c.Durable == "" || c.Stream == "":

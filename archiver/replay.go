@@ -1,9 +1,11 @@
 package archiver
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -66,50 +68,76 @@ func (a *Archiver) Replay(ctx context.Context, rc ReplayConfig) (uint64, error) 
 	}
 	defer it.Stop()
 
-	var done uint64
-	total := last - first + 1
-	for {
-		b := &batch{}
-		reached := false
-		for b.rows < a.cfg.Batch.MaxRows && b.bytes < a.cfg.Batch.MaxBytes && !reached {
-			msg, err := it.Next(jetstream.NextMaxWait(5 * time.Second))
-			if errors.Is(err, nats.ErrTimeout) {
-				if b.len() == 0 && ctx.Err() == nil {
-					// Nothing left at or after the start (records expired, or
-					// the start time is past the last one).
-					return done, nil
-				}
-				break
-			}
-			if err != nil {
-				return done, fmt.Errorf("replay read: %w", err)
-			}
-			_ = b.add(msg)
-			if md, err := msg.Metadata(); err == nil {
-				if rc.Since.IsZero() && done == 0 && b.len() == 1 {
-					total = last - md.Sequence.Stream + 1
-				}
-				reached = md.Sequence.Stream >= last
-			}
-		}
-		if err := a.retry(ctx, "replay insert", func(ctx context.Context) error {
+	// Batches are stored by Config.Inserts inserts at once while the next
+	// one is read; done counts the records of the batches stored.
+	var (
+		mu     sync.Mutex // guards done, total and failed
+		done   uint64
+		total  = last - first + 1
+		failed error
+	)
+	ictx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	in := startInserts(ictx, a.cfg.Inserts, func(ctx context.Context, b *batch) {
+		err := a.retry(ctx, "replay insert", func(ctx context.Context) error {
 			if err := a.w.reject(ctx, b.rejects); err != nil {
 				return err
 			}
 			b.rejects = nil
 			_, err := a.w.store(ctx, b.parsed)
 			return err
-		}); err != nil {
-			return done, err
+		})
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			failed = cmp.Or(failed, err)
+			cancel()
+			return
 		}
 		done += uint64(b.len())
 		if rc.Progress != nil {
 			rc.Progress(done, max(total, done))
 		}
-		if reached {
-			return done, nil
+	})
+	read := func() error {
+		for reached, first := false, true; !reached; {
+			b := &batch{}
+			for b.rows < a.cfg.Batch.MaxRows && b.bytes < a.cfg.Batch.MaxBytes && !reached {
+				msg, err := it.Next(jetstream.NextMaxWait(5 * time.Second))
+				if errors.Is(err, nats.ErrTimeout) {
+					// Nothing more at or after the start (records expired,
+					// or the start time is past the last one).
+					reached = true
+					break
+				}
+				if err != nil {
+					return fmt.Errorf("replay read: %w", err)
+				}
+				_ = b.add(msg)
+				if md, err := msg.Metadata(); err == nil {
+					if rc.Since.IsZero() && first {
+						mu.Lock()
+						total = last - md.Sequence.Stream + 1
+						mu.Unlock()
+					}
+					first = false
+					reached = md.Sequence.Stream >= last
+				}
+			}
+			if b.len() > 0 && !in.put(ictx, b, 0) {
+				return ictx.Err()
+			}
 		}
+		return nil
 	}
+	rerr := read()
+	in.close()
+	mu.Lock()
+	defer mu.Unlock()
+	if err := cmp.Or(failed, rerr, ctx.Err()); err != nil {
+		return done, err
+	}
+	return done, nil
 }
 
 // replayInactive is how long the server keeps a replay's consumer that

@@ -53,8 +53,8 @@ func insertPrevious(t *testing.T, conn driver.Conn, database string, cols []colu
 	names := make([]string, len(cols))
 	for i, c := range cols {
 		names[i] = c.name
-		if eventColumns[i] != c.name {
-			t.Fatalf("column %d: the previous schema has %s, this archiver inserts %s there", i, c.name, eventColumns[i])
+		if eventColumns[i].name() != c.name {
+			t.Fatalf("column %d: the previous schema has %s, this archiver inserts %s there", i, c.name, eventColumns[i].name())
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -104,16 +104,21 @@ func (w *writer) insert(ctx context.Context, rows []row) error {
 	return w.insertNumbers(ctx, rows)
 }
 
+// insertCallEvents appends rows a column at a time. The columns are built
+// before the connection is taken from the pool, which it then holds only
+// for the insert itself.
 func (w *writer) insertCallEvents(ctx context.Context, rows []row) error {
+	block := newEventBlock(rows)
+	defer block.release()
 	batch, err := w.conn.PrepareBatch(ctx, w.insertEvents)
 	if err != nil {
 		return fmt.Errorf("prepare insert: %w", err)
 	}
 	defer batch.Close()
-	for i := range rows {
-		if err := batch.Append(rows[i].values()...); err != nil {
-			return fmt.Errorf("%w: record %s: %w", errContent, rows[i].rec.ID, err)
-		}
+	if err := block.appendTo(batch); err != nil {
+		// Typed columns of the table's own types: only a column list out
+		// of step with the schema gets here, which no split would cure.
+		return fmt.Errorf("append %d rows: %w", len(rows), err)
 	}
 	if err := batch.Send(); err != nil {
 		return fmt.Errorf("insert %d rows: %w", len(rows), err)
