@@ -119,6 +119,9 @@ type options struct {
 	logFormat       string
 	shutdownTimeout time.Duration
 	pprofAddr       string
+	memoryLimit     string // --memory-limit, resolved into gc by validate
+	gcPercent       string
+	gc              gcSettings
 }
 
 func (o *options) registerNATS(fs *flag.FlagSet, embedded bool) {
@@ -462,6 +465,11 @@ func (o *options) validate(r node.Roles) error {
 	if o.countDelay < 0 {
 		return fmt.Errorf("--session-count-delay must be >= 0, got %s", o.countDelay)
 	}
+	gc, err := resolveGC(o.memoryLimit, o.gcPercent, os.Getenv, cgroupRoot)
+	if err != nil {
+		return err
+	}
+	o.gc = gc
 	if o.pprofAddr != "" {
 		host, _, err := net.SplitHostPort(o.pprofAddr)
 		if ip := net.ParseIP(host); err != nil || (host != "localhost" && (ip == nil || !ip.IsLoopback())) {

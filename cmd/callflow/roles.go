@@ -99,6 +99,7 @@ func findRole(name string) (role, bool) {
 func (r role) flagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs := newFlagSet(r.name, r.synopsis, stderr)
 	r.register(o, fs)
+	o.registerCollector(fs)
 	o.registerConfig(fs)
 	return fs
 }
