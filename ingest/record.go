@@ -1,7 +1,9 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -55,13 +57,13 @@ const (
 // until the replay loop gets a spooled record acknowledged.
 type recorder struct {
 	nc       *nats.Conn
-	js       jetstream.JetStream
 	replayJS jetstream.JetStream // the same connection, with replayAckTimeout
 	log      *slog.Logger
 	spool    *spool.Spool
 	metrics  *Metrics
 	degraded atomic.Bool
 
+	timeout time.Duration // the record budget: how long a call waits for the ack
 	msgs    sync.Pool     // *nats.Msg with a Nats-Msg-Id header, reused after an ack
 	spooled atomic.Uint64 // records that went to the spool
 	lost    atomic.Uint64 // records kept nowhere
@@ -75,7 +77,7 @@ type recorder struct {
 // newRecorder opens the spool under cfg.DataDir, moving into it what an
 // older version left in the unacknowledged-records file, and starts the
 // replay loop.
-func newRecorder(nc *nats.Conn, js jetstream.JetStream, cfg *Config, log *slog.Logger) (*recorder, error) {
+func newRecorder(nc *nats.Conn, cfg *Config, log *slog.Logger) (*recorder, error) {
 	sp, err := spool.Open(spool.Config{
 		Dir:      filepath.Join(cfg.DataDir, "spool"),
 		MaxBytes: cfg.SpoolMaxBytes,
@@ -97,7 +99,7 @@ func newRecorder(nc *nats.Conn, js jetstream.JetStream, cfg *Config, log *slog.L
 	}
 	r := &recorder{
 		nc:       nc,
-		js:       js,
+		timeout:  cfg.RecordTimeout,
 		replayJS: replayJS,
 		log:      log,
 		spool:    sp,
@@ -140,7 +142,7 @@ func (r *recorder) record(subject, id string, data []byte) error {
 			return nil
 		}
 		reason = SpoolError
-		if errors.Is(err, jetstream.ErrAsyncPublishTimeout) {
+		if errors.Is(err, nats.ErrTimeout) {
 			reason = SpoolTimeout
 		}
 		r.metrics.publishFailed.WithLabelValues(reason).Inc()
@@ -176,21 +178,46 @@ func (r *recorder) record(subject, id string, data []byte) error {
 	return fmt.Errorf("%w (%s)", ErrSpooled, reason)
 }
 
-// publish waits for the ack; the JetStream context fails the future after
-// the record timeout (jetstream.WithPublishAsyncTimeout, see New), which
-// also drops it from the client's pending acks.
+// publish sends msg as a request and waits for JetStream's acknowledgement
+// for at most the record budget. The calls of the ingestor share one
+// connection: each publish is pipelined behind the others, and each waits
+// only for its own answer, through the client's request multiplexer (one
+// wildcard inbox) rather than JetStream's async publisher, whose futures
+// and decoded acknowledgements cost more allocations and CPU on the hot
+// path (BENCHMARKS.md, "Acknowledgements through the request mux").
 func (r *recorder) publish(msg *nats.Msg) error {
-	fut, err := r.js.PublishMsgAsync(msg)
+	ack, err := r.nc.RequestMsg(msg, r.timeout)
 	if err != nil {
+		if errors.Is(err, nats.ErrNoResponders) {
+			return fmt.Errorf("%w: %w", jetstream.ErrNoStreamResponse, err)
+		}
 		return err
 	}
-	select {
-	case <-fut.Ok():
-		return nil
-	case err := <-fut.Err():
-		return err
-	}
+	return checkPubAck(ack.Data)
 }
+
+// checkPubAck reports the error of a JetStream publish acknowledgement,
+// nil for a record stored (or found already stored: a duplicate). Only an
+// answer that says "error", or none that looks like an acknowledgement,
+// is one.
+func checkPubAck(data []byte) error {
+	if i := bytes.Index(data, []byte(`"error"`)); i >= 0 {
+		var e struct {
+			Error jetstream.APIError `json:"error"`
+		}
+		if err := json.Unmarshal(data, &e); err == nil && e.Error.Code != 0 {
+			return &e.Error
+		}
+		return fmt.Errorf("%w: %q", errBadPubAck, data)
+	}
+	if !bytes.Contains(data, []byte(`"seq"`)) {
+		return fmt.Errorf("%w: %q", errBadPubAck, data)
+	}
+	return nil
+}
+
+// errBadPubAck: JetStream's answer to a record is not an acknowledgement.
+var errBadPubAck = errors.New("not a JetStream acknowledgement")
 
 // send republishes spooled records with their original Nats-Msg-Id and
 // reports how many, from the first, JetStream acknowledged.
@@ -291,16 +318,6 @@ func (r *recorder) check() error {
 	return fmt.Errorf("JetStream is not acknowledging records and the spool is nearly full (%d of %d bytes): records of new calls would be lost", used, limit)
 }
 
-// flush waits until every publish in flight is acknowledged or ctx ends.
-func (r *recorder) flush(ctx context.Context) error {
-	select {
-	case <-r.js.PublishAsyncComplete():
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("waiting for JetStream acks: %w", ctx.Err())
-	}
-}
-
 // logFailure logs at most one line a second; the count says how many.
 func (r *recorder) logFailure(err error) {
 	now := time.Now().UnixNano()
@@ -312,14 +329,12 @@ func (r *recorder) logFailure(err error) {
 		"error", err, "lost_total", r.lost.Load(), "spool", r.spool.Dir())
 }
 
-// close waits for the acks in flight, stops the replay loop, sends what the
+// close stops the replay loop (the calls in flight, each waiting for its
+// own ack, are done: Shutdown holds them off), sends what the
 // spool still holds if NATS is connected, and closes the spool; all within
 // ctx. Whatever is left stays on disk for the next start.
 func (r *recorder) close(ctx context.Context) error {
 	var errs []error
-	if err := r.flush(ctx); err != nil {
-		errs = append(errs, err)
-	}
 	r.stop()
 	<-r.done
 	if r.spool.Len() > 0 && r.nc.IsConnected() && ctx.Err() == nil {

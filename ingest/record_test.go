@@ -17,8 +17,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
-// When JetStream cannot acknowledge a record, the call is still answered
-// once the record budget runs out, and the record is kept in the spool.
+// When JetStream cannot acknowledge a record, the call is still answered,
+// and the record is kept in the spool: at once when no stream answers (the
+// server says so), otherwise once the record budget runs out.
 // From then on the recorder is degraded: the next record goes straight to
 // the spool without waiting for a JetStream that is not answering.
 func TestRecordBudget(t *testing.T) {
@@ -42,8 +43,7 @@ func TestRecordBudget(t *testing.T) {
 				cfg.DecideTimeout = time.Second
 				dataDir = cfg.DataDir
 			}})
-			// No decider either: the CALL_ACTION falls back at once, so the
-			// answer's latency is the record budget's.
+			// No decider either: the CALL_ACTION falls back at once.
 			bodies := [][]byte{
 				seedBody(t),
 				event(t, wire.EventCallStatus, map[string]any{"eventId": "status-spooled", "subAccountId": "a.b c*"}),
@@ -55,9 +55,6 @@ func TestRecordBudget(t *testing.T) {
 					t.Fatalf("status %d, want 200 even without JetStream: %s", a.status, a.body)
 				}
 				answers = append(answers, a)
-			}
-			if answers[0].elapsed < budget {
-				t.Errorf("first call answered after %s, before the record budget %s ran out", answers[0].elapsed, budget)
 			}
 			wantFallback(t, answers[0])
 
@@ -92,8 +89,8 @@ func TestRecordBudget(t *testing.T) {
 			if n := testutil.ToFloat64(m.spooled.WithLabelValues(SpoolDegraded)); n != 1 {
 				t.Errorf("records spooled without publishing = %v, want 1 (the second)", n)
 			}
-			if n := testutil.ToFloat64(m.spooled.WithLabelValues(SpoolTimeout)) + testutil.ToFloat64(m.spooled.WithLabelValues(SpoolError)); n != 1 {
-				t.Errorf("records spooled after a failed publish = %v, want 1 (the first)", n)
+			if n := testutil.ToFloat64(m.spooled.WithLabelValues(SpoolError)); n != 1 {
+				t.Errorf("records spooled after a failed publish = %v, want 1 (the first: no stream answered)", n)
 			}
 		})
 	}
@@ -144,10 +141,11 @@ func TestRecordStreamCreatedLater(t *testing.T) {
 	})
 }
 
-// A record that timed out is still in JetStream's retry queue (the client
-// retries "no responders" publishes twice, 250ms apart). Those retries must
-// publish that call's own record, not whatever a later call wrote into a
-// reused buffer.
+// Records whose publish failed (no stream yet) are spooled from the
+// buffer they were written in, and republished later, while more calls
+// come in reusing the ingestor's buffers: every stored message must hold
+// its own call's record, never what a later call wrote into a reused
+// buffer.
 func TestRecordRetryPublishesItsOwnBytes(t *testing.T) {
 	e := newEnv(t, envOptions{noStream: true, deciders: 1, cfg: func(c *Config) {
 		c.RecordTimeout = 100 * time.Millisecond
@@ -157,7 +155,7 @@ func TestRecordRetryPublishesItsOwnBytes(t *testing.T) {
 			t.Fatalf("%s", a)
 		}
 	}
-	// The stream appears while the early records' retries are pending, and
+	// The stream appears while the early records wait in the spool, and
 	// more calls come in, reusing the ingestor's buffers.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -170,12 +168,6 @@ func TestRecordRetryPublishesItsOwnBytes(t *testing.T) {
 		if a := e.post(callAction(t, fmt.Sprintf("late-%02d", i))); a.status != http.StatusOK {
 			t.Fatalf("%s", a)
 		}
-	}
-	// Let the pending retries run out.
-	ctx2, cancel2 := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel2()
-	if err := e.srv.rec.flush(ctx2); err != nil {
-		t.Fatal(err)
 	}
 	for _, m := range e.messages() {
 		if m.err != nil {

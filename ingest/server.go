@@ -13,7 +13,6 @@ import (
 
 	"github.com/callflow/callflow/wire"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sony/gobreaker/v2"
 	"github.com/valyala/fasthttp"
 )
@@ -49,12 +48,8 @@ func New(nc *nats.Conn, cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(16384), jetstream.WithPublishAsyncTimeout(cfg.RecordTimeout))
-	if err != nil {
-		return nil, fmt.Errorf("jetstream: %w", err)
-	}
 	log := cfg.Logger
-	rec, err := newRecorder(nc, js, &cfg, log)
+	rec, err := newRecorder(nc, &cfg, log)
 	if err != nil {
 		return nil, err
 	}
