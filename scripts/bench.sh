@@ -6,7 +6,8 @@
 #   BENCH_QUICK=1 scripts/bench.sh   # shorter runs, for a smoke test
 #   BENCH_SOAK=10m scripts/bench.sh  # also 5000/s for 10 minutes: does serve's
 #                                    # memory stay flat? (BENCH_SOAK_DUPLICATES
-#                                    # sets the duplicate window, default 30s)
+#                                    # sets the duplicate window, default the
+#                                    # stream's, 2 minutes)
 #
 # Results (JSON, profiles) go to ${BENCH_OUT:-bench-results}/; the summary
 # table is printed at the end. Load goes to 127.0.0.1 only.
@@ -25,11 +26,16 @@ go build -o "$bin" ./cmd/callflow
 source scripts/clickhouse.sh
 data=$(mktemp -d)
 serve_pid=""
-cleanup() { [ -n "$serve_pid" ] && kill "$serve_pid" 2>/dev/null; clickhouse_stop; rm -rf "$data"; }
+sep_pids=()
+cleanup() {
+  [ -n "$serve_pid" ] && kill "$serve_pid" 2>/dev/null
+  for p in "${sep_pids[@]}"; do kill "$p" 2>/dev/null; done
+  clickhouse_stop; rm -rf "$data"
+}
 trap cleanup EXIT
 clickhouse_start
 
-gc_memlimit=180MiB
+gc_memlimit=${BENCH_MEMORY_LIMIT:-300MiB}
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 http=$(free_port); admin=$(free_port); nats=$(free_port); pprof=$(free_port)
 
@@ -58,9 +64,9 @@ start_serve
 echo "== handler allocations in the ingest process alone (NATS and deciders in serve)"
 CALLFLOW_BENCH_NATS_URL="nats://127.0.0.1:$nats" go test -run XXX -bench 'HandlerRemote' -benchmem -benchtime 20000x ./ingest/ | tee "$out/handler.txt"
 
-echo "== closed loop, full path, beside the bare fasthttp baseline"
+echo "== closed loop, full path, beside the bare fasthttp baseline and the straightforward chain"
 start_serve
-bench --rate 0 --connections 32 --duration "$closed_secs" --warmup 3s --baseline > "$out/closed.json"
+bench --rate 0 --connections 32 --duration "$closed_secs" --warmup 3s --baseline --chain > "$out/closed.json"
 
 echo "== open loop 5000/s, every answered id audited in the stream, memory of serve"
 start_serve
@@ -70,13 +76,36 @@ bench --rate 5000 --duration "$open_secs" --warmup 3s --baseline --audit --nats-
   --pids "$serve_pid" > "$out/open.json"
 wait "$profile_pid"
 
-echo "== open loop 5000/s again, garbage collector sized by a memory limit (an operator's setting, README 'Sizing memory')"
-serve_env="GOGC=off GOMEMLIMIT=$gc_memlimit" start_serve
-bench --rate 5000 --duration "$open_secs" --warmup 3s --pids "$serve_pid" > "$out/open_gc.json"
+echo "== open loop 5000/s again, with --memory-limit $gc_memlimit (GC percent 400 under a limit: what a container's limit gives by default)"
+start_serve --memory-limit "$gc_memlimit"
+bench --rate 5000 --duration "$open_secs" --warmup 3s --baseline --pids "$serve_pid" > "$out/open_gc.json"
 
-echo "== breaker open: no deciders, fallback at 5000/s"
+echo "== breaker open: no deciders, fallback at 5000/s (default collector, then with --memory-limit $gc_memlimit)"
 start_serve --deciders 0 --breaker-open-for 1h
 bench --rate 5000 --duration "$fallback_secs" --warmup 3s --baseline --sessions 0 > "$out/fallback.json"
+start_serve --deciders 0 --breaker-open-for 1h --memory-limit "$gc_memlimit"
+bench --rate 5000 --duration "$fallback_secs" --warmup 3s --baseline --sessions 0 > "$out/fallback_gc.json"
+kill "$serve_pid"; wait "$serve_pid" 2>/dev/null || true; serve_pid=""
+
+echo "== separate processes: nats-server, ingest and decider each a process of their own (closed loop, then 5000/s)"
+natsbin=$(dirname "$bin")/nats-server
+go build -o "$natsbin" github.com/nats-io/nats-server/v2
+sep=$(mktemp -d)
+sep_pids=()
+sep_stop() { for p in "${sep_pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; sep_pids=(); rm -rf "${sep:?}"/*; }
+sep_start() {
+  "$natsbin" -a 127.0.0.1 -p "$nats" -js -sd "$sep/js" > "$out/sep-nats.log" 2>&1 & sep_pids+=($!)
+  sleep 1
+  "$bin" decider --nats-url "nats://127.0.0.1:$nats" --admin-addr "127.0.0.1:$(free_port)" --log-format json > "$out/sep-decider.log" 2>&1 & sep_pids+=($!)
+  "$bin" ingest --nats-url "nats://127.0.0.1:$nats" --data-dir "$sep/ingest" --http-addr "127.0.0.1:$http" --admin-addr "127.0.0.1:$admin" --log-format json > "$out/sep-ingest.log" 2>&1 & sep_pids+=($!)
+  for _ in $(seq 1 100); do "$bin" probe "http://127.0.0.1:$admin/readyz" >/dev/null 2>&1 && return; sleep 0.1; done
+  echo "ingest did not become ready"; tail "$out/sep-ingest.log"; exit 1
+}
+sep_start
+bench --rate 0 --connections 32 --duration "$closed_secs" --warmup 3s --baseline --pids "$(IFS=,; echo "${sep_pids[*]}")" > "$out/sep_closed.json"
+sep_stop; sep_start
+bench --rate 5000 --duration "$open_secs" --warmup 3s --baseline --pids "$(IFS=,; echo "${sep_pids[*]}")" > "$out/sep_open.json"
+sep_stop; rmdir "$sep"
 
 echo "== archive at 5000/s: serve with its archiver into ClickHouse (same machine), audited in ClickHouse"
 start_serve --clickhouse-addr "$CALLFLOW_TEST_CLICKHOUSE" --clickhouse-compression none
@@ -90,7 +119,7 @@ CALLFLOW_BENCH_RECORDS=$records CALLFLOW_BENCH_COMPRESSION=none CALLFLOW_BENCH_O
   go test -count=1 -run TestArchiveThroughput -timeout 30m ./archiver/ > "$out/archive.txt"
 
 if [ -n "${BENCH_SOAK:-}" ]; then
-  window=${BENCH_SOAK_DUPLICATES:-30s}
+  window=${BENCH_SOAK_DUPLICATES:-2m}
   echo "== memory soak: 5000/s for $BENCH_SOAK, duplicate window $window, audited in the stream"
   start_serve --stream-duplicates "$window"
   bench --soak --rate 5000 --duration "$BENCH_SOAK" --nats-url "nats://127.0.0.1:$nats" --pids "$serve_pid" > "$out/soak.json"
