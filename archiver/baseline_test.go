@@ -66,29 +66,36 @@ type insertResult struct {
 	// ClientCPUPerM is the inserting process's CPU seconds per million
 	// rows (for the replay, with the NATS server it embeds).
 	ClientCPUPerM float64 `json:"client_cpu_s_per_m_rows"`
+	// ClientFaultsPerRow is the inserting process's minor page faults per
+	// row: fresh memory the kernel had to map (and zero).
+	ClientFaultsPerRow float64 `json:"client_faults_per_row"`
 }
 
 func (r insertResult) String() string {
-	return fmt.Sprintf("batch %d, %d conns, compression %s: %.0f rows/s, %.1f MB/s, server CPU %.2f s/M rows, client CPU %.2f s/M rows",
-		r.Batch, r.Conns, r.Compression, r.RowsPerS, r.MBPerS, r.ServerCPUPerM, r.ClientCPUPerM)
+	return fmt.Sprintf("batch %d, %d conns, compression %s: %.0f rows/s, %.1f MB/s, server CPU %.2f s/M rows, client CPU %.2f s/M rows, %.2f page faults/row",
+		r.Batch, r.Conns, r.Compression, r.RowsPerS, r.MBPerS, r.ServerCPUPerM, r.ClientCPUPerM, r.ClientFaultsPerRow)
 }
 
 // meter measures the time and CPU of one insert.
 type meter struct {
 	start          time.Time
 	server, client time.Duration
+	faults         int64
 }
 
 func startMeter() meter {
-	return meter{start: time.Now(), server: serverCPU(), client: clientCPU()}
+	client, faults := clientCPU()
+	return meter{start: time.Now(), server: serverCPU(), client: client, faults: faults}
 }
 
 func (m meter) stop(rows, bytes int) insertResult {
 	took := time.Since(m.start)
-	server, client := serverCPU(), clientCPU()
+	server := serverCPU()
+	client, faults := clientCPU()
 	r := insertResult{Rows: rows, Seconds: took.Seconds(), RowsPerS: float64(rows) / took.Seconds(),
-		MBPerS:        float64(bytes) / 1e6 / took.Seconds(),
-		ClientCPUPerM: (client - m.client).Seconds() / (float64(rows) / 1e6), ServerCPUPerM: -1}
+		MBPerS:             float64(bytes) / 1e6 / took.Seconds(),
+		ClientCPUPerM:      (client - m.client).Seconds() / (float64(rows) / 1e6),
+		ClientFaultsPerRow: float64(faults-m.faults) / float64(rows), ServerCPUPerM: -1}
 	if m.server >= 0 && server >= 0 {
 		r.ServerCPUPerM = (server - m.server).Seconds() / (float64(rows) / 1e6)
 	}
@@ -128,13 +135,14 @@ func serverCPU() time.Duration {
 	return time.Duration(utime+stime) * clockTick
 }
 
-// clientCPU is this process's CPU time (user and system).
-func clientCPU() time.Duration {
+// clientCPU is this process's CPU time (user and system) and its minor
+// page faults.
+func clientCPU() (time.Duration, int64) {
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
+		return 0, 0
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), ru.Minflt
 }
 
 // runBaseline runs TestInsertBaseline for n records of shape in a process

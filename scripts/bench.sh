@@ -114,9 +114,18 @@ bench --rate 5000 --duration "$open_secs" --warmup 3s --audit --nats-url "nats:/
 curl -s "http://127.0.0.1:$admin/metrics" > "$out/metrics.txt"
 kill "$serve_pid"; wait "$serve_pid" 2>/dev/null || true; serve_pid=""
 
-echo "== archive: replay of $records records beside a direct insert of the same rows"
-CALLFLOW_BENCH_RECORDS=$records CALLFLOW_BENCH_COMPRESSION=none CALLFLOW_BENCH_OUT="$out/archive.json" \
-  go test -count=1 -run TestArchiveThroughput -timeout 30m ./archiver/ > "$out/archive.txt"
+# Both row shapes (the benchmark's own, and realistic ones: UUID ids, bodies of
+# 600-730 bytes, callflows of about 200), each beside the fastest clickhouse-go
+# insert of the same rows in a process of its own (TestInsertBaseline: batch
+# size, connections and compression tried); rows/s, MB/s and the server's CPU
+# per million rows, CPU profiles of the replays in $out. The replay uses the
+# archiver's defaults (2 inserts in flight, 20000-row batches, lz4: on this
+# loopback, no compression cost the client more CPU than lz4, in the
+# baseline's runs too).
+archive_realistic=300000; [ -n "$quick" ] && archive_realistic=50000
+echo "== archive: replay of $records records and $archive_realistic realistic ones, each beside its own-process baseline"
+CALLFLOW_BENCH_RECORDS=$records CALLFLOW_BENCH_REALISTIC_RECORDS=$archive_realistic CALLFLOW_BENCH_OUT="$out/archive.json" \
+  CALLFLOW_BENCH_PROFILE="$out" go test -count=1 -run TestArchiveThroughput -v -timeout 60m ./archiver/ > "$out/archive.txt"
 
 if [ -n "${BENCH_SOAK:-}" ]; then
   window=${BENCH_SOAK_DUPLICATES:-2m}

@@ -59,7 +59,15 @@ rows = [
     ('Separate processes (nats-server, ingest, decider), closed loop', '', ('%.0f/s vs %.0f/s baseline' % (sepc['system']['throughput'], sepc['baseline']['throughput'])) if sepc else 'n/a',
      ('%.3f' % (sepc['system']['throughput'] / sepc['baseline']['throughput'])) if sepc else ''),
     ('Separate processes, open loop 5000/s, p99 / p99.9', '', lat(sepo) if sepo else 'n/a', ''),
-    ('Archive replay', '>= 150k/s and >= 0.7 of direct insert', '%.0f/s (direct %.0f/s)' % (arch['archive_records_per_s'], arch['direct_records_per_s']), '%.2f' % arch['ratio_to_direct']),
+] + [
+    ('Archive replay, %s rows' % shape, '>= 0.85 of the fastest clickhouse-go insert (own process)',
+     '%.0f rows/s, %.1f MB/s, server CPU %.1f s/M rows (baseline %.0f rows/s, %.1f MB/s, %.1f s/M rows: batch %d, %d conns, %s)' % (
+         a['rows_per_s'], a['mb_per_s'], a['server_cpu_s_per_m_rows'],
+         b['rows_per_s'], b['mb_per_s'], b['server_cpu_s_per_m_rows'], b['batch'], b['conns'], b['compression']),
+     '%.2f' % arch[shape]['ratio'])
+    for shape in ('bench', 'realistic') if shape in arch
+    for a, b in [(arch[shape]['archive'], arch[shape]['baseline'])]
+] + [
     ('200 to row visible, p99 (at 5000/s)', '< 2 s', (('%.2f s' % vis) if vis is not None else 'n/a') + ' (call p99 with ClickHouse on the same cores: %.1f ms)' % live['system']['latency_ms']['p99'], ''),
     ('Handler allocations (ingest process alone)', '<= 30 a call', ('%s allocs, %s B, %s ns' % (handler.group(3), handler.group(2), handler.group(1))) if handler else '?', ''),
     ('Parse event', 'a handful of allocations', '%s ns, %s B, %s allocs' % gobench('ParseEvent'), ''),
