@@ -120,8 +120,8 @@ func (a *Archiver) Check(ctx context.Context) error {
 func (a *Archiver) Stats() Stats { return a.stats.snapshot() }
 
 // Run archives until ctx ends, then stores the batches in flight and the
-// one in hand (bounded by drain) and returns. Until ClickHouse answers it retries with backoff,
-// the records waiting in JetStream.
+// one in hand (bounded by drain) and returns. Until ClickHouse answers it
+// retries with backoff, the records waiting in JetStream.
 func (a *Archiver) Run(ctx context.Context, drain time.Duration) error {
 	if err := a.retry(ctx, "apply schema", func(ctx context.Context) error {
 		return a.applySchema(ctx)

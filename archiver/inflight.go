@@ -9,9 +9,11 @@ import (
 // inserts stores batches on up to Config.Inserts goroutines at once, each
 // insert on a connection of its own from the pool, while the caller reads
 // and parses the next batch. A ClickHouse 18.16 insert works on one server
-// core, and the archiver's reading and parsing on another: one insert at a
-// time left both idle in turn (see DECISIONS.md: two inserts in flight
-// took realistic rows about 1.4x faster than one).
+// core: one insert at a time left the server's other core and the
+// archiver's reading idle in turn. On the 2-core benchmark machine two
+// inserts replayed realistic rows (where the server's CPU is the limit)
+// 10-25% faster than one; the benchmark's own small rows, where the
+// archiver's CPU is the limit, no faster (see TestArchiveThroughput).
 //
 // Batches may be stored out of order; nothing depends on their order
 // (call_events collapses copies through FINAL, and every message is

@@ -105,9 +105,10 @@ func (a *Archiver) Replay(ctx context.Context, rc ReplayConfig) (uint64, error) 
 			for b.rows < a.cfg.Batch.MaxRows && b.bytes < a.cfg.Batch.MaxBytes && !reached {
 				msg, err := it.Next(jetstream.NextMaxWait(5 * time.Second))
 				if errors.Is(err, nats.ErrTimeout) {
-					// Nothing more at or after the start (records expired,
-					// or the start time is past the last one).
-					reached = true
+					// With nothing in hand: nothing more at or after the
+					// start (records expired, or the start time is past
+					// the last one). Else store what is in hand first.
+					reached = b.len() == 0
 					break
 				}
 				if err != nil {
