@@ -29,7 +29,8 @@ import (
 //
 // The replay's settings: CALLFLOW_BENCH_COMPRESSION (empty: the default,
 // lz4), CALLFLOW_BENCH_INSERTS (inserts in flight, default DefaultInserts),
-// CALLFLOW_BENCH_BATCH (rows per batch, default DefaultMaxRows).
+// CALLFLOW_BENCH_BATCH (rows per batch, default DefaultMaxRows),
+// CALLFLOW_BENCH_BATCH_MB (MiB per batch, default DefaultMaxBytes).
 // CALLFLOW_BENCH_OUT names a JSON file for the results;
 // CALLFLOW_BENCH_PROFILE a directory for a CPU profile of each replay.
 // While working on the archiver: CALLFLOW_BENCH_SHAPES (bench,realistic)
@@ -98,6 +99,9 @@ func archiveThroughput(t *testing.T, shape string, n int) map[string]any {
 	cfg.Batch.MaxRows, cfg.Batch.MaxBytes = DefaultMaxRows, DefaultMaxBytes
 	if b, _ := strconv.Atoi(os.Getenv("CALLFLOW_BENCH_BATCH")); b > 0 {
 		cfg.Batch.MaxRows = b
+	}
+	if mb, _ := strconv.Atoi(os.Getenv("CALLFLOW_BENCH_BATCH_MB")); mb > 0 {
+		cfg.Batch.MaxBytes = mb << 20
 	}
 	cfg.Inserts, _ = strconv.Atoi(os.Getenv("CALLFLOW_BENCH_INSERTS"))
 	cfg.ClickHouse.Compression = os.Getenv("CALLFLOW_BENCH_COMPRESSION")
