@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"time"
 
@@ -51,6 +52,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	o.registerStream(fs)
 	o.registerArchiver(fs, false)
 	o.registerProcess(fs)
+	o.registerCollector(fs)
 	since := fs.String("since", "", "replay records stored since this time (RFC 3339, or a duration ago such as 24h)")
 	startSeq := fs.Uint64("start-seq", 0, "replay records from this stream sequence")
 	if err := parseFlags(fs, args, false); err != nil {
@@ -82,6 +84,12 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := o.readSecrets(); err != nil {
 		return err
 	}
+	gc, err := resolveGC(o.memoryLimit, o.gcPercent, os.Getenv, cgroupRoot)
+	if err != nil {
+		return usage(err.Error())
+	}
+	gc.apply()
+	log.Info("garbage collector", "settings", gc.String())
 	acfg, err := o.archiverConfig()
 	if err != nil {
 		return err

@@ -95,6 +95,7 @@ type options struct {
 	batchMaxRows       int
 	batchMaxBytes      int
 	batchMaxAge        time.Duration
+	archiveInserts     int
 	archiverDurable    string
 	archiverAckWait    time.Duration
 
@@ -309,6 +310,7 @@ func (o *options) registerArchiver(fs *flag.FlagSet, optional bool) {
 	fs.StringVar(&o.clickhouseCompress, "clickhouse-compression", "lz4", "compression of inserts: lz4, zstd, or none (fastest when ClickHouse is on the same machine)")
 	fs.IntVar(&o.batchMaxRows, "batch-max-rows", archiver.DefaultMaxRows, "archiver: rows that fill a batch")
 	fs.IntVar(&o.batchMaxBytes, "batch-max-bytes", archiver.DefaultMaxBytes, "archiver: record bytes that fill a batch")
+	fs.IntVar(&o.archiveInserts, "archive-inserts", archiver.DefaultInserts, "archiver: batches stored at once, each on its own ClickHouse connection, while the next is read (1 to 16); two pay when ClickHouse's CPU is the limit (BENCHMARKS.md)")
 	fs.DurationVar(&o.batchMaxAge, "batch-max-age", archiver.DefaultMaxAge, "archiver: the longest a record waits in a batch")
 	fs.StringVar(&o.archiverDurable, "archiver-durable", archiver.DefaultDurable, "archiver: durable consumer shared by every archiver")
 	fs.DurationVar(&o.archiverAckWait, "archiver-ack-wait", archiver.DefaultAckWait, "archiver: how long before records a stopped archiver held are redelivered to another")
@@ -355,6 +357,7 @@ func (o *options) archiverConfig() (archiver.Config, error) {
 	return archiver.Config{
 		ClickHouse: ch,
 		Batch:      archiver.BatchConfig{MaxRows: o.batchMaxRows, MaxBytes: o.batchMaxBytes, MaxAge: o.batchMaxAge},
+		Inserts:    o.archiveInserts,
 		Stream:     o.stream,
 		Durable:    o.archiverDurable,
 		AckWait:    o.archiverAckWait,
