@@ -2,7 +2,7 @@
 # Reproduces BENCHMARKS.md: every target of the performance issue measured
 # beside its baseline from the same run, on this machine.
 #
-#   scripts/bench.sh                 # the full table (about 6 minutes)
+#   scripts/bench.sh                 # the full table (about 20 minutes)
 #   BENCH_QUICK=1 scripts/bench.sh   # shorter runs, for a smoke test
 #   BENCH_SOAK=10m scripts/bench.sh  # also 5000/s for 10 minutes: does serve's
 #                                    # memory stay flat? (BENCH_SOAK_DUPLICATES
@@ -70,7 +70,8 @@ bench --rate 0 --connections 32 --duration "$closed_secs" --warmup 3s --baseline
 
 echo "== open loop 5000/s, every answered id audited in the stream, memory of serve"
 start_serve
-curl -s -o "$out/cpu.prof" "http://127.0.0.1:$pprof/debug/pprof/profile?seconds=10" &
+# The profile starts once the baseline and both warm-ups are done.
+(sleep $(( ${open_secs%s} + 8 )); curl -s -o "$out/cpu.prof" "http://127.0.0.1:$pprof/debug/pprof/profile?seconds=10") &
 profile_pid=$!
 bench --rate 5000 --duration "$open_secs" --warmup 3s --baseline --audit --nats-url "nats://127.0.0.1:$nats" \
   --pids "$serve_pid" > "$out/open.json"
