@@ -109,7 +109,7 @@ bench --rate 5000 --duration "$open_secs" --warmup 3s --baseline --pids "$(IFS=,
 sep_stop; rmdir "$sep"
 
 echo "== archive at 5000/s: serve with its archiver into ClickHouse (same machine), audited in ClickHouse"
-start_serve --clickhouse-addr "$CALLFLOW_TEST_CLICKHOUSE" --clickhouse-compression none
+start_serve --clickhouse-addr "$CALLFLOW_TEST_CLICKHOUSE"
 bench --rate 5000 --duration "$open_secs" --warmup 3s --audit --nats-url "nats://127.0.0.1:$nats" \
   --clickhouse-addr "$CALLFLOW_TEST_CLICKHOUSE" --pids "$serve_pid" > "$out/archive_live.json"
 curl -s "http://127.0.0.1:$admin/metrics" > "$out/metrics.txt"

@@ -307,7 +307,7 @@ func (o *options) registerArchiver(fs *flag.FlagSet, optional bool) {
 		usage += "; empty runs without an archiver (and GET /v1/sessions/{id}/interactions answers 503)"
 	}
 	o.registerClickHouse(fs, archiver.DefaultAddr, usage)
-	fs.StringVar(&o.clickhouseCompress, "clickhouse-compression", "lz4", "compression of inserts: lz4, zstd, or none (fastest when ClickHouse is on the same machine)")
+	fs.StringVar(&o.clickhouseCompress, "clickhouse-compression", "lz4", "compression of inserts: lz4, zstd, or none (lz4 was faster than none even on loopback, where the client's CPU and page faults cost more than the bytes: BENCHMARKS.md)")
 	fs.IntVar(&o.batchMaxRows, "batch-max-rows", archiver.DefaultMaxRows, "archiver: rows that fill a batch")
 	fs.IntVar(&o.batchMaxBytes, "batch-max-bytes", archiver.DefaultMaxBytes, "archiver: record bytes that fill a batch")
 	fs.IntVar(&o.archiveInserts, "archive-inserts", archiver.DefaultInserts, "archiver: batches stored at once, each on its own ClickHouse connection, while the next is read (1 to 16); two pay when ClickHouse's CPU is the limit (BENCHMARKS.md)")
