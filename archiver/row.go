@@ -34,7 +34,7 @@ type row struct {
 // newRow turns a stream message into a row. The error, when not nil, means
 // the message is not a record this archiver can store: it is set aside.
 func newRow(data []byte, seq uint64) (row, error) {
-	rec, err := wire.ParseRecord(data)
+	rec, err := wire.ParseRecordShared(data) // the message is ours and never modified
 	if err != nil {
 		return row{}, err
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // RecordVersion is the version of the record format written by this build.
@@ -127,12 +128,28 @@ func (r *Record) AppendJSON(dst []byte) []byte {
 
 // ParseRecord decodes a record written by any version up to RecordVersion.
 // Unknown keys are skipped, so that a record from a newer minor change is
-// still read. Event and Decision.Callflow share data's memory.
+// still read. Event and Decision.Callflow share data's memory; the
+// strings are copied.
 func ParseRecord(data []byte) (*Record, error) {
+	return parseRecord(data, string(data))
+}
+
+// ParseRecordShared is ParseRecord without the copy: the record's strings
+// share data's memory too, so data must never be modified while the
+// record is in use. For a reader that owns data, as the archiver owns a
+// message it has received, it saves a copy of every record.
+func ParseRecordShared(data []byte) (*Record, error) {
+	if len(data) == 0 {
+		return ParseRecord(data)
+	}
+	return parseRecord(data, unsafe.String(&data[0], len(data)))
+}
+
+func parseRecord(data []byte, s string) (*Record, error) {
 	var r Record
 	// The record's own object does not count toward the nesting limit, so
 	// that every event ParseEvent accepted is readable inside its record.
-	d := scanner{s: string(data), depth: -1}
+	d := scanner{s: s, depth: -1}
 	if d.peek() != '{' {
 		return nil, fmt.Errorf("%w: not a JSON object", ErrInvalidRecord)
 	}

@@ -75,6 +75,11 @@ func TestRecordRoundTrip(t *testing.T) {
 				t.Fatalf("ParseRecord: %v\n%s", err, out)
 			}
 			checkRecord(t, got, &tt.rec)
+			shared, err := ParseRecordShared(bytes.Clone(out))
+			if err != nil {
+				t.Fatalf("ParseRecordShared: %v\n%s", err, out)
+			}
+			checkRecord(t, shared, &tt.rec)
 
 			// encoding/json reads it the same way (the archiver may use it).
 			var std Record
@@ -216,6 +221,9 @@ func TestParseRecordInvalid(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if r, err := ParseRecordShared([]byte(tt.body)); err == nil || r != nil || !errors.Is(err, ErrInvalidRecord) {
+				t.Errorf("ParseRecordShared: %+v, %v", r, err)
+			}
 			r, err := ParseRecord([]byte(tt.body))
 			if err == nil {
 				t.Fatalf("ParseRecord accepted %s: %+v", tt.body, r)
