@@ -38,7 +38,7 @@ func newRow(data []byte, seq uint64) (row, error) {
 	if err != nil {
 		return row{}, err
 	}
-	ev, err := wire.ParseEvent(rec.Event)
+	ev, err := wire.ParseEventShared(rec.Event) // rec.Event is part of the message, ours and never modified
 	if err != nil {
 		return row{}, fmt.Errorf("record %s: event: %w", rec.ID, err)
 	}

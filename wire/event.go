@@ -6,6 +6,7 @@ import (
 	"math"
 	"strings"
 	"time"
+	"unsafe"
 )
 
 // Event types 8x8 sends to the webhook. Others are accepted and recorded.
@@ -128,11 +129,33 @@ func ParseEvent(body []byte) (*Event, error) {
 	return &a.ev, nil
 }
 
+// ParseEventShared is ParseEvent without the copy: the event's strings
+// share body's memory, so body must never be modified while the event is
+// in use (the archiver's case: it owns the message the body is part of).
+func ParseEventShared(body []byte) (*Event, error) {
+	a := &struct {
+		ev Event
+		p  Payload
+	}{}
+	var s string
+	if len(body) > 0 {
+		s = unsafe.String(&body[0], len(body))
+	}
+	if err := parseEventInto(&a.ev, &a.p, s); err != nil {
+		return nil, err
+	}
+	return &a.ev, nil
+}
+
 // ParseEventInto is ParseEvent into storage the caller owns (and may
 // reuse): ev is overwritten, and its Payload points to payload.
 func ParseEventInto(ev *Event, payload *Payload, body []byte) error {
+	return parseEventInto(ev, payload, string(body))
+}
+
+func parseEventInto(ev *Event, payload *Payload, body string) error {
 	*ev = Event{}
-	d := scanner{s: string(body)}
+	d := scanner{s: body}
 	if d.eof() {
 		return fieldErr("body", "empty; expected a JSON object")
 	}

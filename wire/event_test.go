@@ -804,6 +804,10 @@ func FuzzParseEvent(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		ev, err := ParseEvent(body)
+		// The archiver's parse, which shares the body, reads the same.
+		if sh, serr := ParseEventShared(bytes.Clone(body)); (serr == nil) != (err == nil) || (err == nil && !reflect.DeepEqual(sh, ev)) {
+			t.Fatalf("ParseEventShared = %+v, %v; ParseEvent = %+v, %v", sh, serr, ev, err)
+		}
 		if err != nil {
 			var fe *FieldError
 			if ev != nil || !errors.Is(err, ErrInvalidEvent) || !errors.As(err, &fe) || fe.Field == "" {
