@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -218,7 +220,17 @@ func TestShutdownDeadlineKeepsRecordsOfCallsInFlight(t *testing.T) {
 	go func() { serr <- e.srv.Shutdown(ctx) }()
 	e.stopped.Store(true) // the env's cleanup must not shut down again
 
-	// A call arriving now is refused or finds the listener closed.
+	// A call arriving once Shutdown has begun (its listener is closed
+	// first: a new connection fails) is refused or finds no listener.
+	addr := strings.TrimPrefix(e.url, "http://")
+	natstest.CheckFor(t, 5*time.Second, 2*time.Millisecond, func() error {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return nil
+		}
+		c.Close()
+		return errors.New("the listener still accepts connections")
+	})
 	if a, err := e.do(http.MethodPost, "/vca", bytes.NewReader(callAction(t, "after-1"))); err == nil && a.status == http.StatusOK {
 		t.Errorf("a call arriving during shutdown was answered 200: %s", a.body)
 	}
