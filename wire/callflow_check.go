@@ -5,7 +5,6 @@ import (
 	"math"
 	"slices"
 	"strconv"
-	"unsafe"
 )
 
 // CheckCallflow checks, without building a Response, that b is a callflow
@@ -35,7 +34,7 @@ import (
 func CheckCallflow(b []byte) (Verdict, error) {
 	// A view, not a copy: nothing read here outlives the call, and b is
 	// not modified meanwhile.
-	id, connects, err := checkCallflow(unsafe.String(unsafe.SliceData(b), len(b)), nil)
+	id, connects, err := checkCallflow(sharedString(b), nil)
 	if err != nil {
 		return Verdict{}, err
 	}

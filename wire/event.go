@@ -6,7 +6,6 @@ import (
 	"math"
 	"strings"
 	"time"
-	"unsafe"
 )
 
 // Event types 8x8 sends to the webhook. Others are accepted and recorded.
@@ -118,30 +117,23 @@ var intRanges = []struct {
 // The body is copied once; the event's strings share that copy, so the
 // event stays valid after body is reused.
 func ParseEvent(body []byte) (*Event, error) {
-	// One allocation for the event and its payload.
-	a := &struct {
-		ev Event
-		p  Payload
-	}{}
-	if err := ParseEventInto(&a.ev, &a.p, body); err != nil {
-		return nil, err
-	}
-	return &a.ev, nil
+	return parseEvent(string(body))
 }
 
 // ParseEventShared is ParseEvent without the copy: the event's strings
 // share body's memory, so body must never be modified while the event is
 // in use (the archiver's case: it owns the message the body is part of).
 func ParseEventShared(body []byte) (*Event, error) {
+	return parseEvent(sharedString(body))
+}
+
+func parseEvent(body string) (*Event, error) {
+	// One allocation for the event and its payload.
 	a := &struct {
 		ev Event
 		p  Payload
 	}{}
-	var s string
-	if len(body) > 0 {
-		s = unsafe.String(&body[0], len(body))
-	}
-	if err := parseEventInto(&a.ev, &a.p, s); err != nil {
+	if err := parseEventInto(&a.ev, &a.p, body); err != nil {
 		return nil, err
 	}
 	return &a.ev, nil

@@ -6,7 +6,12 @@ import (
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
+	"unsafe"
 )
+
+// sharedString is b as a string without a copy, for a reader that owns b
+// and never modifies it while the string is in use.
+func sharedString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // scanner reads strict JSON (RFC 8259) from a string without reflection.
 // The webhook body is copied into one string once; every field value that

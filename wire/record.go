@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
-	"unsafe"
 )
 
 // RecordVersion is the version of the record format written by this build.
@@ -139,10 +138,7 @@ func ParseRecord(data []byte) (*Record, error) {
 // record is in use. For a reader that owns data, as the archiver owns a
 // message it has received, it saves a copy of every record.
 func ParseRecordShared(data []byte) (*Record, error) {
-	if len(data) == 0 {
-		return ParseRecord(data)
-	}
-	return parseRecord(data, unsafe.String(&data[0], len(data)))
+	return parseRecord(data, sharedString(data))
 }
 
 func parseRecord(data []byte, s string) (*Record, error) {
