@@ -201,7 +201,7 @@ func (r *recorder) publish(msg *nats.Msg) error {
 // answer that says "error", or none that looks like an acknowledgement,
 // is one.
 func checkPubAck(data []byte) error {
-	if i := bytes.Index(data, []byte(`"error"`)); i >= 0 {
+	if bytes.Contains(data, []byte(`"error"`)) {
 		var e struct {
 			Error jetstream.APIError `json:"error"`
 		}

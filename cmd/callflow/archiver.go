@@ -88,8 +88,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return usage(err.Error())
 	}
-	gc.apply()
-	log.Info("garbage collector", "settings", gc.String())
+	gc.apply(log)
 	acfg, err := o.archiverConfig()
 	if err != nil {
 		return err

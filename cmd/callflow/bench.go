@@ -20,10 +20,11 @@ const benchSynopsis = `bench [flags]
   request's scheduled send time), or closed loop with --rate 0
   (--connections requests in flight, each sent when the previous answer
   came back). Creates --sessions masking sessions through the admin API
-  first, and removes them when it ends (done, failed or interrupted). --baseline measures a bare fasthttp responder with the same load
-  first, --chain the same service written the straightforward way; --audit checks afterwards that every answered event is stored
-  exactly once; --soak is a long open-loop run with progress lines and the
-  audit.
+  first, and removes them when it ends (done, failed or interrupted).
+  --baseline measures a bare fasthttp responder with the same load first,
+  --chain the same service written the straightforward way; --audit checks
+  afterwards that every answered event is stored exactly once; --soak is a
+  long open-loop run with progress lines and the audit.
 
   examples:
     callflow bench --rate 0 --connections 32 --duration 10s --baseline --chain
@@ -62,7 +63,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Float64Var(&c.Mix.Status, "mix-status", bench.DefaultMix.Status, "weight of CALL_STATUS events")
 	fs.Float64Var(&c.Mix.Summary, "mix-summary", bench.DefaultMix.Summary, "weight of SESSION_SUMMARY events")
 	fs.BoolVar(&c.Baseline, "baseline", false, "first run the same load against a bare fasthttp responder on 127.0.0.1 and print the ratios")
-	fs.BoolVar(&c.Chain, "chain", false, "also run the same load against the service written the straightforward way, in this process (fasthttp, encoding/json, one NATS request to two queue responders, one synchronous JetStream publish with Nats-Msg-Id, on an embedded NATS server of its own) and print the ratios")
+	fs.BoolVar(&c.Chain, "chain", false, "also run the same load against the service written the straightforward way, as a process of its own ('callflow bench chain': fasthttp, encoding/json, one NATS request to two queue responders, one synchronous JetStream publish with Nats-Msg-Id, on an embedded NATS server of its own) and print the ratios")
 	fs.BoolVar(&c.JSON, "json", false, "print one JSON object instead of text")
 	fs.BoolVar(&c.Audit, "audit", false, "afterwards check that every event answered 200 is in the stream (and ClickHouse) exactly once")
 	fs.StringVar(&c.NATSURL, "nats-url", bench.DefaultNATSURL, "audit: NATS server URLs, comma-separated")

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -99,8 +100,9 @@ func (o *options) registerCollector(fs *flag.FlagSet) {
 	fs.StringVar(&o.gcPercent, "gc-percent", "auto", "heap growth, in percent of the live heap, that starts a collection (as GOGC; off: only at --memory-limit). auto: GOGC when set, else 400 with a memory limit (fewer collections, the limit bounds the heap), else Go's 100")
 }
 
-// apply sets the runtime's memory limit and GC percentage.
-func (s gcSettings) apply() {
+// apply sets the runtime's memory limit and GC percentage, and logs them.
+func (s gcSettings) apply(log *slog.Logger) {
+	log.Info("garbage collector", "settings", s.String())
 	if s.limit > 0 {
 		debug.SetMemoryLimit(s.limit)
 	} else {

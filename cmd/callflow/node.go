@@ -23,8 +23,7 @@ func runNode(ctx context.Context, o *options, r node.Roles, stderr io.Writer) er
 		return err
 	}
 	o.logIgnoredKeys(log)
-	o.gc.apply()
-	log.Info("garbage collector", "settings", o.gc.String())
+	o.gc.apply(log)
 	cfg, err := o.nodeConfig(r)
 	if err != nil {
 		return err
