@@ -271,7 +271,7 @@ func (a *Archiver) collect(ctx context.Context, it jetstream.MessagesContext) (*
 		if b.len() == 0 {
 			deadline = time.Now().Add(a.cfg.Batch.MaxAge)
 		}
-		if b.add(msg) > 1 {
+		if _, delivered := b.add(msg); delivered > 1 {
 			a.stats.redelivered.Add(1)
 		}
 	}

@@ -20,10 +20,16 @@ type batch struct {
 
 func (b *batch) len() int { return len(b.msgs) }
 
-// add takes m into the batch and returns how many times JetStream has
-// delivered it.
-func (b *batch) add(m jetstream.Msg) uint64 {
-	var seq, delivered uint64
+// newBatch returns a batch with room for n messages: a replay's batches
+// are full, and growing 20,000 rows as they come copied them about five
+// times over.
+func newBatch(n int) *batch {
+	return &batch{msgs: make([]jetstream.Msg, 0, n), parsed: make([]row, 0, n)}
+}
+
+// add takes m into the batch and returns its stream sequence (0 when its
+// metadata cannot be read) and how many times JetStream has delivered it.
+func (b *batch) add(m jetstream.Msg) (seq, delivered uint64) {
 	if md, err := m.Metadata(); err == nil {
 		seq, delivered = md.Sequence.Stream, md.NumDelivered
 	}
@@ -36,10 +42,10 @@ func (b *batch) add(m jetstream.Msg) uint64 {
 	r, err := newRow(m.Data(), seq)
 	if err != nil {
 		b.rejects = append(b.rejects, rejected{seq: seq, subject: m.Subject(), id: m.Headers().Get("Nats-Msg-Id"), reason: err.Error(), data: m.Data()})
-		return delivered
+		return seq, delivered
 	}
 	b.parsed = append(b.parsed, r)
-	return delivered
+	return seq, delivered
 }
 
 // keepAlive tells JetStream the batch is still being worked on, so that a

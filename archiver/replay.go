@@ -101,7 +101,9 @@ func (a *Archiver) Replay(ctx context.Context, rc ReplayConfig) (uint64, error) 
 	})
 	read := func() error {
 		for reached, first := false, true; !reached; {
-			b := &batch{}
+			mu.Lock()
+			b := newBatch(int(min(uint64(a.cfg.Batch.MaxRows), total-min(total, done))))
+			mu.Unlock()
 			for b.rows < a.cfg.Batch.MaxRows && b.bytes < a.cfg.Batch.MaxBytes && !reached {
 				msg, err := it.Next(jetstream.NextMaxWait(5 * time.Second))
 				if errors.Is(err, nats.ErrTimeout) {
@@ -114,15 +116,14 @@ func (a *Archiver) Replay(ctx context.Context, rc ReplayConfig) (uint64, error) 
 				if err != nil {
 					return fmt.Errorf("replay read: %w", err)
 				}
-				_ = b.add(msg)
-				if md, err := msg.Metadata(); err == nil {
+				if seq, _ := b.add(msg); seq > 0 {
 					if rc.Since.IsZero() && first {
 						mu.Lock()
-						total = last - md.Sequence.Stream + 1
+						total = last - seq + 1
 						mu.Unlock()
 					}
 					first = false
-					reached = md.Sequence.Stream >= last
+					reached = seq >= last
 				}
 			}
 			if b.len() > 0 && !in.put(ictx, b, 0) {

@@ -220,6 +220,9 @@ func dateTime(t time.Time) time.Time {
 }
 
 func parseTime(s string) time.Time {
+	if s == "" {
+		return time.Time{} // without the error time.Parse would allocate
+	}
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
 		return time.Time{}

@@ -400,6 +400,9 @@ func plainToken(s string) bool {
 // time when it carries none that parses as RFC 3339.
 func (e *Event) Time() time.Time {
 	for _, s := range []string{e.Payload.Timestamp, e.Payload.StartTime} {
+		if s == "" {
+			continue // without the error time.Parse would allocate
+		}
 		if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 			return t
 		}
