@@ -265,3 +265,19 @@ func TestConfigFileServesEveryRole(t *testing.T) {
 		}
 	}
 }
+
+// serve stores one archive batch at a time (its ClickHouse usually shares
+// its machine); the archiver role two (BENCHMARKS.md, round 2).
+func TestArchiveInsertsDefaultByRole(t *testing.T) {
+	for name, want := range map[string]string{"serve": "1", "archiver": "2"} {
+		r, ok := findRole(name)
+		if !ok {
+			t.Fatalf("no role %s", name)
+		}
+		var o options
+		f := r.flagSet(&o, io.Discard).Lookup("archive-inserts")
+		if f == nil || f.DefValue != want {
+			t.Errorf("%s --archive-inserts default = %v, want %s", name, f, want)
+		}
+	}
+}

@@ -301,6 +301,12 @@ func (o *options) registerDeciders(fs *flag.FlagSet, def int) {
 	fs.DurationVar(&o.countDelay, "session-count-delay", decider.DefaultCountDelay, "how long a session's callCount and lastCallAt may lag its connected calls, when neither maxCalls nor an idle expiry depends on them: its calls meanwhile cost one session write, not one each (sessions with maxCalls or ttlMode idle are counted at once); 0 counts every call at once")
 }
 
+// serveArchiveInserts is serve's --archive-inserts: with ClickHouse on
+// the same two cores, calls at 5,000/s had a p99 of 21 to 28 ms with one
+// insert in flight and 38 to 48 ms with two, in five rounds out of five
+// (BENCHMARKS.md, round 2).
+const serveArchiveInserts = 1
+
 func (o *options) registerArchiver(fs *flag.FlagSet, optional bool) {
 	usage := "ClickHouse native-protocol addresses, comma-separated"
 	if optional {
@@ -310,7 +316,11 @@ func (o *options) registerArchiver(fs *flag.FlagSet, optional bool) {
 	fs.StringVar(&o.clickhouseCompress, "clickhouse-compression", "lz4", "compression of inserts: lz4, zstd, or none (lz4 was faster than none even on loopback, where the client's CPU and page faults cost more than the bytes: BENCHMARKS.md)")
 	fs.IntVar(&o.batchMaxRows, "batch-max-rows", archiver.DefaultMaxRows, "archiver: rows that fill a batch")
 	fs.IntVar(&o.batchMaxBytes, "batch-max-bytes", archiver.DefaultMaxBytes, "archiver: record bytes that fill a batch")
-	fs.IntVar(&o.archiveInserts, "archive-inserts", archiver.DefaultInserts, "archiver: batches stored at once, each on its own ClickHouse connection, while the next is read (1 to 16); two pay when ClickHouse's CPU is the limit (BENCHMARKS.md)")
+	inserts := archiver.DefaultInserts
+	if optional {
+		inserts = serveArchiveInserts
+	}
+	fs.IntVar(&o.archiveInserts, "archive-inserts", inserts, "archiver: batches stored at once, each on its own ClickHouse connection, while the next is read (1 to 16); two pay when ClickHouse's CPU is the limit and it has cores of its own; serve stores one at a time, because its ClickHouse usually shares its machine, where a second insert doubled the calls' p99 (BENCHMARKS.md)")
 	fs.DurationVar(&o.batchMaxAge, "batch-max-age", archiver.DefaultMaxAge, "archiver: the longest a record waits in a batch")
 	fs.StringVar(&o.archiverDurable, "archiver-durable", archiver.DefaultDurable, "archiver: durable consumer shared by every archiver")
 	fs.DurationVar(&o.archiverAckWait, "archiver-ack-wait", archiver.DefaultAckWait, "archiver: how long before records a stopped archiver held are redelivered to another")
