@@ -81,6 +81,15 @@ echo "== open loop 5000/s again, with --memory-limit $gc_memlimit (GC percent 40
 start_serve --memory-limit "$gc_memlimit"
 bench --rate 5000 --duration "$open_secs" --warmup 3s --baseline --pids "$serve_pid" > "$out/open_gc.json"
 
+# Overload: offered 1.5x what the closed loop answered, on 1024 connections,
+# so that the queue forms in serve, not in the generator's connections: does
+# serve keep answering at its capacity, and is every answered call recorded?
+overload_rate=$(python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["system"]["throughput"] * 1.5))' "$out/closed.json")
+echo "== overload: open loop at $overload_rate/s (1.5x the closed loop), 1024 connections, audited in the stream"
+start_serve
+bench --rate "$overload_rate" --connections 1024 --duration "$closed_secs" --warmup 2s --audit --nats-url "nats://127.0.0.1:$nats" \
+  --pids "$serve_pid" > "$out/overload.json"
+
 echo "== breaker open: no deciders, fallback at 5000/s (default collector, then with --memory-limit $gc_memlimit)"
 start_serve --deciders 0 --breaker-open-for 1h
 bench --rate 5000 --duration "$fallback_secs" --warmup 3s --baseline --sessions 0 > "$out/fallback.json"

@@ -44,6 +44,13 @@ def lat(res):
         r['latency_ms']['p99'], r['latency_ms']['p99_9'], res['baseline']['latency_ms']['p99'], res['baseline']['latency_ms']['p99_9'],
         sum(r['errors'].values()), r['answers'].get('fallback', 0))
 gc, fbgc, sepc, sepo = opt('open_gc.json'), opt('fallback_gc.json'), opt('sep_closed.json'), opt('sep_open.json')
+ovl = opt('overload.json')
+def overload(res):
+    r, a = res['system'], (res.get('audit') or {})
+    return ('%.0f/s offered, %.0f/s answered; service time p50 / p99 %.1f / %.1f ms, %d fallbacks, '
+            'generator-side: %d not sent, %d cut at the end; stream: %s; serve peak RSS %s') % (
+        r['rate'], r['throughput'], r['service_time_ms']['p50'], r['service_time_ms']['p99'], r['answers'].get('fallback', 0),
+        r['errors'].get('not_sent', 0), r['errors'].get('drain_cut', 0), store(a, a.get('stream')), peak_rss(res))
 rows = [
     ('Closed loop, full path (32 conns)', 'throughput >= 0.50 of baseline',
      '%.0f/s vs %.0f/s baseline' % (s['throughput'], b['throughput']), '%.3f' % (s['throughput'] / b['throughput'])),
@@ -54,6 +61,8 @@ rows = [
     ('Open loop 5000/s, p99 / p99.9, with --memory-limit %s (GC percent 400)' % gcenv, '<= 2 / 10 ms', (lat(gc) + ', serve peak RSS ' + peak_rss(gc)) if gc else 'n/a', ''),
     ('Open loop 5000/s, errors / fallbacks', '0 / 0', '%d / %d' % (sum(o['errors'].values()), o['answers'].get('fallback', 0)), ''),
     ('Open loop audit: stream / ClickHouse', 'every answered id once', audit_text, ''),
+    ('Overload: 1.5x the closed loop, 1024 connections', 'answers at capacity, every answered call recorded once', overload(ovl) if ovl else 'n/a',
+     ('%.3f' % (ovl['system']['throughput'] / s['throughput'])) if ovl else ''),
     ('Breaker open, fallback p99 at 5000/s', '<= 1 ms', '%.2f ms (baseline %.2f ms)' % (f['latency_ms']['p99'], fbb['latency_ms']['p99']), ''),
     ('Breaker open, fallback p99 / p99.9 at 5000/s, with --memory-limit %s' % gcenv, '<= 1 ms', lat(fbgc) if fbgc else 'n/a', ''),
     ('Separate processes (nats-server, ingest, decider), closed loop', '', ('%.0f/s vs %.0f/s baseline' % (sepc['system']['throughput'], sepc['baseline']['throughput'])) if sepc else 'n/a',
