@@ -150,8 +150,8 @@ func (t *typedValues[T]) appendTo(c driver.BatchColumn) error { return c.Append(
 // capacity) costs one copy instead. Nothing of the placeholder is sent.
 func (t *typedValues[T]) reserve(c chcolumn.Interface) {
 	v, ok := any(t.v).([]string)
-	if !ok || c.Rows() != 0 {
-		return
+	if !ok || c.Type() != "String" || c.Rows() != 0 {
+		return // only a plain String column keeps nothing of what Reset drops
 	}
 	n := 0
 	for _, s := range v {

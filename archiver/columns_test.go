@@ -53,7 +53,13 @@ func TestReserve(t *testing.T) {
 		t.Errorf("reserved append allocated %d bytes, growing %d: reserve gave no room", reserved, grown)
 	}
 
-	// Other columns and columns already holding rows are left alone.
+	// Other columns, String columns of another type and columns already
+	// holding rows are left alone.
+	lc := &typedColumn{Interface: mustColumn(t, "String"), typ: "LowCardinality(String)"}
+	(&typedValues[string]{v: values}).reserve(lc)
+	if lc.appends != 0 {
+		t.Fatalf("reserve appended %d times to a LowCardinality(String) column", lc.appends)
+	}
 	small := &typedValues[string]{v: []string{"x"}}
 	col, _ = chcolumn.Type("String").Column("x", nil)
 	small.reserve(col)
@@ -66,4 +72,27 @@ func TestReserve(t *testing.T) {
 	if ucol.Rows() != 0 {
 		t.Fatalf("a UInt32 column got %d rows from reserve", ucol.Rows())
 	}
+}
+
+func mustColumn(t *testing.T, typ chcolumn.Type) chcolumn.Interface {
+	t.Helper()
+	c, err := typ.Column("c", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// typedColumn is a column that says it is of type typ and counts appends.
+type typedColumn struct {
+	chcolumn.Interface
+	typ     chcolumn.Type
+	appends int
+}
+
+func (c *typedColumn) Type() chcolumn.Type { return c.typ }
+
+func (c *typedColumn) Append(v any) ([]uint8, error) {
+	c.appends++
+	return c.Interface.Append(v)
 }
