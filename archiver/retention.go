@@ -162,7 +162,9 @@ var eraseTargets = []struct {
 //
 // On a cluster (cluster set), the deletion runs ON CLUSTER on the local
 // tables, and Erase waits until the Distributed tables show no row with
-// the number.
+// the number. Its counts are read through the Distributed tables before
+// the deletion, from one replica per shard: rows a replica has not yet
+// fetched from its partner are deleted but may not be counted.
 func Erase(ctx context.Context, conn driver.Conn, database, cluster, number string, log *slog.Logger) (Erased, error) {
 	n, err := wire.NormalizeNumber(number)
 	if err != nil {
