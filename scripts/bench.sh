@@ -90,6 +90,18 @@ start_serve
 bench --rate "$overload_rate" --connections 1024 --duration "$closed_secs" --warmup 2s --audit --nats-url "nats://127.0.0.1:$nats" \
   --pids "$serve_pid" > "$out/overload.json"
 
+# Latency by offered rate, one serve, rising: at what rate does the p99 target
+# still hold on this machine (generator, serve and NATS on the same cores)?
+sweep_rates=${BENCH_SWEEP_RATES:-1000 2000 3000 5000 10000 15000}
+sweep_secs=15s; [ -n "$quick" ] && sweep_secs=5s
+echo "== latency by offered rate: $sweep_rates calls/s, $sweep_secs each"
+start_serve
+warm=10s # a fresh serve's first seconds (a small heap collected often) are not the steady state
+for r in $sweep_rates; do
+  bench --rate "$r" --duration "$sweep_secs" --warmup "$warm" --pids "$serve_pid" > "$out/sweep_$r.json"
+  warm=2s
+done
+
 echo "== breaker open: no deciders, fallback at 5000/s (default collector, then with --memory-limit $gc_memlimit)"
 start_serve --deciders 0 --breaker-open-for 1h
 bench --rate 5000 --duration "$fallback_secs" --warmup 3s --baseline --sessions 0 > "$out/fallback.json"

@@ -45,6 +45,12 @@ def lat(res):
         sum(r['errors'].values()), r['answers'].get('fallback', 0))
 gc, fbgc, sepc, sepo = opt('open_gc.json'), opt('fallback_gc.json'), opt('sep_closed.json'), opt('sep_open.json')
 ovl = opt('overload.json')
+sweep = sorted((int(f[6:-5]), load(f)) for f in os.listdir(out) if f.startswith('sweep_') and f.endswith('.json'))
+def sweep_text():
+    return '; '.join('%d/s: %.2f / %.2f ms%s' % (
+        rate, r['system']['latency_ms']['p99'], r['system']['latency_ms']['p99_9'],
+        '' if not sum(r['system']['errors'].values()) else ' (%d errors)' % sum(r['system']['errors'].values()))
+        for rate, r in sweep)
 def overload(res):
     r, a = res['system'], (res.get('audit') or {})
     return ('%.0f/s offered, %.0f/s answered; service time p50 / p99 %.1f / %.1f ms, %d fallbacks, '
@@ -61,6 +67,7 @@ rows = [
     ('Open loop 5000/s, p99 / p99.9, with --memory-limit %s (GC percent 400)' % gcenv, '<= 2 / 10 ms', (lat(gc) + ', serve peak RSS ' + peak_rss(gc)) if gc else 'n/a', ''),
     ('Open loop 5000/s, errors / fallbacks', '0 / 0', '%d / %d' % (sum(o['errors'].values()), o['answers'].get('fallback', 0)), ''),
     ('Open loop audit: stream / ClickHouse', 'every answered id once', audit_text, ''),
+    ('p99 / p99.9 by offered rate (one serve, rising, %s s each)' % ('%.0f' % sweep[0][1]['system']['duration_s'] if sweep else '?'), 'where <= 2 ms holds', sweep_text() if sweep else 'n/a', ''),
     ('Overload: 1.5x the closed loop, 1024 connections', 'answers at capacity, every answered call recorded once', overload(ovl) if ovl else 'n/a',
      ('%.3f' % (ovl['system']['throughput'] / s['throughput'])) if ovl else ''),
     ('Breaker open, fallback p99 at 5000/s', '<= 1 ms', '%.2f ms (baseline %.2f ms)' % (f['latency_ms']['p99'], fbb['latency_ms']['p99']), ''),
