@@ -2,7 +2,7 @@
 # Reproduces BENCHMARKS.md: every target of the performance issue measured
 # beside its baseline from the same run, on this machine.
 #
-#   scripts/bench.sh                 # the full table (about 20 minutes)
+#   scripts/bench.sh                 # the full table (about 25 minutes)
 #   BENCH_QUICK=1 scripts/bench.sh   # shorter runs, for a smoke test
 #   BENCH_SOAK=10m scripts/bench.sh  # also 5000/s for 10 minutes: does serve's
 #                                    # memory stay flat? (BENCH_SOAK_DUPLICATES
