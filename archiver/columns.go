@@ -184,7 +184,7 @@ func placeholder(n int) string {
 	if len(room.b) < n {
 		room.b = make([]byte, n)
 	}
-	return unsafe.String(unsafe.SliceData(room.b), n)
+	return unsafeString(room.b[:n])
 }
 
 // reset empties the values, dropping what they refer to (the messages of

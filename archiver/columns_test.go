@@ -22,10 +22,7 @@ func TestReserve(t *testing.T) {
 		size += len(values[i])
 	}
 	allocated := func(reserved bool) (uint64, chcolumn.Interface) {
-		col, err := chcolumn.Type("String").Column("raw", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		col := mustColumn(t, "String")
 		tv := &typedValues[string]{v: values}
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
@@ -61,19 +58,20 @@ func TestReserve(t *testing.T) {
 		t.Fatalf("reserve appended %d times to a LowCardinality(String) column", lc.appends)
 	}
 	small := &typedValues[string]{v: []string{"x"}}
-	col, _ = chcolumn.Type("String").Column("x", nil)
+	col = mustColumn(t, "String")
 	small.reserve(col)
 	if col.Rows() != 0 {
 		t.Fatalf("a small column got %d rows from reserve", col.Rows())
 	}
 	ints := &typedValues[uint32]{v: []uint32{1, 2}}
-	ucol, _ := chcolumn.Type("UInt32").Column("n", nil)
+	ucol := mustColumn(t, "UInt32")
 	ints.reserve(ucol)
 	if ucol.Rows() != 0 {
 		t.Fatalf("a UInt32 column got %d rows from reserve", ucol.Rows())
 	}
 }
 
+// mustColumn returns an empty column of type typ.
 func mustColumn(t *testing.T, typ chcolumn.Type) chcolumn.Interface {
 	t.Helper()
 	c, err := typ.Column("c", nil)
