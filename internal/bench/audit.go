@@ -207,15 +207,20 @@ func auditStream(ctx context.Context, spec auditSpec, set *auditSet) *StoreAudit
 	}
 	ctx, cancel := context.WithTimeout(ctx, spec.wait+30*time.Second)
 	defer cancel()
-	// A node restarted a moment ago may not answer JetStream requests
-	// yet (no responders): that is waited out, within the audit's wait.
+	deadline := start.Add(spec.wait)
+	// A node restarted a moment ago, or a leaf node reconnecting, may not
+	// answer JetStream requests for a moment (no responders, or none in
+	// time): that is waited out, within the audit's wait, at every request.
+	transient := func(err error) bool {
+		return (errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout)) && time.Now().Before(deadline)
+	}
 	var stream jetstream.Stream
 	for {
 		stream, err = js.Stream(ctx, spec.stream)
 		if err == nil {
 			break
 		}
-		if !errors.Is(err, nats.ErrNoResponders) && !errors.Is(err, nats.ErrTimeout) || time.Since(start) > spec.wait {
+		if !transient(err) {
 			return fail(fmt.Errorf("stream %s: %w", spec.stream, err))
 		}
 		select {
@@ -233,7 +238,6 @@ func auditStream(ctx context.Context, spec auditSpec, set *auditSet) *StoreAudit
 	if err != nil {
 		return fail(fmt.Errorf("ordered consumer on %s: %w", spec.stream, err))
 	}
-	deadline := start.Add(spec.wait)
 	// remaining is how many messages are known to be there to read: the
 	// consumer's pending count at first, then what the stream gained.
 	// Fetching exactly that many means no fetch waits for messages that
@@ -243,6 +247,10 @@ func auditStream(ctx context.Context, spec auditSpec, set *auditSet) *StoreAudit
 	for {
 		for remaining > 0 {
 			batch, err := cons.Fetch(int(min(remaining, 10000)), jetstream.FetchMaxWait(2*time.Second))
+			if transient(err) {
+				time.Sleep(250 * time.Millisecond) // the ordered consumer resumes after the last message read
+				continue
+			}
 			if err != nil {
 				return fail(err)
 			}
@@ -254,7 +262,7 @@ func auditStream(ctx context.Context, spec auditSpec, set *auditSet) *StoreAudit
 				}
 				set.add(msg.Headers().Get(nats.MsgIdHdr), 1)
 			}
-			if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+			if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !transient(err) {
 				return fail(err)
 			}
 			if got == 0 {
@@ -275,6 +283,9 @@ func auditStream(ctx context.Context, spec auditSpec, set *auditSet) *StoreAudit
 			return fail(ctx.Err())
 		}
 		info, err := stream.Info(ctx)
+		if transient(err) {
+			continue
+		}
 		if err != nil {
 			return fail(err)
 		}
